@@ -1,0 +1,221 @@
+"""DiffSal (Xiong et al., CVPR 2024): MViTv2-S + VGGish encoders and the Saliency-UNet denoiser.
+
+Public surface: :class:`DiffSalConfig` (with the ``paper`` and ``tiny`` presets),
+:class:`DiffSalFeatures`, and :class:`DiffSal` with ``encode`` / ``denoise`` / ``sample``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from salrt.models.mvit import MViT, MViTConfig
+from salrt.models.saliency_unet import SaliencyUNet, UNetConfig
+from salrt.models.vggish import AudioEncoder
+from salrt.sampling.ddim import DDIMScheduler
+
+# Per-channel pixel statistics on the 0..255 scale (the reference's dataset.json).
+VIDEO_MEAN = (114.7748, 107.7354, 99.4750)
+VIDEO_STD = (38.7568578, 37.88248729, 40.02898126)
+
+
+@dataclass(frozen=True)
+class DiffSalConfig:
+    """Every shape-defining hyper-parameter of a DiffSal model."""
+
+    frames: int = 16
+    height: int = 224
+    width: int = 384
+    audio_slices: int = 9
+    audio_height: int = 112
+    audio_width: int = 192
+    mvit: MViTConfig = field(default_factory=MViTConfig)
+    vggish_channels: tuple[int, int, int, int] = (64, 128, 256, 512)
+    audio_heads: int = 2
+    audio_dim_head: int = 64
+    audio_mlp_dim: int = 256
+    decoder_heads: int = 2
+    decoder_mlp_ratio: float = 2.0
+    kv_kernels: tuple[int, int, int, int] = (2, 4, 8, 16)
+    temporal_kernel: int = 5
+    group_norm_groups: int = 32
+    num_timesteps: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.height % 32 or self.width % 32:
+            raise ValueError(f"video size must be a multiple of 32, got {self.height}x{self.width}")
+        if (self.height // 32, self.width // 32) != (self.audio_height // 16, self.audio_width // 16):
+            raise ValueError(
+                "the audio feature grid (audio size / 16) must equal the coarsest video grid (video size / 32): "
+                f"{self.audio_height}x{self.audio_width} vs {self.height}x{self.width}"
+            )
+        if self.frames // 2 + 1 != self.audio_slices:
+            raise ValueError(f"audio_slices must be frames/2 + 1 (= {self.frames // 2 + 1}), got {self.audio_slices}")
+        t = self.frames // 2 + 1
+        if (t - self.temporal_kernel) // self.temporal_kernel + 1 != 1:
+            raise ValueError("the temporal reduction must yield exactly one frame")
+
+    @property
+    def video_shape(self) -> tuple[int, int, int, int]:
+        """(3, T, H, W) of one clip."""
+        return (3, self.frames, self.height, self.width)
+
+    @property
+    def audio_shape(self) -> tuple[int, int, int, int]:
+        """(1, S, h, w) of one clip's log-mel slices."""
+        return (1, self.audio_slices, self.audio_height, self.audio_width)
+
+    def unet(self) -> UNetConfig:
+        chans = self.mvit.out_channels[::-1]
+        return UNetConfig(
+            video_channels=chans,  # type: ignore[arg-type]
+            audio_channels=self.vggish_channels[-1],
+            noise_channels=self.mvit.embed_dim,
+            fused_channels=chans[0],
+            head_channels=self.mvit.embed_dim,
+            num_heads=self.decoder_heads,
+            mlp_ratio=self.decoder_mlp_ratio,
+            kv_kernels=self.kv_kernels,
+            temporal_kernel=self.temporal_kernel,
+            group_norm_groups=self.group_norm_groups,
+            out_size=(self.height, self.width),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "DiffSalConfig":
+        data = dict(data)
+        mvit = MViTConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.pop("mvit", {}).items()})
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - fields
+        if unknown:
+            raise ValueError(f"unknown DiffSal config keys: {sorted(unknown)}")
+        return cls(mvit=mvit, **{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+    @classmethod
+    def preset(cls, name: str) -> "DiffSalConfig":
+        """``paper``: the released model. ``tiny``: same code, few channels and small frames (tests)."""
+        if name == "paper":
+            return cls()
+        if name == "tiny":
+            return cls(
+                height=64, width=128, audio_height=32, audio_width=64,
+                mvit=MViTConfig(embed_dim=8, depth=4, num_heads=1, downscale_layers=(1, 2, 3), table_input=(16, 64, 64)),
+                vggish_channels=(8, 8, 16, 16), audio_heads=2, audio_dim_head=8, audio_mlp_dim=16,
+                group_norm_groups=4,
+            )  # fmt: skip
+        raise ValueError(f"unknown DiffSal preset {name!r} (choose 'paper' or 'tiny')")
+
+
+class DiffSalFeatures(NamedTuple):
+    """Per-clip encoder outputs, computed once and reused by every denoiser step.
+
+    video: four (B, C_i, T/2, H_i, W_i) scales, coarsest first; audio: (B, Ca, S, h, w);
+    audio_aligned: the four per-stage aligned audio tensors (B, C_i, S, H_i, W_i).
+    """
+
+    video: tuple[torch.Tensor, ...]
+    audio: torch.Tensor
+    audio_aligned: tuple[torch.Tensor, ...]
+
+
+class DiffSal(nn.Module):
+    """The DiffSal model: encoders, Saliency-UNet denoiser, and DDIM sampling."""
+
+    name = "diffsal"
+
+    def __init__(self, config: DiffSalConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or DiffSalConfig()
+        cfg = self.config
+        self.video_encoder = MViT(cfg.mvit)
+        self.audio_encoder = AudioEncoder(cfg.vggish_channels, cfg.audio_heads, cfg.audio_dim_head, cfg.audio_mlp_dim)
+        self.denoiser = SaliencyUNet(cfg.unet())
+        self.scheduler = DDIMScheduler(cfg.num_timesteps)
+
+    def _check(self, name: str, x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+        if x.dim() != len(shape) + 1 or tuple(x.shape[1:]) != shape:
+            raise ValueError(f"{name} must have shape (B, {', '.join(map(str, shape))}), got {tuple(x.shape)}")
+        if not x.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
+        p = next(self.parameters())
+        return x.to(device=p.device, dtype=p.dtype)
+
+    def encode(self, video: torch.Tensor, audio: torch.Tensor) -> DiffSalFeatures:
+        """Run both encoders once per clip.
+
+        Args:
+            video: (B, 3, T, H, W) normalised as :data:`VIDEO_MEAN` / :data:`VIDEO_STD` on 0..255.
+            audio: (B, 1, S, h, w) VGGish log-mel slices.
+        """
+        cfg = self.config
+        video = self._check("video", video, cfg.video_shape)
+        audio = self._check("audio", audio, cfg.audio_shape)
+        if video.shape[0] != audio.shape[0]:
+            raise ValueError(f"video and audio batch sizes differ: {video.shape[0]} vs {audio.shape[0]}")
+        scales = tuple(self.video_encoder(video))
+        audio_feats = self.audio_encoder(audio)
+        aligned = tuple(self.denoiser.align_audio(audio_feats, scales))
+        return DiffSalFeatures(scales, audio_feats, aligned)
+
+    def denoise(self, x_t: torch.Tensor, t: torch.Tensor, features: DiffSalFeatures) -> torch.Tensor:
+        """One Saliency-UNet pass: (B,1,H,W) noisy map and (B,) integer timesteps -> x0 (B,1,H,W)."""
+        cfg = self.config
+        x_t = self._check("x_t", x_t, (1, cfg.height, cfg.width))
+        if t.dim() != 1 or t.shape[0] != x_t.shape[0] or t.is_floating_point():
+            raise ValueError(f"t must be an integer tensor of shape ({x_t.shape[0]},), got {t.dtype} {tuple(t.shape)}")
+        return self.denoiser(x_t, t.to(x_t.device), features.video, features.audio_aligned)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        video: torch.Tensor,
+        audio: torch.Tensor,
+        steps: int = 4,
+        eta: float = 0.0,
+        noise: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """DDIM sampling from x_T: (B,3,T,H,W), (B,1,S,h,w) -> saliency maps (B,1,H,W) in 0..1.
+
+        ``noise`` is x_T; given, the call is deterministic (with eta > 0 the per-step noise then
+        comes from ``generator``, or from a generator seeded with 0 when none is passed).
+        """
+        if eta < 0:
+            raise ValueError(f"eta must be >= 0, got {eta}")
+        plan = self.scheduler.timesteps(steps)
+        feats = self.encode(video, audio)
+        b = feats.audio.shape[0]
+        p = next(self.parameters())
+        shape = (b, 1, self.config.height, self.config.width)
+        if noise is None:
+            x = torch.randn(shape, generator=generator, device=p.device, dtype=p.dtype)
+        else:
+            x = self._check("noise", noise, shape[1:])
+            if x.shape[0] != b:
+                raise ValueError(f"noise batch {x.shape[0]} does not match the clip batch {b}")
+            if generator is None and eta > 0:
+                generator = torch.Generator(device=p.device).manual_seed(0)
+        for step in plan:
+            t = torch.full((b,), step.t, dtype=torch.long, device=p.device)
+            x0 = self.denoiser(x, t, feats.video, feats.audio_aligned)
+            x = self.scheduler.step(x0, x, step, eta=eta, generator=generator)
+        # The reference's inverse_data_transform clamps the final map to [0, 1].
+        return x.clamp(0.0, 1.0)
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Parameters per sub-network."""
+        return {
+            "video_encoder": sum(p.numel() for p in self.video_encoder.parameters()),
+            "audio_encoder": sum(p.numel() for p in self.audio_encoder.audio_net.parameters()),
+            "audio_temporal": sum(p.numel() for p in self.audio_encoder.spatiotemp_net.parameters()),
+            "denoiser": sum(p.numel() for p in self.denoiser.parameters()),
+        }

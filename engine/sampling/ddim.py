@@ -1,0 +1,101 @@
+"""DDIM scheduler with DiffSal's noise schedule, kept separate from any denoiser.
+
+The scheduler owns the schedule, the timestep sequence and the update rule; callers own the
+denoiser. ``step`` is a pure function of its tensor inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+def diffsal_cosine_betas(num_timesteps: int = 1000, s: float = 0.008) -> np.ndarray:
+    """The reference's variant of the cosine schedule, in float64.
+
+    With n = T + 1 points x = linspace(0, n, n): abar(x) = cos(((x/n) + s)/(1 + s) * pi/2)^2 / abar(0),
+    beta_i = 1 - abar(i+1)/abar(i) clipped to [0, 0.999]. Not the textbook cosine schedule
+    (which uses linspace(0, T, T+1)); released checkpoints were trained with this one.
+    """
+    n = num_timesteps + 1
+    x = np.linspace(0, n, n)
+    abar = np.cos(((x / n) + s) / (1 + s) * np.pi * 0.5) ** 2
+    abar = abar / abar[0]
+    return np.clip(1 - abar[1:] / abar[:-1], 0, 0.999)
+
+
+@dataclass(frozen=True)
+class DDIMStep:
+    """One step of the sampling loop: the model is called at ``t``; ``t_next < 0`` ends it."""
+
+    t: int
+    t_next: int
+
+
+class DDIMScheduler:
+    """DDIM sampling for an x0-predicting denoiser (DiffSal's ``sample_ddim``).
+
+    Args:
+        num_timesteps: training steps T (1000).
+        betas: optional explicit schedule; default :func:`diffsal_cosine_betas`.
+    """
+
+    def __init__(self, num_timesteps: int = 1000, betas: np.ndarray | None = None) -> None:
+        betas = diffsal_cosine_betas(num_timesteps) if betas is None else np.asarray(betas, dtype=np.float64)
+        if betas.shape != (num_timesteps,):
+            raise ValueError(f"betas must have shape ({num_timesteps},), got {betas.shape}")
+        self.num_timesteps = num_timesteps
+        # Reference quirk kept: betas go to float32 first and the cumulative product runs in float32.
+        b32 = torch.tensor(betas, dtype=torch.float32)
+        self.alphas_cumprod = torch.cumprod(1.0 - b32, dim=0)
+
+    def timesteps(self, steps: int) -> list[DDIMStep]:
+        """Visited timesteps, largest first: skip = T // steps, range(0, T, skip) reversed."""
+        if not isinstance(steps, int) or steps < 1 or steps > self.num_timesteps:
+            raise ValueError(f"steps must be an integer in 1..{self.num_timesteps}, got {steps!r}")
+        seq = list(range(0, self.num_timesteps, self.num_timesteps // steps))
+        nxt = [-1] + seq[:-1]
+        return [DDIMStep(t, tn) for t, tn in zip(reversed(seq), reversed(nxt))]
+
+    def coefficients(self, step: DDIMStep, eta: float = 0.0) -> dict[str, float]:
+        """Scalar coefficients of one update (float32 arithmetic, as the reference).
+
+        x_next = a_next_sqrt * x0 + c1 * z + c2 * eps,  eps = (r * x_t - x0) / rm1.
+        """
+        a = self.alphas_cumprod[step.t]
+        coef = {
+            "recip_sqrt": float(torch.sqrt(1.0 / a)),
+            "recipm1_sqrt": float(torch.sqrt(1.0 / a - 1)),
+            "final": float(step.t_next < 0),
+        }
+        if step.t_next < 0:
+            coef.update(a_next_sqrt=0.0, c1=0.0, c2=0.0)
+            return coef
+        an = self.alphas_cumprod[step.t_next]
+        c1 = eta * torch.sqrt((1 - a / an) * (1 - an) / (1 - a))
+        c2 = torch.sqrt((1 - an) - c1**2)
+        coef.update(a_next_sqrt=float(torch.sqrt(an)), c1=float(c1), c2=float(c2))
+        return coef
+
+    def step(
+        self,
+        x0: torch.Tensor,
+        x_t: torch.Tensor,
+        step: DDIMStep,
+        eta: float = 0.0,
+        noise: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """x_{t_next} from x_t and the denoiser's x0 prediction. Returns x0 on the final step."""
+        if step.t_next < 0:
+            return x0
+        c = self.coefficients(step, eta)
+        eps = (c["recip_sqrt"] * x_t - x0) / c["recipm1_sqrt"]
+        out = c["a_next_sqrt"] * x0
+        if c["c1"] != 0.0:
+            if noise is None:
+                noise = torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)
+            out = out + c["c1"] * noise
+        return out + c["c2"] * eps
