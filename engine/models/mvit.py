@@ -117,10 +117,14 @@ class PoolingAttention(nn.Module):
         self.rel_pos_w = nn.Parameter(torch.zeros(rel_dim, head_dim))
         self.rel_pos_t = nn.Parameter(torch.zeros(2 * table_grid[0] - 1, head_dim))
 
-    def _relative_bias(
+    def _relative_scores(
         self, q: torch.Tensor, q_grid: tuple[int, int, int], k_grid: tuple[int, int, int]
     ) -> torch.Tensor:
-        """(B, heads, Nq, Nk) decomposed relative-position bias (class token excluded)."""
+        """Per-query relative-position terms for each key coordinate along t, h and w.
+
+        Returns (B, heads, Nq, Kt + Kh + Kw) for the patch queries (class token excluded). The
+        bias of query i and key (jt, jh, jw) is rel[i, jt] + rel[i, Kt + jh] + rel[i, Kt + Kh + jw].
+        """
         b, heads, _, c = q.shape
         rt = _rel_pos_table(self.rel_pos_t, q_grid[0], k_grid[0])
         rh = _rel_pos_table(self.rel_pos_h, q_grid[1], k_grid[1])
@@ -129,14 +133,20 @@ class PoolingAttention(nn.Module):
         rel_t = torch.einsum("bythwc,tkc->bythwk", r_q, rt)
         rel_h = torch.einsum("bythwc,hkc->bythwk", r_q, rh)
         rel_w = torch.einsum("bythwc,wkc->bythwk", r_q, rw)
-        bias = (
-            rel_t[:, :, :, :, :, :, None, None]
-            + rel_h[:, :, :, :, :, None, :, None]
-            + rel_w[:, :, :, :, :, None, None, :]
-        )
         nq = q_grid[0] * q_grid[1] * q_grid[2]
-        nk = k_grid[0] * k_grid[1] * k_grid[2]
-        return bias.reshape(b, heads, nq, nk)
+        return torch.cat([rel_t, rel_h, rel_w], dim=-1).reshape(b, heads, nq, -1)
+
+    @staticmethod
+    def _key_indicators(grid: tuple[int, int, int], like: torch.Tensor) -> torch.Tensor:
+        """(1 + Kt*Kh*Kw, Kt + Kh + Kw) one-hot coordinates of every key; zeros for the class token."""
+        kt, kh, kw = grid
+        n = kt * kh * kw
+        idx = torch.arange(n, device=like.device)
+        eye_t = torch.eye(kt, dtype=like.dtype, device=like.device)
+        eye_h = torch.eye(kh, dtype=like.dtype, device=like.device)
+        eye_w = torch.eye(kw, dtype=like.dtype, device=like.device)
+        onehot = torch.cat([eye_t[idx // (kh * kw)], eye_h[(idx // kw) % kh], eye_w[idx % kw]], dim=-1)
+        return F.pad(onehot, (0, 0, 1, 0))
 
     def forward(self, x: torch.Tensor, grid: tuple[int, int, int]) -> tuple[torch.Tensor, tuple[int, int, int]]:
         b, n, _ = x.shape
@@ -145,10 +155,16 @@ class PoolingAttention(nn.Module):
         k, k_grid = _pool_tokens(k, self.pool_k, grid, self.norm_k)
         v, _ = _pool_tokens(v, self.pool_v, grid, self.norm_v)
 
-        attn = (q * self.scale) @ k.transpose(-2, -1)
-        # Pad with zeros so the class-token row and column keep their scores (no in-place write).
-        attn = attn + F.pad(self._relative_bias(q, q_grid, k_grid), (1, 0, 1, 0))
-        out = attn.softmax(dim=-1) @ v
+        # softmax(q k^T * scale + relative bias) as one fused attention: the decomposed bias is a
+        # dot product of per-query terms with one-hot key coordinates, so it rides along as extra
+        # channels of q and k and the (Nq x Nk) bias is never materialised.
+        rel = F.pad(self._relative_scores(q, q_grid, k_grid), (0, 0, 1, 0))
+        q_aug = torch.cat([q * self.scale, rel], dim=-1)
+        keys = self._key_indicators(k_grid, k).expand(b, self.num_heads, -1, -1)
+        k_aug = torch.cat([k, keys], dim=-1)
+        extra = rel.shape[-1]
+        # v is zero-padded to the augmented width: the fused CPU kernel needs equal head dims.
+        out = F.scaled_dot_product_attention(q_aug, k_aug, F.pad(v, (0, extra)), scale=1.0)[..., : v.shape[-1]]
         out = out + F.pad(q[:, :, 1:], (0, 0, 1, 0))  # residual pooling, class token excluded
         out = out.transpose(1, 2).reshape(b, -1, self.out_dim)
         return self.proj(out), q_grid

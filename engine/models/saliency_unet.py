@@ -232,7 +232,8 @@ class TemporalReduce(nn.Module):
         b, k, h, w, c = frames.shape
         weight = self.weight[:, :, :, 0, 0].permute(0, 2, 1).reshape(self.weight.shape[0], k * c)
         y = F.linear(frames.permute(0, 2, 3, 1, 4).reshape(b, h * w, k * c), weight)
-        return F.relu(y).transpose(1, 2).reshape(b, -1, h, w)
+        # NCHW-contiguous: the bilinear resize that follows is several times slower on channels-last.
+        return F.relu(y).transpose(1, 2).contiguous().reshape(b, -1, h, w)
 
 
 class MAMStage(nn.Module):
