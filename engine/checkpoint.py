@@ -71,6 +71,25 @@ def reference_to_salrt(name: str) -> str | None:
     raise CheckpointError(f"unknown reference parameter {name!r}")
 
 
+def _invert_rule(pattern: str, repl: str) -> tuple[str, str]:
+    """Turn a (source regex, replacement) rule around; groups are (\\d+) or (a|b|...) only."""
+    groups = re.findall(r"\([^)]*\)", pattern)
+    parts = re.split(r"\\(\d)", repl)  # literal, group number, literal, ...
+    inv_pattern = "^" + "".join(re.escape(p) if i % 2 == 0 else groups[int(p) - 1] for i, p in enumerate(parts))
+    counter = iter(range(1, len(groups) + 1))
+    inv_repl = re.sub(r"\([^)]*\)", lambda _: f"\\{next(counter)}", pattern.lstrip("^")).replace("\\.", ".")
+    return inv_pattern, inv_repl
+
+
+def salrt_to_reference(name: str) -> str:
+    """Inverse of :func:`reference_to_salrt` (to write reference-layout state dicts)."""
+    for pattern, repl in _REFERENCE_RULES:
+        inv_pattern, inv_repl = _invert_rule(pattern, repl)
+        if re.search(inv_pattern, name):
+            return re.sub(inv_pattern, inv_repl, name)
+    raise CheckpointError(f"no reference name for {name!r}")
+
+
 def read_torch_file(path: str | os.PathLike[str]) -> Any:
     """``torch.load`` with weights_only and errors that say what is wrong with the file."""
     p = Path(path)

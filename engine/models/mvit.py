@@ -116,6 +116,8 @@ class PoolingAttention(nn.Module):
         self.rel_pos_h = nn.Parameter(torch.zeros(rel_dim, head_dim))
         self.rel_pos_w = nn.Parameter(torch.zeros(rel_dim, head_dim))
         self.rel_pos_t = nn.Parameter(torch.zeros(2 * table_grid[0] - 1, head_dim))
+        # False: materialised scores as the reference computes them (cost accounting, baselines).
+        self.fused = True
 
     def _relative_scores(
         self, q: torch.Tensor, q_grid: tuple[int, int, int], k_grid: tuple[int, int, int]
@@ -159,15 +161,39 @@ class PoolingAttention(nn.Module):
         # dot product of per-query terms with one-hot key coordinates, so it rides along as extra
         # channels of q and k and the (Nq x Nk) bias is never materialised.
         rel = F.pad(self._relative_scores(q, q_grid, k_grid), (0, 0, 1, 0))
+        if not self.fused:
+            out = self._attention_unfused(q, k, v, rel, k_grid)
+        else:
+            out = self._attention_fused(q, k, v, rel, k_grid)
+        out = out + F.pad(q[:, :, 1:], (0, 0, 1, 0))  # residual pooling, class token excluded
+        out = out.transpose(1, 2).reshape(b, -1, self.out_dim)
+        return self.proj(out), q_grid
+
+    def _attention_unfused(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel: torch.Tensor, k_grid: tuple[int, int, int]
+    ) -> torch.Tensor:
+        """Reference-style: materialised scores plus the broadcast (Nq x Nk) bias, then softmax."""
+        b, heads, nq1, _ = q.shape
+        kt, kh, kw = k_grid
+        r = rel[:, :, 1:]
+        bias = (
+            r[..., :kt, None, None]
+            + r[..., None, kt : kt + kh, None]
+            + r[..., None, None, kt + kh :]
+        ).reshape(b, heads, nq1 - 1, kt * kh * kw)
+        attn = (q * self.scale) @ k.transpose(-2, -1) + F.pad(bias, (1, 0, 1, 0))
+        return attn.softmax(dim=-1) @ v
+
+    def _attention_fused(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel: torch.Tensor, k_grid: tuple[int, int, int]
+    ) -> torch.Tensor:
+        b = q.shape[0]
         q_aug = torch.cat([q * self.scale, rel], dim=-1)
         keys = self._key_indicators(k_grid, k).expand(b, self.num_heads, -1, -1)
         k_aug = torch.cat([k, keys], dim=-1)
         extra = rel.shape[-1]
         # v is zero-padded to the augmented width: the fused CPU kernel needs equal head dims.
-        out = F.scaled_dot_product_attention(q_aug, k_aug, F.pad(v, (0, extra)), scale=1.0)[..., : v.shape[-1]]
-        out = out + F.pad(q[:, :, 1:], (0, 0, 1, 0))  # residual pooling, class token excluded
-        out = out.transpose(1, 2).reshape(b, -1, self.out_dim)
-        return self.proj(out), q_grid
+        return F.scaled_dot_product_attention(q_aug, k_aug, F.pad(v, (0, extra)), scale=1.0)[..., : v.shape[-1]]
 
 
 class MLP(nn.Module):

@@ -328,7 +328,7 @@ class SaliencyUNet(nn.Module):
         Returns:
             (B, 1, H, W) predicted x0 in 0..1.
         """
-        temb = timestep_embedding(t, self.cfg.noise_channels)
+        temb = timestep_embedding(t, self.cfg.noise_channels).to(x_t.dtype)
         temb = self.time_embed[1](swish(self.time_embed[0](temb)))
         noise = self.noise_encoder(x_t, temb)
         # The noise features join the three coarsest video scales as an extra last frame.

@@ -1,0 +1,195 @@
+"""Cost accounting: parameters, the papers' MAC convention, and full FLOPs.
+
+* Papers' convention: what the ``thop`` profiler reports for one forward of the reference model
+  (both encoders and one denoiser pass): multiply-accumulates of hooked leaf modules (conv,
+  linear, norm, softmax and upsample modules, thop's rules), functional ops such as attention
+  matmuls not counted, and parameters of the leaf modules that ran. Counted here with forward
+  hooks that apply thop's rules to the modules as the reference runs them (see ``_REFERENCE_AS``).
+* Full FLOPs: ``torch.utils.flop_counter.FlopCounterMode`` (2 FLOPs per MAC, every matmul and
+  attention included) for the video encoder, the audio encoder, the per-clip audio alignment and
+  one denoiser pass.
+
+Both run on the meta device: no weights are needed and nothing is computed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from salrt.models.diffsal import DiffSal, DiffSalConfig
+from salrt.models.saliency_unet import DepthOneConv, MAMStage, TemporalReduce, UpEmbed
+from salrt.models.vggish import AudioTemporalModule
+
+
+def _conv_macs(m: nn.Module, inputs: tuple, out: torch.Tensor) -> tuple[int, int]:
+    # thop: output elements x (in_channels / groups) x kernel elements
+    return out.numel() * (inputs[0].shape[1] // m.groups) * math.prod(m.weight.shape[2:]), _params(m)
+
+
+def _params(m: nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters(recurse=False))
+
+
+def _norm_macs(m: nn.Module, inputs: tuple, out: torch.Tensor) -> tuple[int, int]:
+    affine = getattr(m, "affine", False) or getattr(m, "elementwise_affine", False)
+    return 2 * inputs[0].numel() * (2 if affine else 1), _params(m)
+
+
+def _linear_macs(m: nn.Module, inputs: tuple, out: torch.Tensor) -> tuple[int, int]:
+    return m.in_features * out.numel(), _params(m)
+
+
+def _softmax_macs(m: nn.Module, inputs: tuple, out: torch.Tensor) -> tuple[int, int]:
+    n = inputs[0].shape[m.dim]
+    return (inputs[0].numel() // n) * (3 * n - 1), 0
+
+
+def _depth_one_conv(m: DepthOneConv, inputs: tuple, out: torch.Tensor) -> tuple[int, int]:
+    # The reference runs a depthwise Conv3d with the full (kt, k, k) kernel on a padded depth-1 volume.
+    return out.numel() * math.prod(m.weight.shape[2:]), m.weight.numel()
+
+
+def _temporal_reduce(m: TemporalReduce, inputs: tuple, out: torch.Tensor) -> tuple[int, int]:
+    # Reference: Conv3d (k,1,1) with one output frame.
+    return out.numel() * m.weight.shape[1] * m.weight.shape[2], m.weight.numel()
+
+
+def _up_embed(m: UpEmbed, inputs: tuple, out: torch.Tensor) -> tuple[int, int]:
+    # Reference: an nn.Upsample(bilinear) module, 11 ops per output element in thop.
+    b, c, t, h, w = inputs[0].shape
+    return 11 * b * t * c * (2 * h) * (2 * w), 0
+
+
+def _audio_temporal(m: AudioTemporalModule, inputs: tuple, out: torch.Tensor) -> tuple[int, int]:
+    # Reference: a patch embedding (LayerNorm, Linear, LayerNorm) computed, then discarded.
+    d = inputs[0].shape[1]
+    n = inputs[0].numel()
+    return 4 * n + d * n + 4 * n, 4 * d + d * d + d
+
+
+def _mam_stage(m: MAMStage, inputs: tuple, out: tuple) -> tuple[int, int]:
+    # Reference: the side-output LayerNorm runs on all T frames; salrt normalises only the k
+    # frames the temporal reduction reads (the module's own hook counts those).
+    b, c, t, h, w = out[0].shape
+    return 4 * b * c * (t - m.k) * h * w, 0
+
+
+_THOP_RULES: dict[type, Callable] = {
+    nn.Conv1d: _conv_macs, nn.Conv2d: _conv_macs, nn.Conv3d: _conv_macs,
+    nn.BatchNorm1d: _norm_macs, nn.BatchNorm2d: _norm_macs, nn.BatchNorm3d: _norm_macs, nn.LayerNorm: _norm_macs,
+    nn.Linear: _linear_macs, nn.Softmax: _softmax_macs,
+}  # fmt: skip
+_REFERENCE_AS: dict[type, Callable] = {
+    DepthOneConv: _depth_one_conv,
+    TemporalReduce: _temporal_reduce,
+    UpEmbed: _up_embed,
+    AudioTemporalModule: _audio_temporal,
+    MAMStage: _mam_stage,
+}
+
+
+@dataclass
+class CostReport:
+    """Parameters per sub-network and cost in both conventions, for one input size and step count."""
+
+    params: dict[str, int]
+    paper_macs: float
+    paper_params: float
+    flops: dict[str, float]
+    steps: int
+
+    @property
+    def flops_encoders(self) -> float:
+        return self.flops["video_encoder"] + self.flops["audio_encoder"] + self.flops["audio_alignment"]
+
+    @property
+    def flops_per_clip(self) -> float:
+        return self.flops_encoders + self.steps * self.flops["denoiser_step"]
+
+
+def paper_convention(model: DiffSal, video: torch.Tensor, audio: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> tuple[float, float]:
+    """(MACs, params) as thop reports them for the reference: encoders + one denoiser pass."""
+    macs = [0.0]
+    counted: dict[nn.Module, int] = {}
+    handles = []
+
+    def hook(rule: Callable) -> Callable:
+        def run(m: nn.Module, inputs: tuple, out: torch.Tensor) -> None:
+            ops, params = rule(m, inputs, out)
+            macs[0] += ops
+            counted[m] = params
+        return run
+
+    for mod in model.modules():
+        rule = _REFERENCE_AS.get(type(mod)) or _THOP_RULES.get(type(mod))
+        if rule is not None:
+            handles.append(mod.register_forward_hook(hook(rule)))
+    try:
+        with torch.no_grad():
+            feats = model.encode(video, audio)
+            model.denoise(x_t, t, feats)
+    finally:
+        for h in handles:
+            h.remove()
+    return macs[0], float(sum(counted.values()))
+
+
+def full_flops(model: DiffSal, video: torch.Tensor, audio: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> dict[str, float]:
+    """FLOPs (torch's counter) of each part: video/audio encoder, audio alignment, one denoiser step."""
+    out: dict[str, float] = {}
+    # Count the model's attention, not the fused kernel's padding: use the unfused formulation.
+    attn = [m for m in model.modules() if hasattr(m, "fused")]
+    for m in attn:
+        m.fused = False
+    try:
+        return _count_parts(model, video, audio, x_t, t, out)
+    finally:
+        for m in attn:
+            m.fused = True
+
+
+def _count_parts(model: DiffSal, video: torch.Tensor, audio: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, out: dict[str, float]) -> dict[str, float]:
+    with torch.no_grad():
+        with FlopCounterMode(display=False) as fc:
+            scales = model.video_encoder(video)
+        out["video_encoder"] = float(fc.get_total_flops())
+        with FlopCounterMode(display=False) as fc:
+            audio_feats = model.audio_encoder(audio)
+        out["audio_encoder"] = float(fc.get_total_flops())
+        with FlopCounterMode(display=False) as fc:
+            aligned = model.denoiser.align_audio(audio_feats, scales)
+        out["audio_alignment"] = float(fc.get_total_flops())
+        with FlopCounterMode(display=False) as fc:
+            model.denoiser(x_t, t, scales, aligned)
+        out["denoiser_step"] = float(fc.get_total_flops())
+    return out
+
+
+def cost_report(
+    config: DiffSalConfig | None = None,
+    batch: int = 1,
+    steps: int = 4,
+    video_size: tuple[int, int] | None = None,
+) -> CostReport:
+    """Cost of a DiffSal model at ``video_size`` (H, W; audio slices sized to match), on meta tensors."""
+    import dataclasses
+
+    cfg = config or DiffSalConfig()
+    if video_size is not None:
+        h, w = video_size
+        cfg = dataclasses.replace(cfg, height=h, width=w, audio_height=h // 2, audio_width=w // 2)
+    with torch.device("meta"):
+        model = DiffSal(cfg).eval()
+        video = torch.empty(batch, *cfg.video_shape)
+        audio = torch.empty(batch, *cfg.audio_shape)
+        x_t = torch.empty(batch, 1, cfg.height, cfg.width)
+        t = torch.zeros(batch, dtype=torch.long)
+    macs, pparams = paper_convention(model, video, audio, x_t, t)
+    flops = full_flops(model, video, audio, x_t, t)
+    return CostReport(model.parameter_counts(), macs, pparams, flops, steps)

@@ -1,0 +1,29 @@
+"""Shared fixtures: a tiny DiffSal with synthetic weights (most tests) and helpers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import salrt
+from salrt.testing import synthetic_inputs, synthetic_state_dict
+
+torch.set_num_threads(2)
+
+
+def tiny_model(seed: int = 0) -> salrt.DiffSal:
+    m = salrt.load_model("diffsal", config="tiny")
+    shapes = {k: tuple(v.shape) for k, v in m.state_dict().items()}
+    m.load_state_dict(synthetic_state_dict(shapes, seed))
+    return m
+
+
+@pytest.fixture(scope="session")
+def tiny() -> salrt.DiffSal:
+    return tiny_model()
+
+
+@pytest.fixture()
+def tiny_inputs(tiny: salrt.DiffSal) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    c = tiny.config
+    return synthetic_inputs(c.video_shape, c.audio_shape, 2, seed=7)
