@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import re
 import zipfile
 from pathlib import Path
@@ -101,7 +100,7 @@ def read_torch_file(path: str | os.PathLike[str]) -> Any:
         raise CheckpointError(f"{p}: file is empty")
     try:
         return torch.load(p, map_location="cpu", weights_only=True)
-    except (zipfile.BadZipFile, EOFError, pickle.UnpicklingError, RuntimeError, ValueError, OSError) as exc:
+    except Exception as exc:  # any failure to unpickle user data is reported as such
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if isinstance(exc, zipfile.BadZipFile) or "zip archive" in msg or "central directory" in msg or isinstance(exc, EOFError):
             raise CheckpointError(f"{p}: truncated or corrupt PyTorch checkpoint ({msg})") from None
