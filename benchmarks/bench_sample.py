@@ -21,29 +21,38 @@ from pathlib import Path
 import torch
 
 import salrt
+from salrt.models.mvit import reference_attention
 from salrt.testing import synthetic_inputs, synthetic_state_dict
 
 
+def reference_style_encode(model: salrt.DiffSal, video: torch.Tensor, audio: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Both encoders, with the MViT attention scores materialised as the reference computes them."""
+    with torch.no_grad(), reference_attention(model):
+        return model.video_encoder(video), model.audio_encoder(audio)
+
+
+def reference_style_step(model: salrt.DiffSal, saved: list[torch.Tensor], audio_feats: torch.Tensor, x: torch.Tensor, step) -> torch.Tensor:
+    """One step as the reference runs it: feature copy, alignment inside the step, host round trip."""
+    with torch.no_grad():
+        feats = copy.deepcopy(saved)  # the reference mutates its feature list every step
+        aligned = model.denoiser.align_audio(audio_feats, feats)
+        t = torch.full((x.shape[0],), step.t, dtype=torch.long, device=x.device)
+        x0 = model.denoiser(x, t, feats, aligned)
+        return model.scheduler.step(x0, x, step).cpu().to(x0.device)
+
+
 def reference_style_sample(model: salrt.DiffSal, video: torch.Tensor, audio: torch.Tensor, noise: torch.Tensor, steps: int) -> torch.Tensor:
-    attn = [m for m in model.modules() if hasattr(m, "fused")]
-    for m in attn:
-        m.fused = False
-    try:
-        with torch.no_grad():
-            video_feats = model.video_encoder(video)
-            audio_feats = model.audio_encoder(audio)
-            saved = copy.deepcopy(video_feats)
-            x = noise
-            for step in model.scheduler.timesteps(steps):
-                feats = copy.deepcopy(saved)  # the reference mutates its feature list every step
-                aligned = model.denoiser.align_audio(audio_feats, feats)
-                t = torch.full((x.shape[0],), step.t, dtype=torch.long, device=x.device)
-                x0 = model.denoiser(x, t, feats, aligned)
-                x = model.scheduler.step(x0, x, step).cpu().to(x0.device)  # host round trip per step
-            return x.clamp(0, 1)
-    finally:
-        for m in attn:
-            m.fused = True
+    video_feats, audio_feats = reference_style_encode(model, video, audio)
+    x = noise
+    for step in model.scheduler.timesteps(steps):
+        x = reference_style_step(model, video_feats, audio_feats, x, step)
+    return x.clamp(0, 1)
+
+
+def _timed(fn, *args):
+    t0 = time.perf_counter()
+    out = fn(*args)
+    return out, time.perf_counter() - t0
 
 
 def cpu_name() -> str:
@@ -77,13 +86,20 @@ def main() -> None:
     ours_out = model.sample(*inputs[0][:2], steps=args.steps, noise=inputs[0][2])
     max_abs = (ref_out - ours_out).abs().max().item()
     t_ref, t_ours = [], []
+    parts: dict[str, list[float]] = {"reference_style_encoders_s": [], "salrt_encode_s": [],
+                                      "reference_style_step_s": [], "salrt_denoise_s": []}  # fmt: skip
+    first = model.scheduler.timesteps(args.steps)[0]
     for v, a, n in inputs[1:]:  # rotate inputs, alternate the two loops
-        t0 = time.perf_counter()
-        reference_style_sample(model, v, a, n, args.steps)
-        t_ref.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        model.sample(v, a, steps=args.steps, noise=n)
-        t_ours.append(time.perf_counter() - t0)
+        t_ref.append(_timed(reference_style_sample, model, v, a, n, args.steps)[1])
+        t_ours.append(_timed(model.sample, v, a, args.steps, 0.0, n)[1])
+        (vf, af), dt = _timed(reference_style_encode, model, v, a)
+        parts["reference_style_encoders_s"].append(dt)
+        parts["reference_style_step_s"].append(_timed(reference_style_step, model, vf, af, n, first)[1])
+        with torch.no_grad():
+            feats, dt = _timed(model.encode, v, a)
+            parts["salrt_encode_s"].append(dt)
+            t = torch.full((n.shape[0],), first.t, dtype=torch.long)
+            parts["salrt_denoise_s"].append(_timed(model.denoise, n, t, feats)[1])
     res = {
         "command": f"python benchmarks/bench_sample.py --config {args.config} --batch {args.batch} --steps {args.steps} --reps {args.reps} --threads {args.threads}",
         "machine": {"cpu": cpu_name(), "threads": args.threads, "platform": platform.platform(),
@@ -93,6 +109,8 @@ def main() -> None:
         "reference_style_median_s": statistics.median(t_ref), "salrt_median_s": statistics.median(t_ours),
         "speedup": statistics.median(t_ref) / statistics.median(t_ours),
         "max_abs_diff_maps": max_abs,
+        "parts_median_s": {k: statistics.median(v) for k, v in parts.items()},
+        "parts_s": parts,
     }  # fmt: skip
     print(json.dumps(res, indent=2))
     if args.out:

@@ -23,6 +23,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from salrt.models.diffsal import DiffSal, DiffSalConfig
+from salrt.models.mvit import reference_attention
 from salrt.models.saliency_unet import DepthOneConv, MAMStage, TemporalReduce, UpEmbed
 from salrt.models.vggish import AudioTemporalModule
 
@@ -144,18 +145,7 @@ def full_flops(model: DiffSal, video: torch.Tensor, audio: torch.Tensor, x_t: to
     """FLOPs (torch's counter) of each part: video/audio encoder, audio alignment, one denoiser step."""
     out: dict[str, float] = {}
     # Count the model's attention, not the fused kernel's padding: use the unfused formulation.
-    attn = [m for m in model.modules() if hasattr(m, "fused")]
-    for m in attn:
-        m.fused = False
-    try:
-        return _count_parts(model, video, audio, x_t, t, out)
-    finally:
-        for m in attn:
-            m.fused = True
-
-
-def _count_parts(model: DiffSal, video: torch.Tensor, audio: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, out: dict[str, float]) -> dict[str, float]:
-    with torch.no_grad():
+    with torch.no_grad(), reference_attention(model):
         with FlopCounterMode(display=False) as fc:
             scales = model.video_encoder(video)
         out["video_encoder"] = float(fc.get_total_flops())
@@ -171,19 +161,9 @@ def _count_parts(model: DiffSal, video: torch.Tensor, audio: torch.Tensor, x_t: 
     return out
 
 
-def cost_report(
-    config: DiffSalConfig | None = None,
-    batch: int = 1,
-    steps: int = 4,
-    video_size: tuple[int, int] | None = None,
-) -> CostReport:
-    """Cost of a DiffSal model at ``video_size`` (H, W; audio slices sized to match), on meta tensors."""
-    import dataclasses
-
+def cost_report(config: DiffSalConfig | None = None, batch: int = 1, steps: int = 4) -> CostReport:
+    """Cost of a DiffSal model at its configured input sizes, on meta tensors."""
     cfg = config or DiffSalConfig()
-    if video_size is not None:
-        h, w = video_size
-        cfg = dataclasses.replace(cfg, height=h, width=w, audio_height=h // 2, audio_width=w // 2)
     with torch.device("meta"):
         model = DiffSal(cfg).eval()
         video = torch.empty(batch, *cfg.video_shape)

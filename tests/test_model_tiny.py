@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import salrt
+from salrt.models.mvit import reference_attention
 from salrt.testing import synthetic_inputs
 
 
@@ -90,14 +91,8 @@ def test_sampling_determinism_and_eta(tiny, tiny_inputs):
 def test_fused_attention_matches_reference_style(tiny, tiny_inputs):
     video, audio, _ = tiny_inputs
     fused = tiny.video_encoder(video)
-    attn = [m for m in tiny.modules() if hasattr(m, "fused")]
-    try:
-        for m in attn:
-            m.fused = False
+    with reference_attention(tiny):
         plain = tiny.video_encoder(video)
-    finally:
-        for m in attn:
-            m.fused = True
     for a, b in zip(fused, plain):
         torch.testing.assert_close(a, b, atol=2e-5, rtol=0)
 

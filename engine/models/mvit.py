@@ -7,7 +7,9 @@ scales. Parameter names follow the mmaction2 checkpoint so released weights load
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -157,14 +159,9 @@ class PoolingAttention(nn.Module):
         k, k_grid = _pool_tokens(k, self.pool_k, grid, self.norm_k)
         v, _ = _pool_tokens(v, self.pool_v, grid, self.norm_v)
 
-        # softmax(q k^T * scale + relative bias) as one fused attention: the decomposed bias is a
-        # dot product of per-query terms with one-hot key coordinates, so it rides along as extra
-        # channels of q and k and the (Nq x Nk) bias is never materialised.
         rel = F.pad(self._relative_scores(q, q_grid, k_grid), (0, 0, 1, 0))
-        if not self.fused:
-            out = self._attention_unfused(q, k, v, rel, k_grid)
-        else:
-            out = self._attention_fused(q, k, v, rel, k_grid)
+        attend = self._attention_fused if self.fused else self._attention_unfused
+        out = attend(q, k, v, rel, k_grid)
         out = out + F.pad(q[:, :, 1:], (0, 0, 1, 0))  # residual pooling, class token excluded
         out = out.transpose(1, 2).reshape(b, -1, self.out_dim)
         return self.proj(out), q_grid
@@ -187,6 +184,9 @@ class PoolingAttention(nn.Module):
     def _attention_fused(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel: torch.Tensor, k_grid: tuple[int, int, int]
     ) -> torch.Tensor:
+        """softmax(q k^T * scale + bias) in one fused kernel: the decomposed bias is a dot product of
+        per-query terms with one-hot key coordinates, so it rides along as extra channels of q and k
+        and the (Nq x Nk) bias is never materialised."""
         b = q.shape[0]
         q_aug = torch.cat([q * self.scale, rel], dim=-1)
         keys = self._key_indicators(k_grid, k).expand(b, self.num_heads, -1, -1)
@@ -304,3 +304,16 @@ class MViT(nn.Module):
                 x = getattr(self, f"norm{self.stage_ends[i]}")(x)
                 outs.append(x[:, 1:].transpose(1, 2).reshape(b, x.shape[2], *grid))
         return outs[::-1]
+
+
+@contextmanager
+def reference_attention(module: nn.Module) -> Iterator[None]:
+    """Run every MViT attention inside ``module`` with materialised scores, as the reference does."""
+    layers = [m for m in module.modules() if isinstance(m, PoolingAttention)]
+    for m in layers:
+        m.fused = False
+    try:
+        yield
+    finally:
+        for m in layers:
+            m.fused = True
