@@ -1,19 +1,36 @@
-"""salrt: a deployment engine for diffusion-based audio-visual saliency prediction."""
+"""salrt: a deployment engine for diffusion-based audio-visual saliency prediction.
 
-from salrt.checkpoint import save_salrt as save_checkpoint
-from salrt.errors import CheckpointError, SalrtError
-from salrt.models import DiffSal, DiffSalConfig, DiffSalFeatures, load_model
-from salrt.sampling import DDIMScheduler
+Names are imported lazily so that the torch-free parts (``salrt.io``, ``salrt.metrics`` and the
+onnxruntime path) work in an install without torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from salrt.errors import CheckpointError, MediaError, SalrtError
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "CheckpointError",
-    "DDIMScheduler",
-    "DiffSal",
-    "DiffSalConfig",
-    "DiffSalFeatures",
-    "SalrtError",
-    "load_model",
-    "save_checkpoint",
-]
+_LAZY = {
+    "DDIMScheduler": "salrt.sampling",
+    "DiffSal": "salrt.models",
+    "DiffSalConfig": "salrt.models",
+    "DiffSalFeatures": "salrt.models",
+    "load_model": "salrt.models",
+    "save_checkpoint": ("salrt.checkpoint", "save_salrt"),
+    "open_media": "salrt.io",
+}
+
+__all__ = ["CheckpointError", "MediaError", "SalrtError", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module 'salrt' has no attribute {name!r}")
+    module, attr = target if isinstance(target, tuple) else (target, name)
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value
+    return value

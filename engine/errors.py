@@ -7,3 +7,7 @@ class SalrtError(Exception):
 
 class CheckpointError(SalrtError, ValueError):
     """A weights file that is missing, unreadable, or does not match the model."""
+
+
+class MediaError(SalrtError):
+    """An input that cannot be opened or decoded, or an unsupported input option."""

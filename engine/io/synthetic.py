@@ -1,0 +1,164 @@
+"""Synthetic audio-visual clips with known saliency, written as real media files through PyAV.
+
+Several discs move over a textured background; one of them "speaks": a tone whose amplitude
+follows its speed and whose pitch follows its height. Ground truth: fixations are drawn around
+the sounding disc (and, rarely, elsewhere), and the saliency map is their Gaussian blur, as
+eye-tracking datasets build theirs. Everything is deterministic from ``seed``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from salrt.errors import MediaError
+
+_LAYOUTS = {1: "mono", 2: "stereo", 6: "5.1"}
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticClip:
+    """What was written and its ground truth (one entry per video frame)."""
+
+    path: Path
+    fps: float
+    n_frames: int
+    sample_rate: int | None
+    centres: np.ndarray  # (N, 2) sounding object's (y, x) in pixels
+    radius: float
+    saliency: np.ndarray  # (N, H, W) float32, each map sums to 1
+    fixations: np.ndarray  # (N, H, W) bool
+    timestamps: np.ndarray  # (N,) seconds actually written (differs from index/fps when vfr)
+
+
+def _texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    base = np.stack([90 + 40 * np.sin(xx / 9.0 + c) * np.cos(yy / 13.0 - c) for c in (0.0, 1.0, 2.0)], -1)
+    return np.clip(base + rng.normal(0, 6, (h, w, 3)), 0, 255).astype(np.float32)
+
+
+def _gaussian_blur_map(points: np.ndarray, h: int, w: int, sigma: float) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w]
+    m = np.zeros((h, w), np.float64)
+    for y, x in points:
+        m += np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / (2 * sigma**2))
+    return (m / m.sum()).astype(np.float32)
+
+
+def make_clip(path: str | Path, *, seed: int = 0, width: int = 320, height: int = 192, fps: float = 25.0,
+              seconds: float = 2.0, sample_rate: int | None = 44100, channels: int = 2,
+              video_codec: str = "libx264", audio_codec: str | None = None, n_objects: int = 3,
+              vfr: bool = False, fixations_per_frame: int = 12) -> SyntheticClip:  # fmt: skip
+    """Write a synthetic clip to ``path`` (container from the suffix) and return its ground truth.
+
+    ``sample_rate=None`` writes no audio stream; ``vfr=True`` jitters frame timestamps.
+    ``audio_codec`` defaults by container: aac (mp4/mov/mkv), opus (webm), pcm_s16le (avi).
+    """
+    import av
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if audio_codec is None:
+        audio_codec = {".webm": "libopus", ".avi": "pcm_s16le"}.get(suffix, "aac")
+    if sample_rate is not None and channels not in _LAYOUTS:
+        raise MediaError(f"channels must be one of {sorted(_LAYOUTS)}, got {channels}")
+    rng = np.random.default_rng(seed)
+    n = max(1, int(round(seconds * fps)))
+    bg = _texture(rng, height, width)
+    r = 0.08 * min(height, width)
+    pos = rng.uniform([r, r], [height - r, width - r], (n_objects, 2))
+    vel = rng.normal(0, 2.5, (n_objects, 2)) * 25.0 / fps
+    colours = rng.uniform(60, 255, (n_objects, 3))
+    centres = np.zeros((n, n_objects, 2))
+    for i in range(n):
+        centres[i] = pos
+        pos = pos + vel
+        for k in range(2):
+            lim = (height, width)[k]
+            bounce = (pos[:, k] < r) | (pos[:, k] > lim - r)
+            vel[bounce, k] *= -1
+            pos[:, k] = np.clip(pos[:, k], r, lim - r)
+    speaker = centres[:, 0]
+    times = np.arange(n) / fps
+    if vfr:
+        times = times + rng.uniform(-0.3, 0.3, n) / fps
+        times[0] = 0.0
+        times = np.maximum.accumulate(times + np.arange(n) * 1e-6)
+
+    sal = np.zeros((n, height, width), np.float32)
+    fix = np.zeros((n, height, width), bool)
+    for i in range(n):
+        pts = speaker[i] + rng.normal(0, r * 0.6, (fixations_per_frame, 2))
+        stray = rng.uniform([0, 0], [height, width], (max(1, fixations_per_frame // 6), 2))
+        pts = np.concatenate([pts, stray])
+        pts = np.clip(np.round(pts), [0, 0], [height - 1, width - 1]).astype(int)
+        fix[i, pts[:, 0], pts[:, 1]] = True
+        sal[i] = _gaussian_blur_map(pts, height, width, sigma=0.04 * max(height, width))
+
+    yy, xx = np.mgrid[0:height, 0:width]
+    container = av.open(str(path), mode="w")
+    try:
+        tb = Fraction(1, 90000) if vfr else Fraction(fps).limit_denominator(1001) ** -1
+        vs = container.add_stream(video_codec, rate=Fraction(fps).limit_denominator(1001))
+        vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
+        vs.time_base = tb
+        vs.codec_context.time_base = tb
+        if video_codec in ("libx264", "h264"):
+            vs.options = {"preset": "ultrafast", "crf": "18"}
+        astream = None
+        if sample_rate is not None:
+            astream = container.add_stream(audio_codec, rate=sample_rate, layout=_LAYOUTS[channels])
+        for i in range(n):
+            img = bg.copy()
+            for k in range(n_objects):
+                d = (yy - centres[i, k, 0]) ** 2 + (xx - centres[i, k, 1]) ** 2 < r**2
+                img[d] = colours[k]
+            frame = av.VideoFrame.from_ndarray(img.astype(np.uint8), format="rgb24")
+            frame.pts = int(round(times[i] / tb))
+            frame.time_base = tb
+            for p in vs.encode(frame):
+                container.mux(p)
+        for p in vs.encode(None):
+            container.mux(p)
+        if astream is not None:
+            _write_audio(container, astream, speaker, times, n / fps, sample_rate, channels, height, fps)
+    finally:
+        container.close()
+    return SyntheticClip(path=path, fps=fps, n_frames=n, sample_rate=sample_rate, centres=speaker, radius=r,
+                         saliency=sal, fixations=fix, timestamps=times)  # fmt: skip
+
+
+def _write_audio(container, stream, speaker, times, duration, rate, channels, height, fps) -> None:  # noqa: ANN001
+    import av
+
+    total = int(round(duration * rate))
+    t = np.arange(total) / rate
+    frame_of = np.minimum((t * fps).astype(int), len(speaker) - 1)
+    speed = np.r_[0.0, np.linalg.norm(np.diff(speaker, axis=0), axis=1)]
+    amp = 0.1 + 0.5 * speed[frame_of] / max(speed.max(), 1e-6)
+    pitch = 300.0 + 600.0 * (1.0 - speaker[frame_of, 0] / height)
+    phase = 2 * np.pi * np.cumsum(pitch) / rate
+    mono = (amp * np.sin(phase)).astype(np.float32)
+    data = np.repeat(mono[None], channels, axis=0)
+    fmt = stream.codec_context.codec.audio_formats[0].name if stream.codec_context.codec.audio_formats else "fltp"
+    chunk = stream.codec_context.frame_size or 1024
+    res = av.AudioResampler(format=fmt, layout=_LAYOUTS[channels], rate=rate)
+    pts = 0
+    for s in range(0, total, chunk):
+        part = np.ascontiguousarray(data[:, s : s + chunk])
+        fr = av.AudioFrame.from_ndarray(part, format="fltp", layout=_LAYOUTS[channels])
+        fr.sample_rate = rate
+        fr.pts = pts
+        fr.time_base = Fraction(1, rate)
+        pts += part.shape[1]
+        for r_ in res.resample(fr):
+            for p in stream.encode(r_):
+                container.mux(p)
+    for r_ in res.resample(None):
+        for p in stream.encode(r_):
+            container.mux(p)
+    for p in stream.encode(None):
+        container.mux(p)
