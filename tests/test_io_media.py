@@ -188,3 +188,29 @@ def test_synthetic_clip_ground_truth(tmp_path: Path) -> None:
     # the map peaks near the sounding object
     peak = np.array(np.unravel_index(a.saliency[5].argmax(), a.saliency[5].shape))
     assert np.linalg.norm(peak - a.centres[5]) < 3 * a.radius
+
+
+def test_pipe_input(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    clip = make_clip(tmp_path / "p.mkv", seed=12, audio_codec="flac", width=64, height=64, seconds=0.4)
+    code = "from salrt.io import open_media; m = open_media('-'); print(sum(1 for _ in m), m.info.has_audio)"
+    with open(clip.path, "rb") as f:
+        out = subprocess.run([sys.executable, "-c", code], stdin=f, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [str(clip.n_frames), "True"]
+
+
+def test_corrupted_stream_keeps_going(tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "c.ts", seed=13, width=160, height=96, seconds=2.0)
+    data = bytearray(clip.path.read_bytes())
+    rng = np.random.default_rng(0)
+    for pos in rng.integers(len(data) // 4, len(data) * 3 // 4, 40):
+        data[pos : pos + 50] = rng.integers(0, 256, 50, dtype=np.uint8).tobytes()
+    bad = tmp_path / "bad.ts"
+    bad.write_bytes(bytes(data))
+    m, clips = _clips(bad)
+    assert len(clips) > clip.n_frames // 2
+    assert [c.target_index for c in clips] == list(range(len(clips)))
+    assert np.isfinite(clips[-1].video).all()
