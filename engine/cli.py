@@ -92,6 +92,96 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    import os
+    import tempfile
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from salrt import evaluation as E
+
+    names = tuple(n.strip() for n in args.metrics.split(",") if n.strip())
+    if args.dataset == "plain":
+        if not (args.video and args.maps and args.fixations):
+            raise SalrtError("--dataset plain needs --video, --maps and --fixations")
+        videos = E.plain_dataset(args.video, args.maps, args.fixations)
+    else:
+        if args.root is None:
+            raise SalrtError(f"--dataset {args.dataset} needs --root")
+        videos = E.dhf1k_dataset(args.root) if args.dataset == "dhf1k" else E.av_dataset(args.root, args.dataset, args.split)
+    if args.videos:
+        wanted = set(args.videos.split(","))
+        unknown = wanted - {v.name for v in videos}
+        if unknown:
+            raise SalrtError(f"videos not in the dataset: {', '.join(sorted(unknown))}")
+        videos = [v for v in videos if v.name in wanted]
+    if (args.predictions is None) == (args.model is None):
+        raise SalrtError("give exactly one of --predictions DIR or --model NAME (with --checkpoint)")
+    pred_dir = args.predictions
+    tmp = None
+    if args.model is not None:
+        model = _load_for_run(args)
+        if args.save_predictions:
+            pred_dir = args.save_predictions
+        else:
+            tmp = tempfile.TemporaryDirectory()
+            pred_dir = tmp.name
+        for v in _progress(videos, len(videos), "predicting", args.quiet):
+            E.predict_video(model, v, pred_dir, steps=args.steps, batch=args.batch)
+    try:
+        items, report = E.match(videos, pred_dir, allow_missing=args.allow_missing)
+        workers = args.workers or max(1, (os.cpu_count() or 1))
+        result = E.evaluate(items, names, workers=workers,
+                            progress=lambda it, n: _progress(it, n, "scoring", args.quiet))  # fmt: skip
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    settings = {k: v for k, v in vars(args).items() if k != "func"}
+    result["report"] = report
+    js, cs = E.write_results(result, args.out, settings)
+    table = Table(title=f"{args.dataset} ({result['n_videos']} videos, {result['n_frames']} frames)")
+    table.add_column("video")
+    for n in names:
+        table.add_column(n, justify="right")
+    rows = result["videos"] if len(result["videos"]) <= 30 else []
+    for e in rows:
+        table.add_row(e["video"], *(f"{e[n]:.4f}" for n in names))
+    table.add_row("mean over videos", *(f"{result['mean'][n]:.4f}" for n in names), style="bold")
+    Console().print(table)
+    skipped = len(report["missing_predictions"]) + len(report["videos_without_maps"])
+    if skipped:
+        print(f"warning: {skipped} annotated frames/videos had no prediction (listed in {js})", file=sys.stderr)
+    print(f"wrote {js} and {cs}")
+    return 0
+
+
+def _progress(it, total: int, desc: str, quiet: bool):  # noqa: ANN001, ANN202
+    if quiet:
+        return it
+    from tqdm import tqdm
+
+    return tqdm(it, total=total, desc=desc, unit="it", leave=False)
+
+
+def _load_for_run(args: argparse.Namespace):  # noqa: ANN202
+    import torch
+
+    import salrt
+
+    if args.checkpoint is None and not args.random_weights:
+        raise SalrtError("no --checkpoint given: maps from untrained weights are meaningless "
+                         "(pass --random-weights for a smoke run)")  # fmt: skip
+    model = salrt.load_model(args.model, checkpoint=args.checkpoint, device=args.device, config=args.config)
+    if args.checkpoint is None:
+        from salrt.testing import synthetic_state_dict
+
+        shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        model.load_state_dict(synthetic_state_dict(shapes, 0))
+    torch.set_grad_enabled(False)
+    return model.eval()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="salrt", description="Deployment engine for diffusion-based audio-visual saliency models.")
     p.add_argument("--version", action="version", version="salrt 0.1.0")
@@ -105,6 +195,31 @@ def build_parser() -> argparse.ArgumentParser:
     pi.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
     pi.add_argument("--json", action="store_true", help="print JSON instead of tables")
     pi.set_defaults(func=_info)
+
+    pe = sub.add_parser("eval", help="score predictions (or a model) on a saliency dataset")
+    pe.add_argument("--dataset", required=True, help="avad, diem, coutrot1, coutrot2, etmd, summe, dhf1k or plain")
+    pe.add_argument("--root", help="dataset root folder")
+    pe.add_argument("--split", type=int, default=1, help="fold 1-3 of the audio-visual datasets (default 1)")
+    pe.add_argument("--video", help="plain layout: the video file")
+    pe.add_argument("--maps", help="plain layout: folder of ground-truth maps")
+    pe.add_argument("--fixations", help="plain layout: folder of fixation maps")
+    pe.add_argument("--videos", help="comma-separated subset of videos")
+    pe.add_argument("--predictions", help="folder of predicted maps: <video>/<frame>.png")
+    pe.add_argument("--model", help="predict with this model instead (diffsal)")
+    pe.add_argument("--checkpoint", help="model weights")
+    pe.add_argument("--random-weights", action="store_true", help="allow a model without checkpoint (smoke runs)")
+    pe.add_argument("--config", default="paper", help="model config preset (paper or tiny)")
+    pe.add_argument("--device", default="cpu")
+    pe.add_argument("--steps", type=int, default=4)
+    pe.add_argument("--batch", type=int, default=1)
+    pe.add_argument("--save-predictions", help="keep the model's maps in this folder")
+    pe.add_argument("--metrics", default="cc,nss,sim,auc_judd,kld",
+                    help="comma-separated: cc,nss,sim,auc_judd,auc_borji,kld")  # fmt: skip
+    pe.add_argument("--workers", type=int, default=0, help="processes for scoring (default: all cores)")
+    pe.add_argument("--allow-missing", action="store_true", help="score what exists when predictions are missing")
+    pe.add_argument("--out", default="eval_results", help="folder for results.json and results.csv")
+    pe.add_argument("--quiet", action="store_true", help="no progress bars")
+    pe.set_defaults(func=_eval)
     return p
 
 

@@ -130,7 +130,7 @@ class MediaClips:
                  audio_size: tuple[int, int] = A.SLICE_SIZE, fps: float | None = None, device: Any = None,
                  resize: str = "reference", resampler: str = "swr", format: str | None = None,
                  options: dict[str, str] | None = None, timeout: float | None = None,
-                 keep_frames: bool = False, audio_skew_s: float = 5.0) -> None:  # fmt: skip
+                 keep_frames: bool = False, audio_skew_s: float = 5.0, audio: str | None = None) -> None:  # fmt: skip
         if clip_len < 1:
             raise MediaError(f"clip_len must be >= 1, got {clip_len}")
         if stride < 1:
@@ -154,6 +154,13 @@ class MediaClips:
         self._vs = c.streams.video[0]
         self._vs.thread_type = "AUTO"
         self._as = c.streams.audio[0] if c.streams.audio else None
+        self._audio_container = None
+        if audio is not None:  # a separate audio file (e.g. frames as images + a wav)
+            self._audio_container = _open_container(str(audio), None, None, timeout)
+            if not self._audio_container.streams.audio:
+                self.close()
+                raise MediaError(f"{audio}: no audio stream")
+            self._as = self._audio_container.streams.audio[0]
         self.info = self._describe(fps)
         if self._as is None:
             warnings.warn(f"{self.source}: no audio stream; the model runs video-only (silent audio)", stacklevel=2)
@@ -197,7 +204,8 @@ class MediaClips:
     def _decoded(self) -> Iterator[tuple[str, Any]]:
         import av
 
-        streams = [s for s in (self._vs, self._as) if s is not None]
+        separate = self._audio_container is not None
+        streams = [s for s in (self._vs, None if separate else self._as) if s is not None]
         demux = self._container.demux(*streams)
         while True:
             try:
@@ -347,6 +355,21 @@ class MediaClips:
                     s, _ = A.window_bounds(time_of(keep_from), 0.0, fps, audio_rate)
                     ring.discard_before(s + audio_offset())
 
+        if self._audio_container is not None:  # decoded up front, aligned with the first frame
+            assert resampler is not None
+            import av
+
+            try:
+                for f in self._audio_container.decode(self._as):
+                    for g in resampler.resample(f):
+                        audio_rate = g.sample_rate
+                        ring.append(self._audio_samples(g))
+                for g in resampler.resample(None):
+                    ring.append(self._audio_samples(g))
+            except av.FFmpegError:
+                self.stats.read_errors += 1
+            self.stats.audio_samples = ring.total
+            audio_eof = True
         try:
             for kind, frame in self._decoded():
                 if kind == "a":
@@ -389,9 +412,11 @@ class MediaClips:
 
     def close(self) -> None:
         """Release the container (idempotent)."""
-        if self._container is not None:
-            self._container.close()
-            self._container = None
+        for name in ("_container", "_audio_container"):
+            c = getattr(self, name, None)
+            if c is not None:
+                c.close()
+                setattr(self, name, None)
 
     def __enter__(self) -> "MediaClips":
         return self
@@ -412,7 +437,9 @@ def open_media(source: str, **kwargs: Any) -> MediaClips:
       ``"fast"`` (one antialiased bilinear pass);
     - ``resampler``: ``"swr"`` (FFmpeg) or ``"resampy"`` (the reference's, exact);
     - ``format``/``options``/``timeout``: passed to FFmpeg (e.g. ``format="v4l2"``);
-    - ``keep_frames``: attach the original RGB target frame to each clip (for overlays).
+    - ``keep_frames``: attach the original RGB target frame to each clip (for overlays);
+    - ``audio``: a separate audio file, decoded up front and aligned with the first frame
+      (datasets stored as image sequences + wav: ``source="dir/img_%05d.jpg", format="image2"``).
     """
     return MediaClips(source, **kwargs)
 

@@ -1,0 +1,148 @@
+"""`salrt eval` on small synthetic datasets written in each supported layout."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from salrt import evaluation as E
+from salrt.cli import main
+from salrt.io import make_clip
+
+
+def _u8(m: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(m / m.max() * 255), 0, 255).astype(np.uint8)
+
+
+def _av_dataset(root: Path, names: tuple[str, ...] = ("v1", "v2"), seconds: float = 0.6) -> dict[str, object]:
+    ds = "AVAD"
+    (root / "fold_lists").mkdir(parents=True)
+    lines, truth = [], {}
+    for i, name in enumerate(names):
+        clip = make_clip(root / f"{name}.mp4", seed=20 + i, width=96, height=64, seconds=seconds, sample_rate=16000)
+        frames = root / "video_frames" / ds / name
+        ann = root / "annotations" / ds / name
+        (ann / "maps").mkdir(parents=True)
+        frames.mkdir(parents=True)
+        with av.open(str(clip.path)) as c:
+            for k, fr in enumerate(c.decode(video=0), 1):
+                fr.to_image().save(frames / f"img_{k:05d}.jpg", quality=95)
+        for k in range(clip.n_frames):
+            Image.fromarray(_u8(clip.saliency[k])).save(ann / "maps" / f"eyeMap_{k + 1:05d}.jpg", quality=95)
+            Image.fromarray(clip.fixations[k].astype(np.uint8) * 255).save(ann / f"fixMap_{k + 1:05d}.png")
+        audio = root / "video_audio" / ds / name
+        audio.mkdir(parents=True)
+        with av.open(str(clip.path)) as c, av.open(str(audio / f"{name}.wav"), "w") as out:
+            s = out.add_stream("pcm_s16le", rate=16000, layout="mono")
+            res = av.AudioResampler(format="s16", layout="mono", rate=16000)
+            for fr in c.decode(audio=0):
+                for g in res.resample(fr):
+                    g.pts = None
+                    for p in s.encode(g):
+                        out.mux(p)
+            for p in s.encode(None):
+                out.mux(p)
+        lines.append(f"{name} {clip.n_frames} {clip.fps}")
+        truth[name] = clip
+    (root / "fold_lists" / f"{ds}_list_test_1_fps.txt").write_text("\n".join(lines) + "\n")
+    return truth
+
+
+def _write_predictions(pred: Path, truth: dict, noisy: bool = False) -> None:
+    rng = np.random.default_rng(0)
+    for name, clip in truth.items():
+        (pred / name).mkdir(parents=True)
+        for k in range(clip.n_frames):
+            m = rng.random(clip.saliency[k].shape) if noisy else clip.saliency[k]
+            Image.fromarray(_u8(m)).save(pred / name / f"{k + 1:05d}.png")
+
+
+def test_av_layout_known_answers(tmp_path: Path) -> None:
+    truth = _av_dataset(tmp_path / "data")
+    _write_predictions(tmp_path / "perfect", truth)
+    _write_predictions(tmp_path / "noise", truth, noisy=True)
+    videos = E.av_dataset(tmp_path / "data", "avad", 1)
+    assert [v.name for v in videos] == ["v1", "v2"] and len(videos[0].maps) == truth["v1"].n_frames
+    good = E.evaluate(E.match(videos, tmp_path / "perfect")[0])
+    bad = E.evaluate(E.match(videos, tmp_path / "noise")[0])
+    assert good["mean"]["cc"] > 0.99 and good["mean"]["sim"] > 0.9 and good["mean"]["auc_judd"] > 0.85
+    assert abs(bad["mean"]["cc"]) < 0.1 and good["mean"]["nss"] > bad["mean"]["nss"] + 1.0
+    assert good["mean"]["kld"] < 0.05 < bad["mean"]["kld"]
+    # per-video mean, then mean over videos (the reference's protocol)
+    v = good["videos"]
+    assert good["mean"]["cc"] == pytest.approx(np.mean([e["cc"] for e in v]))
+    assert v[0]["cc"] == pytest.approx(np.mean([r["cc"] for r in good["frames"] if r["video"] == "v1"]))
+
+
+def test_cli_eval_writes_table_csv_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    truth = _av_dataset(tmp_path / "data", names=("v1",))
+    _write_predictions(tmp_path / "pred", truth)
+    rc = main(["eval", "--dataset", "avad", "--root", str(tmp_path / "data"), "--predictions", str(tmp_path / "pred"),
+               "--out", str(tmp_path / "res"), "--workers", "2", "--quiet"])  # fmt: skip
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "mean over videos" in out
+    res = json.loads((tmp_path / "res" / "results.json").read_text())
+    assert res["n_frames"] == truth["v1"].n_frames and res["mean"]["cc"] > 0.99
+    assert (tmp_path / "res" / "results.csv").read_text().splitlines()[-1].startswith("mean,")
+
+
+def test_missing_predictions_are_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    truth = _av_dataset(tmp_path / "data", names=("v1",))
+    _write_predictions(tmp_path / "pred", truth)
+    (tmp_path / "pred" / "v1" / "00003.png").unlink()
+    args = ["eval", "--dataset", "avad", "--root", str(tmp_path / "data"), "--predictions", str(tmp_path / "pred"),
+            "--out", str(tmp_path / "res"), "--workers", "1", "--quiet"]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "00003.png" in err and "--allow-missing" in err
+    assert main([*args, "--allow-missing"]) == 0
+    res = json.loads((tmp_path / "res" / "results.json").read_text())
+    assert res["n_frames"] == truth["v1"].n_frames - 1
+    assert res["report"]["missing_predictions"][0].endswith("00003.png")
+
+
+def test_dhf1k_and_plain_layouts(tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "clip.mp4", seed=30, width=96, height=64, seconds=0.4, sample_rate=None)
+    d = tmp_path / "dhf1k" / "0601"
+    for sub in ("images", "maps", "fixation"):
+        (d / sub).mkdir(parents=True)
+    for k in range(clip.n_frames):
+        Image.fromarray(np.zeros((64, 96), np.uint8)).save(d / "images" / f"{k + 1:04d}.png")
+        Image.fromarray(_u8(clip.saliency[k])).save(d / "maps" / f"{k + 1:04d}.png")
+        Image.fromarray(clip.fixations[k].astype(np.uint8) * 255).save(d / "fixation" / f"{k + 1:04d}.png")
+    pred = tmp_path / "pred"
+    _write_predictions(pred, {"0601": clip})
+    res = E.evaluate(E.match(E.dhf1k_dataset(tmp_path / "dhf1k"), pred)[0])
+    assert res["mean"]["cc"] > 0.99
+    plain = E.plain_dataset(clip.path, d / "maps", d / "fixation")
+    (pred / "clip").symlink_to(pred / "0601")
+    assert E.evaluate(E.match(plain, pred)[0])["mean"]["cc"] > 0.99
+
+
+def test_bad_input_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for args, needle in (
+        (["--dataset", "avad", "--root", str(tmp_path), "--predictions", str(tmp_path)], "fold list not found"),
+        (["--dataset", "nope", "--root", str(tmp_path), "--predictions", str(tmp_path)], "unknown dataset"),
+        (["--dataset", "avad", "--root", str(tmp_path)], "fold list not found"),
+        (["--dataset", "plain", "--predictions", str(tmp_path)], "--dataset plain needs"),
+    ):
+        assert main(["eval", *args, "--quiet"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert needle in err and err.count("\n") == 0
+
+
+def test_eval_with_tiny_model(tmp_path: Path) -> None:
+    _av_dataset(tmp_path / "data", names=("v1",), seconds=0.32)
+    rc = main(["eval", "--dataset", "avad", "--root", str(tmp_path / "data"), "--model", "diffsal", "--config", "tiny",
+               "--random-weights", "--steps", "2", "--batch", "4", "--save-predictions", str(tmp_path / "pred"),
+               "--out", str(tmp_path / "res"), "--workers", "1", "--quiet"])  # fmt: skip
+    assert rc == 0
+    assert len(list((tmp_path / "pred" / "v1").glob("*.png"))) == 8
+    res = json.loads((tmp_path / "res" / "results.json").read_text())
+    assert res["n_frames"] == 8 and np.isfinite(res["mean"]["cc"])
