@@ -156,6 +156,35 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from salrt.export.onnx import BatchSpec, export_onnx
+
+    if args.batch is not None and args.dynamic_batch is not None:
+        raise SalrtError("give --batch N or --dynamic-batch MIN:OPT:MAX, not both")
+    batch = BatchSpec.parse(args.dynamic_batch or str(args.batch or 1))
+    if args.steps < 1:
+        raise SalrtError(f"--steps must be >= 1, got {args.steps}")
+    onnx_precision = args.precision if args.format == "onnx" else "fp32"
+    if args.format == "onnx" and args.precision == "bf16":
+        raise SalrtError("bf16 is a TensorRT build precision; ONNX export supports fp32 and fp16")
+    model = _load_for_run(args)
+    log = (lambda s: None) if args.quiet else (lambda s: print(f"salrt export: {s}", file=sys.stderr))
+    man = export_onnx(model, args.output, precision=onnx_precision, batch=batch, opset=args.opset,
+                      steps=args.steps, log=log)  # fmt: skip
+    for name, g in man["graphs"].items():
+        worst = max(e["max_abs"] for c in g["validation"] for e in c["outputs"].values())
+        print(f"{g['file']}: {g['before_simplify']['nodes']} -> {g['after_simplify']['nodes']} nodes, "
+              f"{g['after_simplify']['bytes'] / 1e6:.1f} MB, max abs error vs PyTorch {worst:.1e}")  # fmt: skip
+    if args.format == "tensorrt":
+        from salrt.export.tensorrt import build_engines
+
+        info = build_engines(args.output, precision=args.precision, workspace_gib=args.workspace_gib, log=log)
+        for name, e in info["engines"].items():
+            print(f"{e['file']}: {'from cache' if e['cached'] else 'built in %.1f s' % e['seconds']}")
+    print(f"wrote {args.output}/manifest.json")
+    return 0
+
+
 def _progress(it, total: int, desc: str, quiet: bool):  # noqa: ANN001, ANN202
     if quiet:
         return it
@@ -220,6 +249,23 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--out", default="eval_results", help="folder for results.json and results.csv")
     pe.add_argument("--quiet", action="store_true", help="no progress bars")
     pe.set_defaults(func=_eval)
+
+    px = sub.add_parser("export", help="export ONNX graphs (validated in onnxruntime) or TensorRT engines")
+    px.add_argument("--model", default="diffsal")
+    px.add_argument("--checkpoint", help="model weights")
+    px.add_argument("--random-weights", action="store_true", help="export untrained weights (benchmarks, tests)")
+    px.add_argument("--config", default="paper", help="model config preset (paper or tiny)")
+    px.add_argument("--format", choices=("onnx", "tensorrt"), default="onnx")
+    px.add_argument("-o", "--output", required=True, help="output directory")
+    px.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32")
+    px.add_argument("--batch", type=int, help="fixed batch size (default 1)")
+    px.add_argument("--dynamic-batch", help="batch range MIN:OPT:MAX")
+    px.add_argument("--opset", type=int, default=17)
+    px.add_argument("--steps", type=int, default=4, help="DDIM steps unrolled in sampler.onnx (default 4)")
+    px.add_argument("--workspace-gib", type=float, default=4.0, help="TensorRT builder workspace")
+    px.add_argument("--device", default="cpu", help=argparse.SUPPRESS)
+    px.add_argument("--quiet", action="store_true")
+    px.set_defaults(func=_export)
     return p
 
 

@@ -1,5 +1,1 @@
-"""ONNX / TensorRT export of salrt models.
-
-The export pipeline is the subject of a later issue; the models are already written to be
-traceable (``torch.onnx.export`` of the encoders and the denoiser is covered by tests).
-"""
+"""Export: ONNX graphs (``salrt.export.onnx``) and TensorRT engines (``salrt.export.tensorrt``)."""

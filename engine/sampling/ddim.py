@@ -6,32 +6,10 @@ denoiser. ``step`` is a pure function of its tensor inputs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
-
-def diffsal_cosine_betas(num_timesteps: int = 1000, s: float = 0.008) -> np.ndarray:
-    """The reference's variant of the cosine schedule, in float64.
-
-    With n = T + 1 points x = linspace(0, n, n): abar(x) = cos(((x/n) + s)/(1 + s) * pi/2)^2 / abar(0),
-    beta_i = 1 - abar(i+1)/abar(i) clipped to [0, 0.999]. Not the textbook cosine schedule
-    (which uses linspace(0, T, T+1)); released checkpoints were trained with this one.
-    """
-    n = num_timesteps + 1
-    x = np.linspace(0, n, n)
-    abar = np.cos(((x / n) + s) / (1 + s) * np.pi * 0.5) ** 2
-    abar = abar / abar[0]
-    return np.clip(1 - abar[1:] / abar[:-1], 0, 0.999)
-
-
-@dataclass(frozen=True)
-class DDIMStep:
-    """One step of the sampling loop: the model is called at ``t``; ``t_next < 0`` ends it."""
-
-    t: int
-    t_next: int
+from salrt.sampling.schedule import DDIMStep, ddim_plan, diffsal_cosine_betas
 
 
 class DDIMScheduler:
@@ -53,11 +31,7 @@ class DDIMScheduler:
 
     def timesteps(self, steps: int) -> list[DDIMStep]:
         """Visited timesteps, largest first: skip = T // steps, range(0, T, skip) reversed."""
-        if not isinstance(steps, int) or steps < 1 or steps > self.num_timesteps:
-            raise ValueError(f"steps must be an integer in 1..{self.num_timesteps}, got {steps!r}")
-        seq = list(range(0, self.num_timesteps, self.num_timesteps // steps))
-        nxt = [-1] + seq[:-1]
-        return [DDIMStep(t, tn) for t, tn in zip(reversed(seq), reversed(nxt))]
+        return ddim_plan(steps, self.num_timesteps)
 
     def coefficients(self, step: DDIMStep, eta: float = 0.0) -> dict[str, float]:
         """Scalar coefficients of one update (float32 arithmetic, as the reference).

@@ -1,0 +1,39 @@
+"""Execution backends behind one small interface (``encode``, ``denoise``, ``sample``).
+
+``load_backend(name, ...)``: ``torch`` (eager), ``torch-compile``, ``onnxruntime`` (an export
+directory; runs without torch), ``tensorrt`` (an export directory with engines; CUDA).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from salrt.backends.base import Backend, MissingDependency, require
+
+BACKENDS = ("torch", "torch-compile", "onnxruntime", "tensorrt")
+
+__all__ = ["BACKENDS", "Backend", "MissingDependency", "load_backend", "require"]
+
+
+def load_backend(name: str, *, model: Any = None, export_dir: str | None = None, device: str = "cpu",
+                 providers: list[str] | None = None) -> Backend:  # fmt: skip
+    """Build a backend. Torch backends take a loaded ``model``; the others an ``export_dir``."""
+    if name in ("torch", "torch-compile"):
+        if model is None:
+            raise ValueError(f"backend {name!r} needs a model")
+        from salrt.backends.torch_backend import TorchBackend
+
+        return TorchBackend(model, compile=name == "torch-compile")
+    if name == "onnxruntime":
+        if export_dir is None:
+            raise ValueError("backend 'onnxruntime' needs an export directory (salrt export --format onnx)")
+        from salrt.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+        return OnnxRuntimeBackend(export_dir, providers=providers, device=device)
+    if name == "tensorrt":
+        if export_dir is None:
+            raise ValueError("backend 'tensorrt' needs an export directory (salrt export --format tensorrt)")
+        from salrt.backends.tensorrt_backend import TensorRTBackend
+
+        return TensorRTBackend(export_dir)
+    raise ValueError(f"unknown backend {name!r}; available: {', '.join(BACKENDS)}")

@@ -1,0 +1,41 @@
+"""PyTorch eager and ``torch.compile`` backends over a loaded model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+
+class TorchBackend:
+    """``model.encode/denoise/sample`` with numpy or tensor inputs moved to the model's device/dtype."""
+
+    steps = None
+
+    def __init__(self, model: Any, compile: bool = False) -> None:
+        self.model = model.eval()
+        self.name = "torch-compile" if compile else "torch"
+        if compile:
+            model.video_encoder.forward = torch.compile(model.video_encoder.forward, dynamic=False)
+            model.denoiser.forward = torch.compile(model.denoiser.forward, dynamic=False)
+        p = next(model.parameters())
+        self.device, self.dtype = p.device, p.dtype
+
+    def _t(self, x: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
+        t = torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x
+        return t.to(self.device, dtype or self.dtype, non_blocking=True)
+
+    @torch.inference_mode()
+    def encode(self, video: Any, audio: Any) -> Any:
+        return self.model.encode(self._t(video), self._t(audio))
+
+    @torch.inference_mode()
+    def denoise(self, x_t: Any, t: Any, features: Any) -> torch.Tensor:
+        return self.model.denoise(self._t(x_t), self._t(t, torch.long), features)
+
+    @torch.inference_mode()
+    def sample(self, video: Any, audio: Any, steps: int = 4, noise: Any = None, seed: int | None = None) -> torch.Tensor:
+        gen = torch.Generator(device=self.device).manual_seed(seed) if seed is not None else None
+        return self.model.sample(self._t(video), self._t(audio), steps=steps,
+                                 noise=None if noise is None else self._t(noise), generator=gen)  # fmt: skip

@@ -1,0 +1,62 @@
+"""DiffSal's noise schedule and DDIM timestep plan in numpy (no torch), shared by all backends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def diffsal_cosine_betas(num_timesteps: int = 1000, s: float = 0.008) -> np.ndarray:
+    """The reference's variant of the cosine schedule, in float64.
+
+    With n = T + 1 points x = linspace(0, n, n): abar(x) = cos(((x/n) + s)/(1 + s) * pi/2)^2 / abar(0),
+    beta_i = 1 - abar(i+1)/abar(i) clipped to [0, 0.999]. Not the textbook cosine schedule
+    (which uses linspace(0, T, T+1)); released checkpoints were trained with this one.
+    """
+    n = num_timesteps + 1
+    x = np.linspace(0, n, n)
+    abar = np.cos(((x / n) + s) / (1 + s) * np.pi * 0.5) ** 2
+    abar = abar / abar[0]
+    return np.clip(1 - abar[1:] / abar[:-1], 0, 0.999)
+
+
+@dataclass(frozen=True)
+class DDIMStep:
+    """One step of the sampling loop: the model is called at ``t``; ``t_next < 0`` ends it."""
+
+    t: int
+    t_next: int
+
+
+def ddim_plan(steps: int, num_timesteps: int = 1000) -> list[DDIMStep]:
+    """Visited timesteps, largest first: skip = T // steps, range(0, T, skip) reversed."""
+    if not isinstance(steps, int) or steps < 1 or steps > num_timesteps:
+        raise ValueError(f"steps must be an integer in 1..{num_timesteps}, got {steps!r}")
+    seq = list(range(0, num_timesteps, num_timesteps // steps))
+    nxt = [-1] + seq[:-1]
+    return [DDIMStep(t, tn) for t, tn in zip(reversed(seq), reversed(nxt))]
+
+
+def alphas_cumprod_f32(betas: np.ndarray) -> np.ndarray:
+    """float32 cumulative product of float32 (1 - beta), accumulated in float64 as torch's CPU
+    ``cumprod`` does (bit-identical to :class:`DDIMScheduler`'s table)."""
+    one_minus = (np.float32(1.0) - betas.astype(np.float32)).astype(np.float64)
+    return np.cumprod(one_minus).astype(np.float32)
+
+
+def ddim_coefficients(abar: np.ndarray, step: DDIMStep, eta: float = 0.0) -> dict[str, float]:
+    """Scalar coefficients of one update in float32:
+    x_next = a_next_sqrt * x0 + c1 * z + c2 * eps, eps = (recip_sqrt * x_t - x0) / recipm1_sqrt."""
+    f = np.float32
+    a = abar[step.t]
+    coef = {"recip_sqrt": float(np.sqrt(f(1.0) / a)), "recipm1_sqrt": float(np.sqrt(f(1.0) / a - f(1.0))),
+            "final": float(step.t_next < 0)}  # fmt: skip
+    if step.t_next < 0:
+        coef.update(a_next_sqrt=0.0, c1=0.0, c2=0.0)
+        return coef
+    an = abar[step.t_next]
+    c1 = f(eta) * np.sqrt((f(1.0) - a / an) * (f(1.0) - an) / (f(1.0) - a))
+    c2 = np.sqrt((f(1.0) - an) - c1 * c1)
+    coef.update(a_next_sqrt=float(np.sqrt(an)), c1=float(c1), c2=float(c2))
+    return coef

@@ -1,0 +1,87 @@
+"""Export-friendly views of a DiffSal model: flat tensor inputs and outputs, one module per graph.
+
+Graphs (names are part of the exported contract, see ``manifest.json``):
+
+- ``video_encoder``: video (B,3,T,H,W) -> v0..v3, the four MViT scales, coarsest first;
+- ``audio_encoder``: audio (B,1,S,h,w) -> a0..a3, the audio features aligned to each decoder stage;
+- ``denoiser``: x_t (B,1,H,W), t (B,) int64, v0..v2, a0..a3 -> x0 (B,1,H,W), one Saliency-UNet pass
+  (the finest video scale v3 is computed by the encoder, as in the reference, but never used);
+- ``sampler``: video, audio, noise (x_T) -> map (B,1,H,W): both encoders and the whole
+  ``steps``-step DDIM loop (eta = 0) unrolled, with the reference's final clamp to [0, 1].
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from salrt.models.diffsal import DiffSal
+
+VIDEO_FEATURES = ("v0", "v1", "v2", "v3")
+DENOISER_VIDEO = VIDEO_FEATURES[:3]
+AUDIO_FEATURES = ("a0", "a1", "a2", "a3")
+
+
+class VideoEncoderGraph(nn.Module):
+    """video -> (v0, v1, v2, v3)."""
+
+    def __init__(self, model: DiffSal) -> None:
+        super().__init__()
+        self.video_encoder = model.video_encoder
+
+    def forward(self, video: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(self.video_encoder(video))
+
+
+class AudioEncoderGraph(nn.Module):
+    """audio -> (a0, a1, a2, a3); the stage sizes come from the config (the alignment only needs
+    the coarsest video scale's size)."""
+
+    def __init__(self, model: DiffSal, coarsest_hw: tuple[int, int]) -> None:
+        super().__init__()
+        self.audio_encoder = model.audio_encoder
+        self.stages = model.denoiser.stages
+        self.hw = coarsest_hw
+
+    def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        feats = self.audio_encoder(audio)
+        h0, w0 = self.hw
+        return tuple(stage.align(feats, (h0 * 2**i, w0 * 2**i)) for i, stage in enumerate(self.stages))
+
+
+class DenoiserGraph(nn.Module):
+    """x_t, t, v0..v2, a0..a3 -> x0."""
+
+    def __init__(self, model: DiffSal) -> None:
+        super().__init__()
+        self.denoiser = model.denoiser
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, v0: torch.Tensor, v1: torch.Tensor, v2: torch.Tensor,
+                a0: torch.Tensor, a1: torch.Tensor, a2: torch.Tensor, a3: torch.Tensor) -> torch.Tensor:  # fmt: skip
+        return self.denoiser(x_t, t, (v0, v1, v2), (a0, a1, a2, a3))
+
+
+class SamplerGraph(nn.Module):
+    """video, audio, noise -> map: encoders + ``steps`` unrolled DDIM steps (eta = 0) + clamp."""
+
+    def __init__(self, model: DiffSal, steps: int = 4) -> None:
+        super().__init__()
+        self.video_encoder = model.video_encoder
+        self.audio_encoder = model.audio_encoder
+        self.denoiser = model.denoiser
+        self.plan = model.scheduler.timesteps(steps)
+        self.coefs = [model.scheduler.coefficients(s, 0.0) for s in self.plan]
+
+    def forward(self, video: torch.Tensor, audio: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        scales = tuple(self.video_encoder(video))
+        aligned = tuple(self.denoiser.align_audio(self.audio_encoder(audio), scales))
+        x = noise
+        ones = torch.ones_like(noise[:, 0, 0, 0], dtype=torch.long)
+        for step, c in zip(self.plan, self.coefs):
+            x0 = self.denoiser(x, ones * step.t, scales, aligned)
+            if step.t_next < 0:
+                x = x0
+            else:  # the scheduler's update with its float32 coefficients baked in
+                eps = (c["recip_sqrt"] * x - x0) / c["recipm1_sqrt"]
+                x = c["a_next_sqrt"] * x0 + c["c2"] * eps
+        return x.clamp(0.0, 1.0)

@@ -1,0 +1,273 @@
+"""ONNX export: trace, simplify (onnxsim), check, validate in onnxruntime, write a manifest.
+
+``export_onnx(model, out_dir)`` writes ``video_encoder.onnx``, ``audio_encoder.onnx``,
+``denoiser.onnx``, ``sampler.onnx`` and ``manifest.json``. Validation runs every graph in
+onnxruntime on random inputs and compares with PyTorch; export raises when it fails.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import hashlib
+import io
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from salrt.errors import SalrtError
+from salrt.export.graphs import (AUDIO_FEATURES, DENOISER_VIDEO, VIDEO_FEATURES, AudioEncoderGraph, DenoiserGraph, SamplerGraph,
+                                 VideoEncoderGraph)  # fmt: skip
+from salrt.models.diffsal import DiffSal
+
+GRAPHS = ("video_encoder", "audio_encoder", "denoiser", "sampler")
+FP32_TOLERANCE = 1e-4  # max abs error on maps (and features) in fp32
+
+
+class ExportError(SalrtError):
+    """Export or its validation failed."""
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchSpec:
+    """A fixed batch (``min == opt == max``) or a dynamic range for the batch axis."""
+
+    min: int
+    opt: int
+    max: int
+
+    @property
+    def dynamic(self) -> bool:
+        return not (self.min == self.opt == self.max)
+
+    @classmethod
+    def parse(cls, text: str) -> "BatchSpec":
+        """``"4"`` or ``"1:4:16"``."""
+        try:
+            parts = [int(x) for x in str(text).split(":")]
+        except ValueError:
+            raise ExportError(f"invalid batch {text!r}: use N or MIN:OPT:MAX") from None
+        if len(parts) == 1:
+            parts *= 3
+        if len(parts) != 3 or not 1 <= parts[0] <= parts[1] <= parts[2]:
+            raise ExportError(f"invalid batch {text!r}: need 1 <= MIN <= OPT <= MAX")
+        return cls(*parts)
+
+
+def _io_spec(model: DiffSal, batch: int) -> dict[str, dict[str, tuple[int, ...]]]:
+    """Shapes of every graph's inputs and outputs at ``batch`` (from a meta-device trace)."""
+    cfg = model.config
+    with torch.device("meta"):
+        video = torch.empty(batch, *cfg.video_shape)
+        audio = torch.empty(batch, *cfg.audio_shape)
+    feats = _run_meta(model, video, audio)
+    v = dict(zip(VIDEO_FEATURES, (tuple(x.shape) for x in feats.video)))
+    a = dict(zip(AUDIO_FEATURES, (tuple(x.shape) for x in feats.audio_aligned)))
+    x = (batch, 1, cfg.height, cfg.width)
+    return {
+        "video_encoder": {"inputs": {"video": tuple(video.shape)}, "outputs": v},
+        "audio_encoder": {"inputs": {"audio": tuple(audio.shape)}, "outputs": a},
+        "denoiser": {"inputs": {"x_t": x, "t": (batch,), **{k: v[k] for k in DENOISER_VIDEO}, **a},
+                     "outputs": {"x0": x}},
+        "sampler": {"inputs": {"video": tuple(video.shape), "audio": tuple(audio.shape), "noise": x},
+                    "outputs": {"map": x}},  # fmt: skip
+    }
+
+
+def _run_meta(model: DiffSal, video: torch.Tensor, audio: torch.Tensor) -> Any:
+    import copy
+
+    meta = copy.deepcopy(model).to("meta")
+    with torch.no_grad():
+        return meta.encode(video, audio)
+
+
+def _module(model: DiffSal, name: str, steps: int, spec: dict[str, Any]) -> nn.Module:
+    hw = spec["video_encoder"]["outputs"]["v0"][-2:]
+    return {"video_encoder": VideoEncoderGraph, "audio_encoder": lambda m: AudioEncoderGraph(m, hw),
+            "denoiser": DenoiserGraph, "sampler": lambda m: SamplerGraph(m, steps)}[name](model)  # fmt: skip
+
+
+def random_inputs(spec: dict[str, tuple[int, ...]], seed: int, dtype: np.dtype, num_timesteps: int = 1000) -> dict[str, np.ndarray]:
+    """Random (never zero) inputs for one graph; ``t`` is a random timestep."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for k, shape in spec.items():
+        if k == "t":
+            out[k] = rng.integers(0, num_timesteps, shape).astype(np.int64)
+        else:
+            out[k] = rng.standard_normal(shape).astype(dtype)
+    return out
+
+
+def _op_counts(m: Any) -> dict[str, int]:
+    return dict(sorted(collections.Counter(n.op_type for n in m.graph.node).items()))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _trace(module: nn.Module, args: tuple[torch.Tensor, ...], names_in: list[str], names_out: list[str],
+           batch: BatchSpec, opset: int) -> Any:  # fmt: skip
+    import onnx
+
+    axes = {n: {0: "batch"} for n in [*names_in, *names_out]} if batch.dynamic else None
+    buf = io.BytesIO()
+    with torch.no_grad():
+        torch.onnx.export(module, args, buf, input_names=names_in, output_names=names_out, opset_version=opset,
+                          dynamic_axes=axes, dynamo=False, do_constant_folding=True)  # fmt: skip
+    return onnx.load_from_string(buf.getvalue())
+
+
+def _simplify(m: Any, name: str) -> Any:
+    try:
+        import onnxsim
+    except ImportError:
+        raise ExportError("export needs onnxsim: pip install 'salrt[export]'") from None
+    simplified, ok = onnxsim.simplify(m)
+    if not ok:
+        raise ExportError(f"{name}: onnxsim could not validate the simplified graph")
+    return simplified
+
+
+def ort_session(path: str | Path, providers: list[str] | None = None) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), opts, providers=providers or ["CPUExecutionProvider"])
+
+
+def _cc(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
+    if a.std() == 0 or b.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def validate(path: Path, module: nn.Module, spec: dict[str, Any], fp16: bool, batch: int, seed: int = 0) -> dict[str, Any]:
+    """Run the graph in onnxruntime and the module in PyTorch (fp32) on the same random inputs."""
+    inputs = random_inputs({k: (batch, *v[1:]) for k, v in spec["inputs"].items()}, seed, np.float32)
+    sess = ort_session(path)
+    feed = {k: (v.astype(np.float16) if fp16 and v.dtype == np.float32 else v) for k, v in inputs.items()}
+    got = sess.run(None, feed)
+    with torch.no_grad():
+        ref = module(*(torch.from_numpy(v) for v in inputs.values()))
+    ref = ref if isinstance(ref, tuple) else (ref,)
+    errors = {}
+    for name, g, r in zip(spec["outputs"], got, ref):
+        r = r.numpy()
+        if g.shape != r.shape:
+            raise ExportError(f"{path.name}: output {name} has shape {g.shape}, PyTorch gives {r.shape}")
+        errors[name] = {"max_abs": float(np.abs(g.astype(np.float64) - r).max()), "cc": _cc(g, r)}
+    return {"batch": batch, "outputs": errors}
+
+
+def export_onnx(model: DiffSal, out_dir: str | Path, *, precision: str = "fp32", batch: BatchSpec | str = "1",
+                opset: int = 17, steps: int = 4, graphs: tuple[str, ...] = GRAPHS, simplify: bool = True,
+                check_batches: tuple[int, ...] | None = None, log: Callable[[str], None] | None = None,
+                fp16_min_cc: float = 0.99) -> dict[str, Any]:  # fmt: skip
+    """Export, simplify, check and validate; write the graphs and ``manifest.json``; return the manifest."""
+    import onnx
+
+    from salrt.io import audio as A
+    from salrt.io import imaging
+
+    if precision not in ("fp32", "fp16"):
+        raise ExportError(f"unknown precision {precision!r}: use fp32 or fp16 (bf16 is a TensorRT build flag)")
+    if not 9 <= opset <= 20:
+        raise ExportError(f"opset {opset} outside 9..20 (the range TensorRT 10 parses)")
+    unknown = set(graphs) - set(GRAPHS)
+    if unknown:
+        raise ExportError(f"unknown graphs {sorted(unknown)}; known: {', '.join(GRAPHS)}")
+    bs = batch if isinstance(batch, BatchSpec) else BatchSpec.parse(batch)
+    say = log or (lambda s: None)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model = model.float().cpu().eval()
+    half: list[DiffSal] = []
+
+    def half_model() -> DiffSal:
+        if not half:
+            import copy
+
+            half.append(copy.deepcopy(model).half())
+        return half[0]
+    spec = _io_spec(model, bs.opt)
+    manifest: dict[str, Any] = {
+        "format": "salrt-onnx/1", "model": model.name, "config": model.config.to_dict(), "precision": precision,
+        "batch": dataclasses.asdict(bs), "opset": opset, "steps": steps, "eta": 0.0,
+        "timesteps": [s.t for s in model.scheduler.timesteps(steps)],
+        "preprocessing": {"video": {"layout": "B,3,T,H,W RGB", "range": "0..255 then (x - mean) / std",
+                                    "mean": list(imaging.VIDEO_MEAN), "std": list(imaging.VIDEO_STD),
+                                    "resize": "reference (Pillow 9.4 bicubic 320x240, then bilinear)"},
+                          "audio": A.describe(),
+                          "noise": "x_T ~ N(0, I), shape of the map"},
+        "versions": {"torch": torch.__version__, "onnx": onnx.__version__},
+        "graphs": {},
+    }  # fmt: skip
+    for name in graphs:
+        t0 = time.perf_counter()
+        module = _module(model, name, steps, spec).eval()
+        gspec = spec[name]
+        inputs = random_inputs(gspec["inputs"], 1, np.float32)
+        args = tuple(torch.from_numpy(v) for v in inputs.values())
+        traced = module
+        if precision == "fp16":  # trace the half-precision model: a native fp16 graph
+            traced = _module(half_model(), name, steps, spec).eval()
+            args = tuple(a.half() if a.is_floating_point() else a for a in args)
+        say(f"{name}: tracing")
+        m = _trace(traced, args, list(gspec["inputs"]), list(gspec["outputs"]), bs, opset)
+        before = {"nodes": len(m.graph.node), "ops": _op_counts(m), "bytes": m.ByteSize()}
+        if simplify:
+            say(f"{name}: simplifying")
+            m = _simplify(m, name)
+        onnx.checker.check_model(m)
+        path = out / f"{name}.onnx"
+        onnx.save(m, str(path))
+        after = {"nodes": len(m.graph.node), "ops": _op_counts(m), "bytes": path.stat().st_size}
+        say(f"{name}: validating in onnxruntime")
+        checks = [validate(path, module, gspec, precision == "fp16", b) for b in
+                  (check_batches or ((bs.min, bs.max) if bs.dynamic else (bs.opt,)))]  # fmt: skip
+        for c in checks:
+            for oname, e in c["outputs"].items():
+                if precision == "fp32" and not e["max_abs"] <= FP32_TOLERANCE:
+                    raise ExportError(f"{name}.onnx validation failed: {oname} differs from PyTorch by "
+                                      f"{e['max_abs']:.2e} (> {FP32_TOLERANCE:g}) at batch {c['batch']}")  # fmt: skip
+                if precision == "fp16" and not (e["cc"] >= fp16_min_cc or np.isnan(e["cc"])):
+                    raise ExportError(f"{name}.onnx fp16 validation failed: CC {e['cc']:.4f} < {fp16_min_cc} on {oname}")
+        manifest["graphs"][name] = {
+            "file": path.name, "sha256": _sha256(path),
+            "inputs": {k: {"shape": ["batch", *v[1:]], "dtype": "int64" if k == "t" else
+                           ("float16" if precision == "fp16" else "float32")} for k, v in gspec["inputs"].items()},
+            "outputs": {k: {"shape": ["batch", *v[1:]], "dtype": "float16" if precision == "fp16" else "float32"}
+                        for k, v in gspec["outputs"].items()},
+            "before_simplify": before, "after_simplify": after, "validation": checks,
+            "export_seconds": round(time.perf_counter() - t0, 2),
+        }  # fmt: skip
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
+def load_manifest(directory: str | Path) -> dict[str, Any]:
+    """Read ``manifest.json`` of an export directory (with a clear error when absent or broken)."""
+    p = Path(directory) / "manifest.json"
+    if not p.is_file():
+        raise ExportError(f"{directory}: no manifest.json (not a salrt export directory)")
+    try:
+        m = json.loads(p.read_text())
+    except json.JSONDecodeError as exc:
+        raise ExportError(f"{p}: invalid JSON ({exc})") from None
+    if m.get("format") != "salrt-onnx/1":
+        raise ExportError(f"{p}: unknown export format {m.get('format')!r}")
+    return m

@@ -1,0 +1,173 @@
+"""TensorRT engines from the exported ONNX graphs (TensorRT 10 Python API), and a static check
+that every op of a graph is one the TensorRT ONNX parser supports.
+
+TensorRT is not installable on this project's machines: the build path is written against the
+real API and exercised in tests with a stand-in module; the static op check runs everywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from salrt.errors import SalrtError
+
+OPS_FILE = Path(__file__).with_name("tensorrt_onnx_ops.json")
+_RESIZE_MODES = {"nearest", "linear"}
+_RESIZE_COORDS = {"half_pixel", "pytorch_half_pixel", "tf_half_pixel_for_nn", "asymmetric", "align_corners"}
+
+
+class TensorRTError(SalrtError):
+    """Engine build or run failure."""
+
+
+def supported_ops() -> dict[str, Any]:
+    """The TensorRT 10.0 ONNX parser's operator matrix kept in the repo (with its source)."""
+    return json.loads(OPS_FILE.read_text())
+
+
+def check_tensorrt_ops(onnx_path: str | Path) -> list[str]:
+    """Problems that would stop the TensorRT 10 ONNX parser (empty list: none found)."""
+    import onnx
+
+    table = supported_ops()
+    ok = set(table["supported"])
+    lo, hi = table["opset_range"]
+    m = onnx.load(str(onnx_path), load_external_data=False)
+    problems = []
+    for imp in m.opset_import:
+        if imp.domain in ("", "ai.onnx") and not lo <= imp.version <= hi:
+            problems.append(f"opset {imp.version} outside {lo}..{hi}")
+    for node in m.graph.node:
+        if node.domain not in ("", "ai.onnx"):
+            problems.append(f"{node.name or node.op_type}: custom domain {node.domain!r}")
+        elif node.op_type not in ok:
+            problems.append(f"{node.name or node.op_type}: {node.op_type} is not supported by the TensorRT ONNX parser")
+        elif node.op_type == "Resize":
+            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+            mode = attrs.get("mode", b"nearest")
+            coord = attrs.get("coordinate_transformation_mode", b"half_pixel")
+            mode, coord = (x.decode() if isinstance(x, bytes) else x for x in (mode, coord))
+            if mode not in _RESIZE_MODES:
+                problems.append(f"{node.name}: Resize mode {mode!r} unsupported (nearest, linear only)")
+            if coord not in _RESIZE_COORDS:
+                problems.append(f"{node.name}: Resize coordinate mode {coord!r} unsupported")
+    return problems
+
+
+def gpu_name() -> str:
+    """Name of GPU 0 (torch if present, else nvidia-smi)."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=10, check=True)  # fmt: skip
+        return out.stdout.strip().splitlines()[0]
+    except (OSError, subprocess.SubprocessError, IndexError):
+        raise TensorRTError("no CUDA GPU found: TensorRT engines are built for a GPU") from None
+
+
+def engine_key(onnx_sha256: str, trt_version: str, gpu: str, precision: str, profile: dict[str, int]) -> str:
+    """Cache key of an engine: the graph, TensorRT version, GPU, precision and batch profile."""
+    text = json.dumps([onnx_sha256, trt_version, gpu, precision, profile], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def build_engine(onnx_path: str | Path, out_path: str | Path, *, precision: str = "fp16",
+                 profile: dict[str, int] | None = None, workspace_gib: float = 4.0,
+                 timing_cache: str | Path | None = None, trt: Any = None,
+                 log: Callable[[str], None] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Parse ``onnx_path`` and serialise an engine to ``out_path``.
+
+    ``precision``: fp32, fp16 or bf16 (builder flags; the ONNX graph stays fp32). ``profile``:
+    ``{"min": , "opt": , "max": }`` for the batch axis of every input.
+    """
+    if trt is None:
+        from salrt.backends.base import require
+
+        trt = require("tensorrt", "building TensorRT engines")
+    if precision not in ("fp32", "fp16", "bf16"):
+        raise TensorRTError(f"unknown precision {precision!r}: fp32, fp16 or bf16")
+    say = log or (lambda s: None)
+    prof = profile or {"min": 1, "opt": 1, "max": 1}
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errs = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise TensorRTError(f"{onnx_path}: TensorRT could not parse the graph: {errs}")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
+    if precision == "fp16":
+        config.set_flag(trt.BuilderFlag.FP16)
+    elif precision == "bf16":
+        config.set_flag(trt.BuilderFlag.BF16)
+    opt_profile = builder.create_optimization_profile()
+    for i in range(network.num_inputs):
+        inp = network.get_input(i)
+        dims = list(inp.shape)
+        shapes = [tuple([prof[k], *dims[1:]]) for k in ("min", "opt", "max")]
+        opt_profile.set_shape(inp.name, *shapes)
+    config.add_optimization_profile(opt_profile)
+    cache_bytes = Path(timing_cache).read_bytes() if timing_cache and Path(timing_cache).is_file() else b""
+    cache = config.create_timing_cache(cache_bytes)
+    config.set_timing_cache(cache, ignore_mismatch=False)
+    t0 = time.perf_counter()
+    say(f"building {Path(out_path).name} ({precision}, batch {prof['min']}..{prof['max']})")
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise TensorRTError(f"{onnx_path}: TensorRT engine build failed (see the TensorRT log above)")
+    Path(out_path).write_bytes(bytes(serialized))
+    if timing_cache:
+        Path(timing_cache).write_bytes(bytes(config.get_timing_cache().serialize()))
+    return {"seconds": round(time.perf_counter() - t0, 2), "bytes": Path(out_path).stat().st_size}
+
+
+def build_engines(export_dir: str | Path, *, precision: str = "fp16", workspace_gib: float = 4.0,
+                  cache_dir: str | Path | None = None, trt: Any = None,
+                  log: Callable[[str], None] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Engines for every graph of an ONNX export (fp32 graphs), cached by :func:`engine_key`;
+    records them in the manifest under ``tensorrt``."""
+    import shutil
+
+    from salrt.backends.onnxruntime_backend import read_manifest
+
+    if trt is None:
+        from salrt.backends.base import require
+
+        trt = require("tensorrt", "building TensorRT engines")
+    d = Path(export_dir)
+    man = read_manifest(d)
+    if man["precision"] != "fp32":
+        raise TensorRTError("build TensorRT engines from an fp32 ONNX export; fp16/bf16 are builder flags")
+    gpu = gpu_name()
+    cache = Path(cache_dir) if cache_dir else Path.home() / ".cache" / "salrt" / "engines"
+    cache.mkdir(parents=True, exist_ok=True)
+    timing = cache / "timing.cache"
+    entries = {}
+    for name, g in man["graphs"].items():
+        problems = check_tensorrt_ops(d / g["file"])
+        if problems:
+            raise TensorRTError(f"{g['file']}: {problems[0]}" + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""))
+        key = engine_key(g["sha256"], trt.__version__, gpu, precision, man["batch"])
+        cached = cache / f"{name}-{key}.engine"
+        info: dict[str, Any] = {"cached": cached.is_file()}
+        if not cached.is_file():
+            info.update(build_engine(d / g["file"], cached, precision=precision, profile=man["batch"],
+                                     workspace_gib=workspace_gib, timing_cache=timing, trt=trt, log=log))  # fmt: skip
+        target = d / f"{name}.{precision}.engine"
+        shutil.copyfile(cached, target)
+        entries[name] = {"file": target.name, "key": key, **info}
+    man["tensorrt"] = {"version": trt.__version__, "gpu": gpu, "precision": precision, "engines": entries}
+    (d / "manifest.json").write_text(json.dumps(man, indent=1))
+    return man["tensorrt"]

@@ -1,0 +1,207 @@
+"""ONNX export (tiny config), onnxruntime backend, TensorRT op check and build path."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from salrt.backends import load_backend
+from salrt.backends.base import MissingDependency, require
+from salrt.cli import main
+from salrt.export.onnx import BatchSpec, ExportError, export_onnx
+from salrt.export.tensorrt import build_engines, check_tensorrt_ops, engine_key, supported_ops
+from salrt.testing import synthetic_inputs
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> tuple[Path, dict]:
+    from conftest import tiny_model
+
+    out = tmp_path_factory.mktemp("export")
+    man = export_onnx(tiny_model(), out, batch="1:2:3", steps=4)
+    return out, man
+
+
+def test_manifest_and_validation(exported: tuple[Path, dict]) -> None:
+    out, man = exported
+    assert set(man["graphs"]) == {"video_encoder", "audio_encoder", "denoiser", "sampler"}
+    for name, g in man["graphs"].items():
+        path = out / g["file"]
+        onnx.checker.check_model(str(path))
+        assert g["after_simplify"]["nodes"] < g["before_simplify"]["nodes"]
+        assert [c["batch"] for c in g["validation"]] == [1, 3]  # dynamic batch checked off the traced size
+        for c in g["validation"]:
+            for e in c["outputs"].values():
+                assert e["max_abs"] < 1e-4
+        import hashlib
+
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == g["sha256"]
+    assert man["graphs"]["denoiser"]["inputs"]["t"]["dtype"] == "int64"
+    assert man["preprocessing"]["video"]["mean"][0] == pytest.approx(114.7748)
+    assert json.loads((out / "manifest.json").read_text())["timesteps"] == [750, 500, 250, 0]
+
+
+def test_onnxruntime_backend_matches_torch(exported: tuple[Path, dict], tiny) -> None:  # noqa: ANN001
+    out, _ = exported
+    ort_b = load_backend("onnxruntime", export_dir=str(out))
+    torch_b = load_backend("torch", model=tiny)
+    c = tiny.config
+    video, audio, noise = synthetic_inputs(c.video_shape, c.audio_shape, 2, seed=5)
+    ref4 = torch_b.sample(video, audio, steps=4, noise=noise).numpy()
+    got4 = ort_b.sample(video.numpy(), audio.numpy(), steps=4, noise=noise.numpy())  # sampler.onnx
+    assert np.abs(got4 - ref4).max() < 1e-4
+    ref2 = torch_b.sample(video, audio, steps=2, noise=noise).numpy()
+    got2 = ort_b.sample(video.numpy(), audio.numpy(), steps=2, noise=noise.numpy())  # graphs + numpy DDIM
+    assert np.abs(got2 - ref2).max() < 1e-4
+    feats = ort_b.encode(video.numpy(), audio.numpy())
+    x0 = ort_b.denoise(noise.numpy(), np.array([750, 10]), feats)
+    ref = torch_b.denoise(noise, torch.tensor([750, 10]), torch_b.encode(video, audio)).numpy()
+    assert np.abs(x0 - ref).max() < 1e-4
+
+
+def test_tensorrt_static_op_check(exported: tuple[Path, dict], tmp_path: Path) -> None:
+    out, man = exported
+    assert "Conv" in supported_ops()["supported"]
+    for g in man["graphs"].values():
+        assert check_tensorrt_ops(out / g["file"]) == []
+    node = onnx.helper.make_node("Unique", ["x"], ["y"])
+    bad = onnx.helper.make_model(onnx.helper.make_graph(
+        [node, onnx.helper.make_node("Resize", ["x", "", "s"], ["z"], mode="cubic")], "g",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [4])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)],
+        [onnx.numpy_helper.from_array(np.ones(1, np.float32), "s")]), opset_imports=[onnx.helper.make_opsetid("", 17)])  # fmt: skip
+    onnx.save(bad, tmp_path / "bad.onnx")
+    problems = check_tensorrt_ops(tmp_path / "bad.onnx")
+    assert any("Unique" in p for p in problems) and any("cubic" in p for p in problems)
+
+
+def test_fp16_export(tmp_path: Path, tiny) -> None:  # noqa: ANN001
+    man = export_onnx(tiny, tmp_path, precision="fp16", batch="2", graphs=("sampler",))
+    e = man["graphs"]["sampler"]["validation"][0]["outputs"]["map"]
+    assert e["cc"] > 0.999 and e["max_abs"] < 0.05
+    assert man["graphs"]["sampler"]["inputs"]["video"]["dtype"] == "float16"
+
+
+def test_validation_failure_is_loud(tmp_path: Path, tiny, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    import salrt.export.onnx as ex
+
+    monkeypatch.setattr(ex, "FP32_TOLERANCE", 0.0)
+    with pytest.raises(ExportError, match="validation failed"):
+        export_onnx(tiny, tmp_path, graphs=("denoiser",))
+
+
+def test_batch_spec_and_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert BatchSpec.parse("1:4:16").dynamic and not BatchSpec.parse("4").dynamic
+    for bad in ("0", "4:2:8", "a", "1:2"):
+        with pytest.raises(ExportError):
+            BatchSpec.parse(bad)
+    for args, needle in (
+        (["export", "--config", "tiny", "-o", str(tmp_path)], "no --checkpoint"),
+        (["export", "--config", "tiny", "--random-weights", "-o", str(tmp_path), "--dynamic-batch", "3:1:2"], "invalid batch"),
+        (["export", "--config", "tiny", "--random-weights", "-o", str(tmp_path), "--precision", "bf16"], "bf16"),
+        (["export", "--config", "tiny", "--random-weights", "-o", str(tmp_path), "--opset", "8"], "opset"),
+    ):
+        assert main(args) == 2
+        err = capsys.readouterr().err.strip()
+        assert needle in err and err.count("\n") == 0
+
+
+def test_missing_optional_packages_name_the_extra() -> None:
+    with pytest.raises(MissingDependency, match=r"pip install 'salrt\[tensorrt\]'"):
+        require("tensorrt", "the TensorRT backend")
+    with pytest.raises(ValueError, match="export directory"):
+        load_backend("onnxruntime")
+    with pytest.raises(Exception, match="no manifest.json"):
+        load_backend("onnxruntime", export_dir="/nonexistent")
+
+
+def _fake_trt(calls: list) -> types.SimpleNamespace:  # noqa: ANN001
+    """A stand-in ``tensorrt`` module that records the builder calls (TensorRT cannot be installed here)."""
+    class Obj:
+        def __init__(self, name: str, **attrs) -> None:  # noqa: ANN003
+            self._n, self.__dict__ = name, {**attrs, "_n": name}
+
+        def __getattr__(self, item: str):  # noqa: ANN204
+            def call(*a, **k):  # noqa: ANN002, ANN003, ANN202
+                calls.append((f"{self._n}.{item}", a, k))
+                return RESULTS.get(item, Obj(item))
+
+            return call
+
+    inp = types.SimpleNamespace(name="video", shape=(-1, 3, 16, 64, 128))
+    network = Obj("network", num_inputs=1)
+    network.get_input = lambda i: inp
+    parser = Obj("parser", num_errors=0)
+    parser.parse_from_file = lambda p: calls.append(("parse", p)) or True
+    config = Obj("config")
+    RESULTS = {"create_network": network, "create_builder_config": config,
+               "build_serialized_network": b"ENGINE", "serialize": b"TIMING"}  # fmt: skip
+    return types.SimpleNamespace(
+        __version__="10.0.0", Logger=type("Logger", (), {"WARNING": 2, "__init__": lambda self, lvl: None}), Builder=lambda lg: Obj("builder"),
+        OnnxParser=lambda n, lg: parser, MemoryPoolType=types.SimpleNamespace(WORKSPACE="WS"),
+        BuilderFlag=types.SimpleNamespace(FP16="FP16", BF16="BF16"),
+    )  # fmt: skip
+
+
+def test_tensorrt_build_path_with_stand_in(exported: tuple[Path, dict], tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    import shutil
+
+    import salrt.export.tensorrt as T
+
+    out = tmp_path / "exp"
+    shutil.copytree(exported[0], out)
+    calls: list = []
+    monkeypatch.setattr(T, "gpu_name", lambda: "Stand-in GPU")
+    info = build_engines(out, precision="fp16", cache_dir=tmp_path / "cache", trt=_fake_trt(calls))
+    assert set(info["engines"]) == {"video_encoder", "audio_encoder", "denoiser", "sampler"}
+    assert all(not e["cached"] for e in info["engines"].values())
+    assert (out / "sampler.fp16.engine").read_bytes() == b"ENGINE"
+    names = [c[0] for c in calls]
+    assert "config.set_flag" in names and "config.set_memory_pool_limit" in names
+    prof = [c for c in calls if c[0] == "builder.create_optimization_profile"]
+    assert prof and any(c[0].endswith("set_shape") for c in calls)
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["tensorrt"]["precision"] == "fp16"
+    calls.clear()
+    again = build_engines(out, precision="fp16", cache_dir=tmp_path / "cache", trt=_fake_trt(calls))
+    assert all(e["cached"] for e in again["engines"].values()) and "parse" not in [c[0] for c in calls]
+    k = engine_key("a", "10.0", "H100", "fp16", {"min": 1, "opt": 1, "max": 1})
+    assert k != engine_key("a", "10.0", "H100", "bf16", {"min": 1, "opt": 1, "max": 1})
+
+
+def test_onnxruntime_path_runs_without_torch(exported: tuple[Path, dict], tmp_path: Path) -> None:
+    """The export runs on a synthetic clip in a process where importing torch fails."""
+    out, _ = exported
+    code = f"""
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name == 'torch' or name.startswith('torch.'):
+            raise ImportError('torch blocked for this test')
+sys.meta_path.insert(0, Block())
+import numpy as np
+from salrt.io import make_clip, open_media
+from salrt.backends import load_backend
+clip = make_clip({str(tmp_path / 'c.mp4')!r}, seed=1, width=96, height=64, seconds=0.2)
+b = load_backend('onnxruntime', export_dir={str(out)!r})
+media = open_media(str(clip.path), size=(64, 128), audio_size=(32, 64))
+n = 0
+for c in media:
+    m = b.sample(c.video[None], c.audio[None], steps=4, seed=0)
+    assert m.shape == (1, 1, 64, 128) and np.isfinite(m).all()
+    n += 1
+assert 'torch' not in sys.modules
+print(n)
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip() == "5"
