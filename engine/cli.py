@@ -185,6 +185,98 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _backend_for(args: argparse.Namespace):  # noqa: ANN202
+    from salrt.backends import load_backend
+
+    if args.backend in ("onnxruntime", "tensorrt"):
+        if not args.export_dir:
+            raise SalrtError(f"--backend {args.backend} needs --export-dir (made by salrt export)")
+        b = load_backend(args.backend, export_dir=args.export_dir, device=args.device)
+        cfg = b.manifest["config"]
+        return b, (cfg["height"], cfg["width"]), (cfg["audio_height"], cfg["audio_width"])
+    model = _load_for_run(args)
+    if args.kernels == "triton":
+        from salrt.kernels import enable
+
+        enable(model)
+    c = model.config
+    return load_backend(args.backend, model=model), (c.height, c.width), (c.audio_height, c.audio_width)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from salrt.runtime import Runtime, RunOptions, default_sinks
+    from salrt.sinks import SINKS
+
+    outputs = [o.strip() for o in args.outputs.split(",") if o.strip()]
+    bad = [o for o in outputs if o not in SINKS]
+    if bad:
+        raise SalrtError(f"unknown output {bad[0]!r}; choose from {', '.join(SINKS)}")
+    for src in args.inputs:
+        if "://" not in src and src != "-" and not Path(src).exists():
+            raise SalrtError(f"{src}: no such file")
+    if args.kernels is None:
+        args.kernels = "triton" if args.device.startswith("cuda") else "torch"
+    backend, size, audio_size = _backend_for(args)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    opts = RunOptions(steps=args.steps, stride=args.stride, batch=args.batch, live=args.live, size=size,
+                      audio_size=audio_size, device=args.device, retries=args.retries, seed=args.seed,
+                      max_wait_ms=args.max_wait_ms)  # fmt: skip
+    settings = {k: v for k, v in vars(args).items() if k != "func"}
+    settings["inputs"] = list(args.inputs)
+    bar = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(desc="frames", unit="frame", dynamic_ncols=True)
+    rt = Runtime(backend, args.inputs, opts, sinks_for=default_sinks(out, outputs, settings, args.source_size),
+                 keep_frames="overlay" in outputs, progress=bar.update if bar else None)  # fmt: skip
+    stats = rt.run()
+    if bar:
+        bar.close()
+    (out / "run_stats.json").write_text(json.dumps(stats, indent=1, default=str))
+    lat = stats["latency_ms"]
+    print(f"{sum(stats['frames_out'])} frames from {len(args.inputs)} input(s) in {stats['wall_s']:.1f} s "
+          f"({stats['fps_out']:.2f} frames/s, {stats['clips_per_s']:.2f} clips/s); latency p50 {lat['p50']} ms, "
+          f"p95 {lat['p95']} ms, p99 {lat['p99']} ms; dropped {sum(stats['dropped_clips'])}; "
+          f"outputs in {out}")  # fmt: skip
+    if stats["errors"]:
+        for e in stats["errors"]:
+            print(f"salrt: error: {e}", file=sys.stderr)
+        return 2
+    return 130 if stats["interrupted"] else 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from salrt import metrics as M
+    from salrt.io import make_clip
+
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    clip = make_clip(out / "demo_input.mp4", seed=args.seed, seconds=args.seconds)
+    print(f"wrote a synthetic clip with a sounding object: {clip.path} ({clip.n_frames} frames)")
+    ns = argparse.Namespace(inputs=[str(clip.path)], output=str(out), model="diffsal", checkpoint=args.checkpoint,
+                            random_weights=args.checkpoint is None, config=args.config, steps=args.steps,
+                            stride=args.stride, batch=args.batch, live=False, outputs="overlay,png,npz",
+                            backend="torch", export_dir=None, device=args.device, kernels=None, retries=0,
+                            seed=args.seed, max_wait_ms=20.0, source_size=True, quiet=args.quiet)  # fmt: skip
+    if args.checkpoint is None:
+        print("no --checkpoint: running with random weights, so the maps show the pipeline, not saliency")
+    rc = _run(ns)
+    if rc:
+        return rc
+    import numpy as np
+
+    maps = np.load(out / "demo_input_maps.npz")["maps"]
+    cc = np.nanmean([M.cc(m.astype(np.float64), g) for m, g in zip(maps, clip.saliency)])
+    print(f"mean CC against the synthetic ground truth: {cc:.3f}; overlay: {out / 'demo_input_overlay.mp4'}")
+    return 0
+
+
 def _progress(it, total: int, desc: str, quiet: bool):  # noqa: ANN001, ANN202
     if quiet:
         return it
@@ -266,7 +358,47 @@ def build_parser() -> argparse.ArgumentParser:
     px.add_argument("--device", default="cpu", help=argparse.SUPPRESS)
     px.add_argument("--quiet", action="store_true")
     px.set_defaults(func=_export)
+
+    pr = sub.add_parser("run", help="saliency maps for videos or live streams (overlay video, PNG, npz, JSON)")
+    pr.add_argument("inputs", nargs="+", help="files, URLs (rtsp://, http://, ...) or - for stdin")
+    pr.add_argument("-o", "--output", required=True, help="output directory")
+    _model_args(pr)
+    pr.add_argument("--stride", type=int, default=1, help="a clip every N frames; maps in between interpolated")
+    pr.add_argument("--batch", type=int, default=1, help="clips per model call (across inputs)")
+    pr.add_argument("--max-wait-ms", type=float, default=20.0, help="latency budget for filling a batch")
+    pr.add_argument("--live", action="store_true", help="bounded latency: drop the oldest clips when behind")
+    pr.add_argument("--outputs", default="overlay,npz", help="comma-separated: overlay,png,npy,npz (JSON always)")
+    pr.add_argument("--source-size", action="store_true", help="PNG/npz maps at the source resolution")
+    pr.add_argument("--retries", type=int, default=3, help="reconnects of a lost stream (exponential backoff)")
+    pr.add_argument("--seed", type=int, default=0, help="seed of the starting noise")
+    pr.add_argument("--quiet", action="store_true")
+    pr.set_defaults(func=_run)
+
+    pd = sub.add_parser("demo", help="make a synthetic clip and run the whole pipeline on it")
+    pd.add_argument("-o", "--output", default="salrt_demo")
+    pd.add_argument("--checkpoint", help="DiffSal weights (default: random weights, paper-size needs minutes)")
+    pd.add_argument("--config", default="tiny", help="tiny (default, seconds on a CPU) or paper")
+    pd.add_argument("--seconds", type=float, default=2.0)
+    pd.add_argument("--steps", type=int, default=4)
+    pd.add_argument("--stride", type=int, default=1)
+    pd.add_argument("--batch", type=int, default=4)
+    pd.add_argument("--device", default="cpu")
+    pd.add_argument("--seed", type=int, default=0)
+    pd.add_argument("--quiet", action="store_true")
+    pd.set_defaults(func=_demo)
     return p
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="diffsal")
+    p.add_argument("--checkpoint", help="model weights")
+    p.add_argument("--random-weights", action="store_true", help="run untrained weights (smoke runs, benchmarks)")
+    p.add_argument("--config", default="paper", help="model config preset (paper or tiny)")
+    p.add_argument("--steps", type=int, default=4)
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--backend", default="torch", choices=("torch", "torch-compile", "onnxruntime", "tensorrt"))
+    p.add_argument("--export-dir", help="export directory for the onnxruntime/tensorrt backends")
+    p.add_argument("--kernels", choices=("triton", "torch"), help="attention/DDIM kernels (default: triton on cuda)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,5 +1,12 @@
-"""Triton kernels of salrt (fused compressed cross-attention, fused DDIM update).
+"""Triton kernels for the hot parts of the torch backend (``enable(model)`` switches them on)."""
 
-Nothing is provided yet: the kernels are the subject of a later issue. The torch backend
-uses plain PyTorch operators until then.
-"""
+from __future__ import annotations
+
+from typing import Any
+
+from salrt.errors import SalrtError
+
+
+def enable(model: Any) -> None:
+    """Use the Triton kernels in ``model`` (CUDA only)."""
+    raise SalrtError("the Triton kernels are not implemented yet; use --kernels torch")

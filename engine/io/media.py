@@ -73,6 +73,9 @@ class Clip:
     fps: float
     timing: str  # "index" (constant rate, reference formula) or "timestamps"
     target_frame: np.ndarray | None = None  # original RGB (H, W, 3) when keep_frames=True
+    # every source frame since the previous clip's target up to this target, as (index, time,
+    # RGB or None without keep_frames), so sinks can write every frame even at stride > 1
+    new_frames: tuple[tuple[int, float, np.ndarray | None], ...] = ()
 
 
 @dataclasses.dataclass
@@ -270,6 +273,7 @@ class MediaClips:
         before = self.clip_len // 2
         after = self.clip_len - before - 1
         frames: collections.deque[_Frame] = collections.deque()
+        raw_pending: collections.deque[tuple[int, float, np.ndarray | None]] = collections.deque()
         ring = _AudioRing()
         audio_rate = self.info.sample_rate or 0
         audio_eof = self._as is None
@@ -334,10 +338,13 @@ class MediaClips:
                 aud = self._silent_audio()
             self.stats.clips += 1
             tf = by_index[target]
+            new = []
+            while raw_pending and raw_pending[0][0] <= target:
+                new.append(raw_pending.popleft())
             return Clip(video=vid, audio=aud, target_index=target, target_time=tf.time, frame_indices=tuple(idx),
                         timestamps=tuple(by_index[i].time for i in idx), audio_window=(start, end),
                         has_audio=self._as is not None, fps=fps, timing=timing,
-                        target_frame=tf.raw)  # fmt: skip
+                        target_frame=tf.raw, new_frames=tuple(new))  # fmt: skip
 
         def emit(eof: bool) -> Iterator[Clip]:
             nonlocal next_target
@@ -398,6 +405,7 @@ class MediaClips:
                     timing = "timestamps"
                 rgb = frame.to_ndarray(format="rgb24")
                 frames.append(_Frame(n_frames, rel, self._preprocess(rgb), rgb if self.keep_frames else None))
+                raw_pending.append((n_frames, rel, rgb if self.keep_frames else None))
                 n_frames += 1
                 self.stats.video_frames += 1
                 self.stats.max_buffered_frames = max(self.stats.max_buffered_frames, len(frames))

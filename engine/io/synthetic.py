@@ -51,10 +51,11 @@ def _gaussian_blur_map(points: np.ndarray, h: int, w: int, sigma: float) -> np.n
 def make_clip(path: str | Path, *, seed: int = 0, width: int = 320, height: int = 192, fps: float = 25.0,
               seconds: float = 2.0, sample_rate: int | None = 44100, channels: int = 2,
               video_codec: str = "libx264", audio_codec: str | None = None, n_objects: int = 3,
-              vfr: bool = False, fixations_per_frame: int = 12) -> SyntheticClip:  # fmt: skip
+              vfr: bool = False, fixations_per_frame: int = 12, ground_truth: bool = True) -> SyntheticClip:  # fmt: skip
     """Write a synthetic clip to ``path`` (container from the suffix) and return its ground truth.
 
-    ``sample_rate=None`` writes no audio stream; ``vfr=True`` jitters frame timestamps.
+    ``sample_rate=None`` writes no audio stream; ``vfr=True`` jitters frame timestamps;
+    ``ground_truth=False`` skips the maps (long clips: saliency/fixations are then empty arrays).
     ``audio_codec`` defaults by container: aac (mp4/mov/mkv), opus (webm), pcm_s16le (avi).
     """
     import av
@@ -88,9 +89,10 @@ def make_clip(path: str | Path, *, seed: int = 0, width: int = 320, height: int 
         times[0] = 0.0
         times = np.maximum.accumulate(times + np.arange(n) * 1e-6)
 
-    sal = np.zeros((n, height, width), np.float32)
-    fix = np.zeros((n, height, width), bool)
-    for i in range(n):
+    gt_n = n if ground_truth else 0
+    sal = np.zeros((gt_n, height, width), np.float32)
+    fix = np.zeros((gt_n, height, width), bool)
+    for i in range(gt_n):
         pts = speaker[i] + rng.normal(0, r * 0.6, (fixations_per_frame, 2))
         stray = rng.uniform([0, 0], [height, width], (max(1, fixations_per_frame // 6), 2))
         pts = np.concatenate([pts, stray])
