@@ -68,29 +68,34 @@ def long_stream(minutes: float, d: Path) -> dict:
     c = m.config
     clip = make_clip(d / "long.mp4", seed=1, width=96, height=64, seconds=minutes * 60, sample_rate=16000,
                      ground_truth=False, n_objects=2)  # fmt: skip
+    import av
+
+    with av.open(str(clip.path)) as f:
+        n_frames = sum(1 for _ in f.decode(video=0))
     marks: dict[str, float] = {}
     peak = [0.0]
 
     def on_map(i: int, idx: int, ts: float, sal: np.ndarray) -> None:
-        if idx % 250 == 0:
+        if idx % 250 == 0 or idx == n_frames - 1:
             r = rss_mb()
             peak[0] = max(peak[0], r)
-            for minute in (1, 5, 10):
-                if ts >= 60 * minute and f"minute_{minute}" not in marks:
-                    marks[f"minute_{minute}"] = round(peak[0], 1)
+            for minute in (1, 5, minutes):
+                if ts >= 60 * minute - 1.0 and f"minute_{minute:g}" not in marks:
+                    marks[f"minute_{minute:g}"] = round(peak[0], 1)
 
     rt = Runtime(load_backend("torch", model=m), [str(clip.path)],
                  RunOptions(stride=8, batch=4, size=(c.height, c.width), audio_size=(c.audio_height, c.audio_width)),
                  on_map=on_map)  # fmt: skip
     stats = rt.run(handle_signals=False)
     return {"config": "tiny", "input": "96x64, 25 fps, 16 kHz", "minutes": minutes, "stride": 8, "batch": 4,
-            "frames_out": stats["frames_out"][0], "wall_s": stats["wall_s"], "peak_rss_mb_by_stream_time": marks,
+            "frames_written_to_file": clip.n_frames, "frames_decodable": n_frames,
+            "frames_out": stats["frames_out"][0], "wall_s": stats["wall_s"], "media": stats["media"][0], "peak_rss_mb_by_stream_time": marks,
             "final_rss_mb": round(rss_mb(), 1)}  # fmt: skip
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--configs", default="tiny,paper")
+    ap.add_argument("--configs", default="tiny,paper", help="comma-separated; empty for none")
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--stride", type=int, default=8)
     ap.add_argument("--batch", type=int, default=1)
@@ -102,7 +107,7 @@ def main() -> None:
            "machine": {"cpu": platform.processor() or platform.machine(), "threads": os.cpu_count(),
                        "torch": torch.__version__}, "overhead": [], "long_stream": None}  # fmt: skip
     with tempfile.TemporaryDirectory() as d:
-        for cfg in args.configs.split(","):
+        for cfg in [c for c in args.configs.split(",") if c]:
             secs = args.seconds if cfg == "paper" else max(args.seconds, 8.0)
             res["overhead"].append(overhead(cfg, secs, args.stride, args.batch, Path(d)))
             print(json.dumps(res["overhead"][-1]))

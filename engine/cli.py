@@ -196,9 +196,14 @@ def _backend_for(args: argparse.Namespace):  # noqa: ANN202
         return b, (cfg["height"], cfg["width"]), (cfg["audio_height"], cfg["audio_width"])
     model = _load_for_run(args)
     if args.kernels == "triton":
+        import os
+
         from salrt.kernels import enable
 
-        enable(model)
+        on_cpu = not str(args.device).startswith("cuda")
+        if on_cpu and os.environ.get("TRITON_INTERPRET") != "1":
+            raise SalrtError("--kernels triton needs --device cuda (or TRITON_INTERPRET=1 to run them interpreted on CPU)")
+        enable(model, force=on_cpu)
     c = model.config
     return load_backend(args.backend, model=model), (c.height, c.width), (c.audio_height, c.audio_width)
 

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
+
+if not torch.cuda.is_available():  # Triton kernels run in the interpreter on CPU (must precede their import)
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import salrt
 from salrt.testing import synthetic_inputs, synthetic_state_dict

@@ -214,3 +214,12 @@ def test_corrupted_stream_keeps_going(tmp_path: Path) -> None:
     assert len(clips) > clip.n_frames // 2
     assert [c.target_index for c in clips] == list(range(len(clips)))
     assert np.isfinite(clips[-1].video).all()
+
+
+def test_last_frame_clip_when_the_grid_ends_exactly(tmp_path: Path) -> None:
+    # 24 frames, stride 8: the clip for frame 16 is complete before the end of the input
+    clip = make_clip(tmp_path / "g.mp4", seed=14, width=64, height=64, seconds=0.96)
+    m, clips = _clips(clip.path, stride=8)
+    assert [c.target_index for c in clips] == [0, 8, 16, 23]
+    assert sum(len(c.new_frames) for c in clips) == 24
+    assert clips[-1].frame_indices == tuple(range(15, 24)) + (23,) * 7

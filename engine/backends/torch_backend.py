@@ -24,6 +24,8 @@ class TorchBackend:
 
     def _t(self, x: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
         t = torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x
+        if self.device.type == "cuda" and t.device.type == "cpu":
+            t = t.pin_memory()  # pinned host buffer: the copy overlaps the previous clip's compute
         return t.to(self.device, dtype or self.dtype, non_blocking=True)
 
     @torch.inference_mode()

@@ -281,6 +281,7 @@ class MediaClips:
         audio_t0: float | None = None
         last_t = -np.inf
         next_target = 0
+        last_emitted = -1
         n_frames = 0
         timing = "index"
         resampler = None
@@ -347,15 +348,21 @@ class MediaClips:
                         target_frame=tf.raw, new_frames=tuple(new))  # fmt: skip
 
         def emit(eof: bool) -> Iterator[Clip]:
-            nonlocal next_target
-            while ready(eof) and next_target < n_frames:
+            nonlocal next_target, last_emitted
+            while True:
+                if eof and next_target >= n_frames and last_emitted < n_frames - 1:
+                    next_target = n_frames - 1  # the last frame always gets its own clip
+                if not (next_target < n_frames and ready(eof)):
+                    return
                 last = n_frames - 1 if eof else 1 << 62
                 yield make_clip(next_target, last)
+                last_emitted = next_target
                 if eof and next_target != n_frames - 1 and next_target + self.stride > n_frames - 1:
-                    next_target = n_frames - 1  # the last frame always gets its own clip
+                    next_target = n_frames - 1
                 else:
                     next_target += self.stride
-                keep_from = next_target - before
+                # keep what the next clip needs, and what a final clip for the last frame would need
+                keep_from = min(next_target, frames[-1].index) - before
                 while frames and frames[0].index < keep_from and len(frames) > 1:
                     frames.popleft()
                 if audio_rate and frames:
