@@ -11,7 +11,6 @@ salrt: ``model.sample`` (fused encoder attention, per-clip audio alignment, no c
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import platform
 import statistics
@@ -21,48 +20,14 @@ from pathlib import Path
 import torch
 
 import salrt
-from salrt.models.mvit import reference_attention
+from salrt.bench import cpu_name, reference_style_encode, reference_style_sample, reference_style_step
 from salrt.testing import synthetic_inputs, synthetic_state_dict
-
-
-def reference_style_encode(model: salrt.DiffSal, video: torch.Tensor, audio: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """Both encoders, with the MViT attention scores materialised as the reference computes them."""
-    with torch.no_grad(), reference_attention(model):
-        return model.video_encoder(video), model.audio_encoder(audio)
-
-
-def reference_style_step(model: salrt.DiffSal, saved: list[torch.Tensor], audio_feats: torch.Tensor, x: torch.Tensor, step) -> torch.Tensor:
-    """One step as the reference runs it: feature copy, alignment inside the step, host round trip."""
-    with torch.no_grad():
-        feats = copy.deepcopy(saved)  # the reference mutates its feature list every step
-        aligned = model.denoiser.align_audio(audio_feats, feats)
-        t = torch.full((x.shape[0],), step.t, dtype=torch.long, device=x.device)
-        x0 = model.denoiser(x, t, feats, aligned)
-        return model.scheduler.step(x0, x, step).cpu().to(x0.device)
-
-
-def reference_style_sample(model: salrt.DiffSal, video: torch.Tensor, audio: torch.Tensor, noise: torch.Tensor, steps: int) -> torch.Tensor:
-    video_feats, audio_feats = reference_style_encode(model, video, audio)
-    x = noise
-    for step in model.scheduler.timesteps(steps):
-        x = reference_style_step(model, video_feats, audio_feats, x, step)
-    return x.clamp(0, 1)
 
 
 def _timed(fn, *args):
     t0 = time.perf_counter()
     out = fn(*args)
     return out, time.perf_counter() - t0
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:

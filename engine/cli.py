@@ -282,6 +282,54 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    import torch
+
+    from salrt import bench
+    from salrt.models import MODELS
+
+    def ints(text: str, what: str) -> list[int]:
+        try:
+            vals = [int(x) for x in text.split(",") if x.strip()]
+        except ValueError:
+            raise SalrtError(f"--{what} must be comma-separated integers, got {text!r}") from None
+        if not vals or any(v < 1 for v in vals):
+            raise SalrtError(f"--{what} values must be >= 1, got {text!r}")
+        return vals
+
+    models = sorted(MODELS) if args.model == "all" else [args.model]
+    for m in models:
+        if m not in MODELS:
+            raise SalrtError(f"unknown model {m!r}; available: {', '.join(sorted(MODELS))}")
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    for b in backends:
+        if b not in ("torch", "torch-compile", "onnxruntime", "tensorrt"):
+            raise SalrtError(f"unknown backend {b!r}: torch, torch-compile, onnxruntime, tensorrt")
+    precisions = [p.strip() for p in args.precision.split(",") if p.strip()]
+    for p in precisions:
+        if p not in bench.DTYPES:
+            raise SalrtError(f"unknown precision {p!r}: fp32, fp16, bf16")
+    kernels = [k.strip() for k in args.kernels.split(",") if k.strip()]
+    for k in kernels:
+        if k not in ("torch", "triton"):
+            raise SalrtError(f"unknown kernels {k!r}: torch, triton")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SalrtError("--device cuda but no CUDA device is available")
+    if args.video is not None and not __import__("os").path.exists(args.video):
+        raise SalrtError(f"{args.video}: no such file")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    log = (lambda s: None) if args.quiet else (lambda s: print(f"salrt bench: {s}", file=sys.stderr))
+    for m in models:
+        out = args.out if len(models) == 1 else f"{args.out}/{m}"
+        res = bench.run(m, args.config, backends, precisions, ints(args.batch, "batch"), ints(args.steps, "steps"),
+                        kernels, args.device, args.reps, args.warmup, args.stride, out, args.checkpoint, args.video,
+                        log)  # fmt: skip
+        print(bench.markdown(res))
+    print(f"wrote bench.json, bench.md and plots to {args.out}")
+    return 0
+
+
 def _progress(it, total: int, desc: str, quiet: bool):  # noqa: ANN001, ANN202
     if quiet:
         return it
@@ -391,6 +439,26 @@ def build_parser() -> argparse.ArgumentParser:
     pd.add_argument("--seed", type=int, default=0)
     pd.add_argument("--quiet", action="store_true")
     pd.set_defaults(func=_demo)
+
+    pb = sub.add_parser("bench", help="latency, throughput, FLOPs and memory vs the reference-style baseline")
+    pb.add_argument("--model", default="diffsal", help="model name or 'all'")
+    pb.add_argument("--models", dest="model", help=argparse.SUPPRESS)
+    pb.add_argument("--config", default="paper", help="paper or tiny")
+    pb.add_argument("--checkpoint", help="weights (default: synthetic weights; timing does not depend on them)")
+    pb.add_argument("--backends", default="torch", help="comma-separated: torch,torch-compile,onnxruntime,tensorrt")
+    pb.add_argument("--precision", default="fp32", help="comma-separated: fp32,fp16,bf16")
+    pb.add_argument("--batch", default="1", help="comma-separated batch sizes")
+    pb.add_argument("--steps", default="4", help="comma-separated step counts")
+    pb.add_argument("--kernels", default="torch", help="comma-separated: torch,triton")
+    pb.add_argument("--device", default="cpu")
+    pb.add_argument("--reps", type=int, default=5)
+    pb.add_argument("--warmup", type=int, default=1)
+    pb.add_argument("--stride", type=int, default=1, help="frames per clip for frames/s")
+    pb.add_argument("--threads", type=int, default=0, help="CPU threads (default: torch's)")
+    pb.add_argument("--video", help="also measure the whole runtime on this video (end-to-end mode)")
+    pb.add_argument("--out", default="bench_out")
+    pb.add_argument("--quiet", action="store_true")
+    pb.set_defaults(func=_bench)
     return p
 
 

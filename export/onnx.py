@@ -194,7 +194,12 @@ def export_onnx(model: DiffSal, out_dir: str | Path, *, precision: str = "fp32",
     say = log or (lambda s: None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    model = model.float().cpu().eval()
+    p0 = next(model.parameters())
+    if p0.device.type != "cpu" or p0.dtype != torch.float32:  # never move the caller's model
+        import copy
+
+        model = copy.deepcopy(model).float().cpu()
+    model = model.eval()
     half: list[DiffSal] = []
 
     def half_model() -> DiffSal:

@@ -223,3 +223,15 @@ def test_last_frame_clip_when_the_grid_ends_exactly(tmp_path: Path) -> None:
     assert [c.target_index for c in clips] == [0, 8, 16, 23]
     assert sum(len(c.new_frames) for c in clips) == 24
     assert clips[-1].frame_indices == tuple(range(15, 24)) + (23,) * 7
+
+
+def test_audio_ring_stays_bounded() -> None:
+    from salrt.io.media import _AudioRing
+
+    ring = _AudioRing()
+    for i in range(200):
+        ring.append(np.full(1000, float(i)))
+        ring.read(ring.total - 1500, ring.total - 1)
+        ring.discard_before(ring.total - 3000)
+    assert ring.total - ring.base <= 3000 and sum(c.shape[0] for c in ring.chunks) <= 3000
+    np.testing.assert_array_equal(ring.read(ring.total - 1000, ring.total - 1), np.full(1000, 199.0))

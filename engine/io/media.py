@@ -110,6 +110,9 @@ class _AudioRing:
     def discard_before(self, index: int) -> None:
         while self.chunks and self.base + self.chunks[0].shape[0] <= index:
             self.base += self.chunks.popleft().shape[0]
+        if self.chunks and self.base < index:  # trim inside the first chunk (copy frees the rest)
+            self.chunks[0] = self.chunks[0][index - self.base :].copy()
+            self.base = index
 
 
 def _open_container(source: str, fmt: str | None, options: dict[str, str] | None, timeout: float | None) -> Any:

@@ -1,0 +1,386 @@
+"""`salrt bench`: latency, throughput, FLOPs and memory of models, backends, precisions, batches
+and step counts, with the reference-style execution as the baseline in the same run.
+
+Timing: warm-up runs excluded, CUDA events on GPU (perf_counter on CPU), ``reps`` repetitions
+with inputs rotated among ``reps`` different random (never zero) clips, median and percentiles.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+import platform
+import resource
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+import salrt
+from salrt.backends.base import to_numpy
+from salrt.models.mvit import reference_attention
+from salrt.testing import synthetic_inputs, synthetic_state_dict
+
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+# ----------------------------------------------------------------------------- baseline
+def reference_style_encode(model: Any, video: torch.Tensor, audio: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Both encoders, with the MViT attention scores materialised as the reference computes them."""
+    with torch.no_grad(), reference_attention(model):
+        return model.video_encoder(video), model.audio_encoder(audio)
+
+
+def reference_style_step(model: Any, saved: list[torch.Tensor], audio_feats: torch.Tensor, x: torch.Tensor,
+                         step: Any) -> torch.Tensor:  # fmt: skip
+    """One step as the reference runs it: feature copy, alignment inside the step, host round trip."""
+    with torch.no_grad():
+        feats = copy.deepcopy(saved)  # the reference mutates its feature list every step
+        aligned = model.denoiser.align_audio(audio_feats, feats)
+        t = torch.full((x.shape[0],), step.t, dtype=torch.long, device=x.device)
+        x0 = model.denoiser(x, t, feats, aligned)
+        return model.scheduler.step(x0, x, step).cpu().to(x0.device)
+
+
+def reference_style_sample(model: Any, video: torch.Tensor, audio: torch.Tensor, noise: torch.Tensor,
+                           steps: int) -> torch.Tensor:  # fmt: skip
+    """The authors' inference loop (eager fp32): encoders once, then per step the above."""
+    video_feats, audio_feats = reference_style_encode(model, video, audio)
+    x = noise
+    for step in model.scheduler.timesteps(steps):
+        x = reference_style_step(model, video_feats, audio_feats, x, step)
+    return x.clamp(0, 1)
+
+
+# ----------------------------------------------------------------------------- machine
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine_info(device: str) -> dict[str, Any]:
+    info = {"cpu": cpu_name(), "cpu_threads": torch.get_num_threads(), "platform": platform.platform(),
+            "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__}  # fmt: skip
+    for mod in ("onnxruntime", "triton", "tensorrt", "av"):
+        try:
+            info[mod] = __import__(mod).__version__
+        except ImportError:
+            info[mod] = None
+    if device.startswith("cuda"):
+        info["gpu"] = torch.cuda.get_device_name(0)
+        info["cuda"] = torch.version.cuda
+    return info
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def time_call(fn: Callable[[], Any], device: str) -> float:
+    """Seconds of one call: CUDA events on GPU, perf_counter on CPU."""
+    if device.startswith("cuda"):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn()
+        b.record()
+        torch.cuda.synchronize()
+        return a.elapsed_time(b) / 1e3
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def matmul_peak(device: str, dtype: torch.dtype, reps: int = 5) -> float:
+    """Measured dense matmul TFLOP/s of this device and dtype (square GEMM, median)."""
+    n = 4096 if device.startswith("cuda") else 1024
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    a @ b
+    _sync(device)
+    ts = sorted(time_call(lambda: a @ b, device) for _ in range(reps))
+    return 2 * n**3 / ts[len(ts) // 2] / 1e12
+
+
+def peak_memory_mb(device: str) -> float:
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process peak RSS
+
+
+# ----------------------------------------------------------------------------- configurations
+@dataclasses.dataclass(frozen=True)
+class Config:
+    backend: str
+    precision: str
+    batch: int
+    steps: int
+    kernels: str
+
+
+def _cc(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
+    return float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else float("nan")
+
+
+def _skip_reason(c: Config, device: str) -> str | None:
+    if c.backend == "tensorrt":
+        try:
+            import tensorrt  # noqa: F401
+        except ImportError:
+            return "tensorrt is not installed"
+        if not device.startswith("cuda"):
+            return "TensorRT needs a CUDA device"
+    if c.kernels == "triton" and not device.startswith("cuda"):
+        return "Triton kernels need a CUDA device"
+    if c.backend == "onnxruntime":
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            return "onnxruntime is not installed"
+        if c.precision == "bf16":
+            return "bf16 is a TensorRT build precision, not an ONNX export precision"
+    if c.backend == "torch-compile" and not hasattr(torch, "compile"):
+        return "torch.compile unavailable"
+    return None
+
+
+class Bench:
+    """Runs every configuration of one model and collects rows."""
+
+    def __init__(self, model_name: str = "diffsal", config: str = "paper", device: str = "cpu", reps: int = 5,
+                 warmup: int = 1, stride: int = 1, checkpoint: str | None = None, work_dir: str | Path = "bench_out",
+                 log: Callable[[str], None] | None = None) -> None:  # fmt: skip
+        self.model_name, self.config_name, self.device = model_name, config, device
+        self.reps, self.warmup, self.stride = max(1, reps), max(0, warmup), stride
+        self.work = Path(work_dir)
+        self.log = log or (lambda s: None)
+        self.model = salrt.load_model(model_name, checkpoint=checkpoint, config=config, device=device)
+        if checkpoint is None:
+            shapes = {k: tuple(v.shape) for k, v in self.model.state_dict().items()}
+            self.model.load_state_dict(synthetic_state_dict(shapes, 0))
+        self.cfg = self.model.config
+        self._inputs: dict[int, list[tuple[torch.Tensor, ...]]] = {}
+        self._fp32_ref: dict[tuple[int, int], np.ndarray] = {}
+        self._peaks: dict[str, float] = {}
+
+    def inputs(self, batch: int) -> list[tuple[torch.Tensor, ...]]:
+        if batch not in self._inputs:
+            c = self.cfg
+            self._inputs[batch] = [tuple(x.to(self.device) for x in synthetic_inputs(c.video_shape, c.audio_shape,
+                                   batch, seed=100 + s)) for s in range(self.reps)]  # fmt: skip
+        return self._inputs[batch]
+
+    def peak(self, precision: str) -> float:
+        key = "fp32" if precision == "fp32" else "bf16" if precision == "bf16" else "fp16"
+        if key not in self._peaks:
+            self._peaks[key] = matmul_peak(self.device, DTYPES[key])
+        return self._peaks[key]
+
+    def fp32_reference(self, batch: int, steps: int) -> np.ndarray:
+        if (batch, steps) not in self._fp32_ref:
+            v, a, n = self.inputs(batch)[0]
+            self._fp32_ref[(batch, steps)] = to_numpy(self.model.sample(v, a, steps=steps, noise=n))
+        return self._fp32_ref[(batch, steps)]
+
+    def _callable(self, c: Config) -> Callable[[tuple[torch.Tensor, ...]], Any]:
+        from salrt.backends import load_backend
+
+        if c.backend == "reference-style":
+            return lambda x: reference_style_sample(self.model, x[0], x[1], x[2], c.steps)
+        if c.backend in ("torch", "torch-compile"):
+            m = self.model if c.precision == "fp32" else copy.deepcopy(self.model).to(DTYPES[c.precision])
+            if c.kernels == "triton":
+                from salrt import kernels
+
+                m = kernels.enable(copy.deepcopy(m))
+            b = load_backend(c.backend, model=m)
+            return lambda x: b.sample(x[0], x[1], steps=c.steps, noise=x[2])
+        if c.backend in ("onnxruntime", "tensorrt"):
+            from salrt.export.onnx import export_onnx
+
+            d = self.work / "exports" / f"{self.config_name}_{c.precision}_b{c.batch}_s{c.steps}"
+            if not (d / "manifest.json").is_file():
+                self.log(f"exporting {d.name} for {c.backend}")
+                export_onnx(self.model, d, precision=c.precision if c.backend == "onnxruntime" else "fp32",
+                            batch=str(c.batch), steps=c.steps)  # fmt: skip
+            if c.backend == "tensorrt":
+                from salrt.export.tensorrt import build_engines
+
+                build_engines(d, precision=c.precision)
+            b = load_backend(c.backend, export_dir=str(d), device=self.device)
+            if c.backend == "onnxruntime":
+                return lambda x: b.sample(*(to_numpy(t) for t in x[:2]), steps=c.steps, noise=to_numpy(x[2]))
+            return lambda x: b.sample(x[0], x[1], steps=c.steps, noise=x[2])
+        raise ValueError(f"unknown backend {c.backend!r}")
+
+    def run_config(self, c: Config) -> dict[str, Any]:
+        row: dict[str, Any] = dataclasses.asdict(c)
+        reason = None if c.backend == "reference-style" else _skip_reason(c, self.device)
+        if reason:
+            return {**row, "skipped": reason}
+        from salrt.cost import cost_report
+
+        try:
+            fn = self._callable(c)
+            inputs = self.inputs(c.batch)
+            if self.device.startswith("cuda"):
+                torch.cuda.reset_peak_memory_stats()
+            for i in range(self.warmup):
+                fn(inputs[i % len(inputs)])
+            _sync(self.device)
+            samples = []
+            out0 = None
+            for r in range(self.reps):
+                x = inputs[r % len(inputs)]
+                holder: list[Any] = []
+                samples.append(time_call(lambda: holder.append(fn(x)), self.device))
+                if r == 0:
+                    out0 = to_numpy(holder[0])
+        except Exception as exc:  # noqa: BLE001 - one failing configuration is reported, not fatal
+            return {**row, "skipped": f"failed: {type(exc).__name__}: {exc}"}
+        s = np.array(samples)
+        cost = cost_report(self.cfg, batch=c.batch, steps=c.steps)
+        ref = self.fp32_reference(c.batch, c.steps)
+        lat = float(np.median(s))
+        row.update({
+            "samples_s": samples, "latency_ms": {p: float(np.percentile(s, q) * 1e3) for p, q in
+                                                 (("p50", 50), ("p95", 95), ("p99", 99))},
+            "clips_per_s": c.batch / lat, "frames_per_s": c.batch / lat * self.stride,
+            "params": int(sum(cost.params.values())), "paper_gmacs": cost.paper_macs / 1e9,
+            "gflops_per_clip": cost.flops_per_clip / c.batch / 1e9,
+            "achieved_tflops": cost.flops_per_clip / lat / 1e12,
+            "fraction_of_matmul_peak": cost.flops_per_clip / lat / 1e12 / self.peak(c.precision),
+            "peak_memory_mb": peak_memory_mb(self.device),
+            "max_abs_vs_fp32": float(np.abs(out0.astype(np.float64) - ref).max()), "cc_vs_fp32": _cc(out0, ref),
+        })  # fmt: skip
+        return row
+
+
+def run(model: str = "diffsal", config: str = "paper", backends: Sequence[str] = ("torch",),
+        precisions: Sequence[str] = ("fp32",), batches: Sequence[int] = (1,), steps: Sequence[int] = (4,),
+        kernels: Sequence[str] = ("torch",), device: str = "cpu", reps: int = 5, warmup: int = 1, stride: int = 1,
+        out: str | Path = "bench_out", checkpoint: str | None = None, video: str | None = None,
+        log: Callable[[str], None] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Benchmark every combination; write ``bench.json``, ``bench.md`` and plots to ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    say = log or (lambda s: None)
+    b = Bench(model, config, device, reps, warmup, stride, checkpoint, out, say)
+    rows = []
+    for bs in batches:
+        for st in steps:
+            say(f"baseline: reference-style, batch {bs}, {st} steps")
+            base = b.run_config(Config("reference-style", "fp32", bs, st, "torch"))
+            rows.append(base)
+            for be in backends:
+                for pr in precisions:
+                    for kn in kernels if be in ("torch", "torch-compile") else ("torch",):
+                        c = Config(be, pr, bs, st, kn)
+                        say(f"{be} {pr} batch {bs} steps {st} kernels {kn}")
+                        r = b.run_config(c)
+                        if "skipped" not in r and "skipped" not in base:
+                            r["speedup_vs_baseline"] = base["latency_ms"]["p50"] / r["latency_ms"]["p50"]
+                        rows.append(r)
+    result = {"model": model, "config": config, "device": device, "reps": reps, "warmup": warmup, "stride": stride,
+              "machine": machine_info(device), "matmul_peak_tflops": b._peaks, "rows": rows}  # fmt: skip
+    if video:
+        result["end_to_end"] = end_to_end(b, video, batches[0], steps[0], stride)
+    (out / "bench.json").write_text(json.dumps(result, indent=1, default=str))
+    md = markdown(result)
+    (out / "bench.md").write_text(md)
+    plots(result, out)
+    return result
+
+
+def end_to_end(b: Bench, video: str, batch: int, steps: int, stride: int) -> dict[str, Any]:
+    """The whole runtime on a video (decode to maps) with the torch backend."""
+    from salrt.backends import load_backend
+    from salrt.runtime import Runtime, RunOptions
+
+    c = b.cfg
+    rt = Runtime(load_backend("torch", model=b.model), [video],
+                 RunOptions(steps=steps, stride=stride, batch=batch, size=(c.height, c.width),
+                            audio_size=(c.audio_height, c.audio_width)))  # fmt: skip
+    s = rt.run(handle_signals=False)
+    return {"video": video, "batch": batch, "steps": steps, "stride": stride, "frames": s["frames_out"][0],
+            "wall_s": s["wall_s"], "frames_per_s": s["fps_out"], "clips_per_s": s["clips_per_s"],
+            "latency_ms": s["latency_ms"]}  # fmt: skip
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The headline table."""
+    lines = [f"{result['model']} ({result['config']}) on {result['device']}: "
+             f"{result['machine'].get('gpu') or result['machine']['cpu']}", "",
+             "| backend | precision | kernels | batch | steps | p50 ms | p95 ms | clips/s | TFLOP/s | % peak | "
+             "peak MB | max abs vs fp32 | CC vs fp32 | speed-up |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in result["rows"]:
+        head = f"| {r['backend']} | {r['precision']} | {r['kernels']} | {r['batch']} | {r['steps']} |"
+        if "skipped" in r:
+            lines.append(head + f" skipped: {r['skipped']} |" + " |" * 8)
+            continue
+        lat = r["latency_ms"]
+        sp = r.get("speedup_vs_baseline")
+        lines.append(head + f" {lat['p50']:.1f} | {lat['p95']:.1f} | {r['clips_per_s']:.3f} | "
+                     f"{r['achieved_tflops']:.3f} | {100 * r['fraction_of_matmul_peak']:.1f} | {r['peak_memory_mb']:.0f} | "
+                     f"{r['max_abs_vs_fp32']:.1e} | {r['cc_vs_fp32']:.5f} | {'baseline' if sp is None else f'{sp:.2f}x'} |")  # fmt: skip
+    if result.get("end_to_end"):
+        e = result["end_to_end"]
+        lines += ["", f"End to end ({e['video']}, batch {e['batch']}, {e['steps']} steps, stride {e['stride']}): "
+                  f"{e['frames_per_s']:.2f} frames/s, {e['clips_per_s']:.3f} clips/s over {e['frames']} frames"]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def plots(result: dict[str, Any], out: Path) -> list[Path]:
+    """latency vs batch per backend, throughput vs steps, speed-up over the baseline (PNG)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    rows = [r for r in result["rows"] if "skipped" not in r]
+    made = []
+
+    def label(r: dict[str, Any]) -> str:
+        return f"{r['backend']} {r['precision']}" + (" triton" if r["kernels"] == "triton" else "")
+
+    for fname, xkey, ykey, title in (("latency_vs_batch.png", "batch", "p50", "latency per call (ms, p50)"),
+                                     ("throughput_vs_steps.png", "steps", "clips_per_s", "throughput (clips/s)")):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for lab in sorted({label(r) for r in rows}):
+            pts = sorted((r[xkey], r["latency_ms"]["p50"] if ykey == "p50" else r[ykey]) for r in rows if label(r) == lab)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=lab)
+        ax.set_xlabel(xkey)
+        ax.set_title(title)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out / fname, dpi=100)
+        plt.close(fig)
+        made.append(out / fname)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    sp = [r for r in rows if "speedup_vs_baseline" in r]
+    ax.bar(range(len(sp)), [r["speedup_vs_baseline"] for r in sp])
+    ax.set_xticks(range(len(sp)), [f"{label(r)}\nb{r['batch']} s{r['steps']}" for r in sp], fontsize=6)
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.set_title("speed-up over the reference-style baseline")
+    fig.tight_layout()
+    fig.savefig(out / "speedup.png", dpi=100)
+    plt.close(fig)
+    made.append(out / "speedup.png")
+    return made
+
+
+def default_threads() -> int:
+    return os.cpu_count() or 1
