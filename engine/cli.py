@@ -330,6 +330,66 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _encode(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import numpy as np
+
+    from salrt.encode import CODECS, RoiEncoderSink, encode_with_maps
+    from salrt.roi import RoiConfig
+
+    if not Path(args.input).is_file():
+        raise SalrtError(f"{args.input}: no such file")
+    if args.codec not in CODECS:
+        raise SalrtError(f"unsupported codec {args.codec!r}: {', '.join(CODECS)}")
+    if (args.crf is None) == (args.bitrate is None):
+        args.crf = 28.0 if args.bitrate is None else None
+    roi = None if args.no_roi else RoiConfig(strength=args.roi_strength, max_offset=args.max_offset,
+                                             floor=args.floor, smoothing=args.smoothing, dilation=args.dilation)  # fmt: skip
+    kw = {"codec": args.codec, "crf": args.crf, "bitrate": args.bitrate, "roi": roi}
+    if args.maps:
+        try:
+            data = np.load(args.maps)
+            maps = data["maps"] if hasattr(data, "files") else data
+        except (OSError, ValueError, KeyError) as exc:
+            raise SalrtError(f"{args.maps}: cannot read maps ({exc})") from None
+        maps = maps.astype(np.float32) / (255.0 if maps.dtype == np.uint8 else 1.0)
+        encode_with_maps(args.input, args.output, maps, **kw)
+    else:
+        from salrt.runtime import Runtime, RunOptions
+
+        args.device = getattr(args, "device", "cpu")
+        if args.kernels is None:
+            args.kernels = "triton" if args.device.startswith("cuda") else "torch"
+        backend, size, audio_size = _backend_for(args)
+        fps = 25.0
+        import av
+
+        with av.open(args.input) as c:
+            fps = float(c.streams.video[0].average_rate or 25)
+        sink = RoiEncoderSink(Path(args.output), fps, args.input, **kw)
+        bar = None
+        if not args.quiet:
+            from tqdm import tqdm
+
+            bar = tqdm(desc="encoding", unit="frame", dynamic_ncols=True)
+        rt = Runtime(backend, [args.input], RunOptions(steps=args.steps, stride=args.stride, batch=args.batch,
+                                                       size=size, audio_size=audio_size, device=args.device),
+                     sinks_for=lambda i, info: [sink], keep_frames=True,
+                     progress=bar.update if bar else None)  # fmt: skip
+        stats = rt.run()
+        if bar:
+            bar.close()
+        if stats["errors"]:
+            raise SalrtError(stats["errors"][0])
+        if stats["interrupted"]:
+            print(f"interrupted: {args.output} holds the frames encoded so far", file=sys.stderr)
+            return 130
+    print(f"wrote {args.output} ({Path(args.output).stat().st_size} bytes, {args.codec}, "
+          f"{'no ROI' if roi is None else f'ROI strength {args.roi_strength}'})")  # fmt: skip
+    return 0
+
+
 def _progress(it, total: int, desc: str, quiet: bool):  # noqa: ANN001, ANN202
     if quiet:
         return it
@@ -459,6 +519,25 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("--out", default="bench_out")
     pb.add_argument("--quiet", action="store_true")
     pb.set_defaults(func=_bench)
+
+    pn = sub.add_parser("encode", help="encode a video with saliency-driven quantisation (ROI)")
+    pn.add_argument("input")
+    pn.add_argument("-o", "--output", required=True)
+    pn.add_argument("--codec", default="libx264", help="libx264, libx265 or libsvtav1")
+    pn.add_argument("--crf", type=float, help="constant quality (default 28)")
+    pn.add_argument("--bitrate", type=int, help="target bits per second instead of --crf")
+    pn.add_argument("--roi-strength", type=float, default=3.0, help="QP offset per standard deviation of saliency")
+    pn.add_argument("--max-offset", type=float, default=8.0, help="largest QP decrease")
+    pn.add_argument("--floor", type=float, default=4.0, help="largest QP increase (nothing is starved)")
+    pn.add_argument("--smoothing", type=float, default=0.5, help="temporal EMA of the offsets (0..1)")
+    pn.add_argument("--dilation", type=int, default=0, help="pixels of dilation of the saliency map")
+    pn.add_argument("--no-roi", action="store_true", help="plain encode with the same settings")
+    pn.add_argument("--maps", help="use these maps (.npy/.npz, N x H x W) instead of running a model")
+    _model_args(pn)
+    pn.add_argument("--stride", type=int, default=1)
+    pn.add_argument("--batch", type=int, default=1)
+    pn.add_argument("--quiet", action="store_true")
+    pn.set_defaults(func=_encode)
     return p
 
 

@@ -1,0 +1,124 @@
+"""Saliency -> per-block quantiser offsets for video encoders (more bits where people look).
+
+Mapping (per frame; ``s_b`` = mean saliency of block b after optional dilation, the map first
+resized to the frame):
+
+    z_b      = (s_b - mean(s)) / (std(s) + 1e-6)          standardised block saliency
+    o_b      = clip(-strength * z_b, -max_offset, floor)   negative = finer quantisation
+    o_b     -= mean(o) (repeated a few times, re-clipped)  mean offset ~ 0: rate stays comparable
+    o_t      = smoothing * o_{t-1} + (1 - smoothing) * o_b temporal smoothing (EMA)
+
+``floor`` (default +4) caps how much coarser any block may get, so nothing is starved.
+Block sizes: H.264 macroblocks 16, HEVC quantisation groups 16 (or CTUs 32/64), AV1
+superblocks 64. Also writes the offsets in the forms encoders take: x264's per-macroblock
+``quant_offsets`` float array and FFmpeg regions of interest (``qoffset`` in [-1, 1], which
+libx264/libx265 scale by 25 QP).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from salrt.errors import SalrtError
+
+BLOCKS = {"h264": 16, "hevc": 16, "hevc-ctu": 64, "av1": 64}
+FFMPEG_ROI_QP_RANGE = 25.0  # libx264/libx265 multiply the ROI qoffset by this many QP
+
+
+@dataclasses.dataclass(frozen=True)
+class RoiConfig:
+    """Strength and limits of the mapping (documented in the module docstring)."""
+
+    strength: float = 3.0
+    max_offset: float = 8.0
+    floor: float = 4.0
+    smoothing: float = 0.5
+    dilation: int = 0  # pixels of max-filter on the saliency map before averaging per block
+
+    def __post_init__(self) -> None:
+        if self.strength < 0 or self.max_offset <= 0 or self.floor < 0:
+            raise SalrtError("roi strength >= 0, max_offset > 0 and floor >= 0 are required")
+        if not 0.0 <= self.smoothing < 1.0:
+            raise SalrtError(f"roi smoothing must be in [0, 1), got {self.smoothing}")
+
+
+def block_saliency(sal: np.ndarray, frame_hw: tuple[int, int], block: int, dilation: int = 0) -> np.ndarray:
+    """Mean saliency per block of a frame of ``frame_hw`` (partial edge blocks included)."""
+    from salrt.sinks import resize_map
+
+    h, w = frame_hw
+    m = resize_map(np.asarray(sal, np.float32), (h, w))
+    if dilation > 0:
+        from scipy.ndimage import maximum_filter
+
+        m = maximum_filter(m, size=2 * dilation + 1)
+    rows, cols = -(-h // block), -(-w // block)
+    pad = np.pad(m, ((0, rows * block - h), (0, cols * block - w)), mode="edge")
+    return pad.reshape(rows, block, cols, block).mean(axis=(1, 3))
+
+
+class QpMapper:
+    """Stateful (temporal smoothing) saliency -> offsets for one stream."""
+
+    def __init__(self, frame_hw: tuple[int, int], block: int = 16, config: RoiConfig | None = None) -> None:
+        if block < 4:
+            raise SalrtError(f"block size must be >= 4, got {block}")
+        self.hw, self.block, self.cfg = frame_hw, block, config or RoiConfig()
+        self.prev: np.ndarray | None = None
+
+    def __call__(self, sal: np.ndarray) -> np.ndarray:
+        """(rows, cols) float32 QP offsets for the next frame."""
+        c = self.cfg
+        s = block_saliency(sal, self.hw, self.block, c.dilation)
+        z = (s - s.mean()) / (s.std() + 1e-6)
+        o = np.clip(-c.strength * z, -c.max_offset, c.floor)
+        for _ in range(4):
+            o = np.clip(o - o.mean(), -c.max_offset, c.floor)
+        if self.prev is not None and c.smoothing > 0:
+            o = c.smoothing * self.prev + (1 - c.smoothing) * o
+        self.prev = o
+        return o.astype(np.float32)
+
+
+def x264_quant_offsets(offsets: np.ndarray) -> bytes:
+    """x264 ``x264_picture_t.prop.quant_offsets``: float32 per macroblock, row-major."""
+    return np.ascontiguousarray(offsets, np.float32).tobytes()
+
+
+def ffmpeg_regions(offsets: np.ndarray, block: int, frame_hw: tuple[int, int], levels: int = 9,
+                   min_abs: float = 0.5) -> list[dict[str, Any]]:  # fmt: skip
+    """FFmpeg regions of interest: offsets quantised to ``levels`` values, equal neighbours in a row
+    merged into one rectangle; ``qoffset`` = offset / 25 as FFmpeg's ROI side data expects.
+    Blocks with |offset| < ``min_abs`` get no region."""
+    h, w = frame_hw
+    lim = max(float(np.abs(offsets).max()), 1e-6)
+    step = 2 * lim / (levels - 1)
+    q = np.round(offsets / step) * step
+    regions = []
+    for r in range(q.shape[0]):
+        c0 = 0
+        while c0 < q.shape[1]:
+            c1 = c0
+            while c1 + 1 < q.shape[1] and q[r, c1 + 1] == q[r, c0]:
+                c1 += 1
+            if abs(q[r, c0]) >= min_abs:
+                regions.append({"top": r * block, "bottom": min((r + 1) * block, h), "left": c0 * block,
+                                "right": min((c1 + 1) * block, w),
+                                "qoffset": float(np.clip(q[r, c0] / FFMPEG_ROI_QP_RANGE, -1, 1))})  # fmt: skip
+            c0 = c1 + 1
+    return regions
+
+
+def addroi_filter_args(regions: list[dict[str, Any]]) -> list[str]:
+    """Arguments of FFmpeg's ``addroi`` filter, one per region."""
+    from fractions import Fraction
+
+    out = []
+    for r in regions:
+        qo = Fraction(r["qoffset"]).limit_denominator(1000)
+        out.append(f"x={r['left']}:y={r['top']}:w={r['right'] - r['left']}:h={r['bottom'] - r['top']}:"
+                   f"qoffset={qo.numerator}/{qo.denominator}:clear=0")  # fmt: skip
+    return out
