@@ -8,6 +8,7 @@ onnxruntime on random inputs and compares with PyTorch; export raises when it fa
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import hashlib
 import io
@@ -129,12 +130,34 @@ def _trace(module: nn.Module, args: tuple[torch.Tensor, ...], names_in: list[str
     return onnx.load_from_string(buf.getvalue())
 
 
+@contextlib.contextmanager
+def _silence_native_output() -> Any:
+    """onnxsim's C++ code prints warnings straight to fd 1/2; keep the CLI's output clean."""
+    import os
+    import sys
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, devnull):
+            os.close(fd)
+
+
 def _simplify(m: Any, name: str) -> Any:
     try:
         import onnxsim
     except ImportError:
         raise ExportError("export needs onnxsim: pip install 'salrt[export]'") from None
-    simplified, ok = onnxsim.simplify(m)
+    with _silence_native_output():
+        simplified, ok = onnxsim.simplify(m)
     if not ok:
         raise ExportError(f"{name}: onnxsim could not validate the simplified graph")
     return simplified
