@@ -17,13 +17,14 @@ import numpy as np
 
 from salrt.errors import SalrtError
 from salrt.roi import BLOCKS, QpMapper, RoiConfig, addroi_filter_args, ffmpeg_regions
+from salrt.sinks import VideoFileSink
 
 CODECS = {"libx264": "h264", "libx265": "hevc", "libsvtav1": "av1"}
 # Measured: FFmpeg's libsvtav1 wrapper ignores ROI side data (ROI and plain outputs are identical).
 ROI_CODECS = ("libx264", "libx265")
 
 
-class RoiEncoderSink:
+class RoiEncoderSink(VideoFileSink):
     """A runtime sink encoding the source frames with per-frame ROI offsets from the maps.
 
     ``roi=None`` encodes without ROI (the plain reference encode, same settings otherwise).
@@ -45,15 +46,11 @@ class RoiEncoderSink:
         if roi is not None and codec not in ROI_CODECS:
             raise SalrtError(f"{codec}: FFmpeg's wrapper ignores regions of interest; ROI encoding works with "
                              f"{', '.join(ROI_CODECS)} (use --no-roi for a plain {codec} encode)")  # fmt: skip
-        self.path, self.fps, self.source, self.codec = Path(path), fps, source, codec
-        self.crf, self.bitrate, self.roi, self.preset = crf, bitrate, roi, preset
+        super().__init__(path, fps, source)
+        self.codec, self.crf, self.bitrate, self.roi, self.preset = codec, crf, bitrate, roi, preset
         self.extra = options or {}
-        self.container = av.open(str(path), "w")
-        self.stream: Any = None
-        self.audio_out: Any = None
         self.mapper: QpMapper | None = None
         self.offsets: list[np.ndarray] = []
-        self.tb = Fraction(1, 90000)
 
     def _open(self, h: int, w: int) -> None:
         s = self.container.add_stream(self.codec, rate=Fraction(self.fps).limit_denominator(1001))
@@ -76,19 +73,7 @@ class RoiEncoderSink:
         s.options = opts
         self.stream = s
         self.mapper = QpMapper((h, w), BLOCKS[CODECS[self.codec]], self.roi) if self.roi else None
-        self._add_audio()
-
-    def _add_audio(self) -> None:
-        import av
-
-        if not (self.source and Path(self.source).is_file()):
-            return
-        try:
-            with av.open(self.source) as src:
-                if src.streams.audio:
-                    self.audio_out = self.container.add_stream_from_template(src.streams.audio[0])
-        except (av.FFmpegError, ValueError):
-            self.audio_out = None
+        self.audio.add(self.container)
 
     def _with_roi(self, frame: Any, offsets: np.ndarray) -> Any:
         import av
@@ -118,33 +103,11 @@ class RoiEncoderSink:
         if self.stream is None:
             self._open(h, w)
         vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame[:h, :w]), format="rgb24").reformat(format="yuv420p")
-        vf.pts = int(round(time / self.tb))
-        vf.time_base = self.tb
         if self.mapper is not None:
             off = self.mapper(sal)
             self.offsets.append(off)
             vf = self._with_roi(vf, off)
-            vf.pts = int(round(time / self.tb))
-        for p in self.stream.encode(vf):
-            self.container.mux(p)
-
-    def close(self) -> None:
-        import av
-
-        if self.stream is not None:
-            for p in self.stream.encode(None):
-                self.container.mux(p)
-        if self.audio_out is not None:
-            try:
-                with av.open(self.source) as src:
-                    for pkt in src.demux(src.streams.audio[0]):
-                        if pkt.dts is None:
-                            continue
-                        pkt.stream = self.audio_out
-                        self.container.mux(pkt)
-            except av.FFmpegError:
-                pass
-        self.container.close()
+        self._mux(vf, time)
 
 
 def encode_with_maps(source: str, output: str | Path, maps: np.ndarray, **kwargs: Any) -> RoiEncoderSink:

@@ -41,19 +41,74 @@ def to_u8(m: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(m * 255.0), 0, 255).astype(np.uint8)
 
 
-class OverlaySink:
+class AudioPassthrough:
+    """Stream copy of a source file's first audio stream into an output container. The output
+    stream must be added (``add``) before the first packet is muxed; ``copy`` at the end."""
+
+    def __init__(self, source: str | None) -> None:
+        self.source, self.stream = source, None
+
+    def add(self, container: Any) -> None:
+        import av
+
+        if not (self.source and Path(self.source).is_file()):
+            return  # live sources: no passthrough
+        try:
+            with av.open(self.source) as src:
+                if src.streams.audio:
+                    self.stream = container.add_stream_from_template(src.streams.audio[0])
+        except (av.FFmpegError, ValueError):
+            self.stream = None
+
+    def copy(self, container: Any) -> None:
+        import av
+
+        if self.stream is None:
+            return
+        try:
+            with av.open(self.source) as src:
+                for pkt in src.demux(src.streams.audio[0]):
+                    if pkt.dts is None:
+                        continue
+                    pkt.stream = self.stream
+                    container.mux(pkt)
+        except av.FFmpegError:
+            pass  # the video stays playable; the audio track may be cut short
+
+
+class VideoFileSink:
+    """Base of the sinks that encode a video file: frame timing, audio passthrough, finalising."""
+
+    def __init__(self, path: Path, fps: float, source: str | None) -> None:
+        import av
+
+        self.path, self.fps, self.source = Path(path), fps, source
+        self.container = av.open(str(path), "w")
+        self.stream: Any = None
+        self.audio = AudioPassthrough(source)
+        self.tb = Fraction(1, 90000)
+
+    def _mux(self, vf: Any, time: float) -> None:
+        vf.pts = int(round(time / self.tb))
+        vf.time_base = self.tb
+        for p in self.stream.encode(vf):
+            self.container.mux(p)
+
+    def close(self) -> None:
+        if self.stream is not None:
+            for p in self.stream.encode(None):
+                self.container.mux(p)
+        self.audio.copy(self.container)
+        self.container.close()
+
+
+class OverlaySink(VideoFileSink):
     """The input frames with the colour-mapped map blended in (source size and fps), H.264 by
     default, the source's audio copied in at ``close`` when the source is a file."""
 
     def __init__(self, path: Path, fps: float, source: str | None, codec: str = "libx264", alpha: float = 0.45) -> None:
-        import av
-
-        self.path, self.fps, self.source, self.alpha = path, fps, source, alpha
-        self.container = av.open(str(path), "w")
-        self.stream = None
-        self.audio_out = None
-        self.codec = codec
-        self.tb = Fraction(1, 90000)
+        super().__init__(path, fps, source)
+        self.codec, self.alpha = codec, alpha
 
     def write(self, index: int, time: float, frame: np.ndarray | None, sal: np.ndarray) -> None:
         import av
@@ -67,44 +122,11 @@ class OverlaySink:
             self.stream.pix_fmt = "yuv420p"
             self.stream.time_base = self.tb
             self.stream.codec_context.time_base = self.tb
-            self._add_audio()  # streams must all exist before the first packet is written
+            self.audio.add(self.container)  # streams must all exist before the first packet is written
         heat = colormap_jet(resize_map(sal, (h, w))).astype(np.float32)
         out = (frame.astype(np.float32) * (1 - self.alpha) + heat * self.alpha).astype(np.uint8)
         vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(out[: h - h % 2, : w - w % 2]), format="rgb24")
-        vf.pts = int(round(time / self.tb))
-        vf.time_base = self.tb
-        for p in self.stream.encode(vf):
-            self.container.mux(p)
-
-    def _add_audio(self) -> None:
-        import av
-
-        if not (self.source and Path(self.source).is_file()):
-            return  # live sources: no passthrough
-        try:
-            with av.open(self.source) as src:
-                if src.streams.audio:
-                    self.audio_out = self.container.add_stream_from_template(src.streams.audio[0])
-        except (av.FFmpegError, ValueError):
-            self.audio_out = None
-
-    def close(self) -> None:
-        import av
-
-        if self.stream is not None:
-            for p in self.stream.encode(None):
-                self.container.mux(p)
-        if self.audio_out is not None:
-            try:  # audio passthrough: stream copy of the source's first audio stream
-                with av.open(self.source) as src:
-                    for pkt in src.demux(src.streams.audio[0]):
-                        if pkt.dts is None:
-                            continue
-                        pkt.stream = self.audio_out
-                        self.container.mux(pkt)
-            except av.FFmpegError:
-                pass  # the video stays playable; the audio track may be cut short
-        self.container.close()
+        self._mux(vf, time)
 
 
 class PngSink:

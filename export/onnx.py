@@ -286,16 +286,3 @@ def export_onnx(model: DiffSal, out_dir: str | Path, *, precision: str = "fp32",
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return manifest
 
-
-def load_manifest(directory: str | Path) -> dict[str, Any]:
-    """Read ``manifest.json`` of an export directory (with a clear error when absent or broken)."""
-    p = Path(directory) / "manifest.json"
-    if not p.is_file():
-        raise ExportError(f"{directory}: no manifest.json (not a salrt export directory)")
-    try:
-        m = json.loads(p.read_text())
-    except json.JSONDecodeError as exc:
-        raise ExportError(f"{p}: invalid JSON ({exc})") from None
-    if m.get("format") != "salrt-onnx/1":
-        raise ExportError(f"{p}: unknown export format {m.get('format')!r}")
-    return m
