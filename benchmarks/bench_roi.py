@@ -65,10 +65,10 @@ def main() -> None:
             try:
                 plain = d / f"{codec}_plain.mp4"
                 encode_with_maps(src, plain, clip.saliency, codec=codec, crf=args.crf, roi=None)
+                out, ratio, crf, sink = matched_roi_encode(src, clip.saliency, codec, size(plain), args.crf, d, roi)
             except SalrtError as exc:
                 rows.append({"codec": codec, "skipped": str(exc)})
                 continue
-            out, ratio, crf, sink = matched_roi_encode(src, clip.saliency, codec, size(plain), args.crf, d, roi)
             qp = {"plain": region_quality(src, plain, clip.saliency), "roi": region_quality(src, out, clip.saliency)}
             row = {"codec": codec, "plain_crf": args.crf, "roi_crf": round(crf, 3), "plain_bytes": size(plain),
                    "roi_bytes": size(out), "size_ratio": round(ratio, 4), "quality": qp,

@@ -211,7 +211,7 @@ def _backend_for(args: argparse.Namespace):  # noqa: ANN202
 def _run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from salrt.runtime import Runtime, RunOptions, default_sinks
+    from salrt.runtime import Runtime, RunOptions, default_sinks, expected_frames
     from salrt.sinks import SINKS
 
     outputs = [o.strip() for o in args.outputs.split(",") if o.strip()]
@@ -235,7 +235,7 @@ def _run(args: argparse.Namespace) -> int:
     if not args.quiet:
         from tqdm import tqdm
 
-        bar = tqdm(desc="frames", unit="frame", dynamic_ncols=True)
+        bar = tqdm(desc="frames", unit="frame", dynamic_ncols=True, total=None if args.live else expected_frames(args.inputs))
     rt = Runtime(backend, args.inputs, opts, sinks_for=default_sinks(out, outputs, settings, args.source_size),
                  keep_frames="overlay" in outputs, progress=bar.update if bar else None)  # fmt: skip
     stats = rt.run()

@@ -37,6 +37,7 @@ class RunOptions:
     queue_clips: int = 8
     retries: int = 3
     backoff_s: float = 1.0
+    timeout_s: float = 10.0  # network inputs: open/read timeout, so a stalled stream is retried
     seed: int = 0
     size: tuple[int, int] = (224, 384)
     audio_size: tuple[int, int] = (112, 192)
@@ -94,7 +95,7 @@ class Runtime:
     def _open(self, i: int) -> Any:
         o = self.opt
         return open_media(self.sources[i], stride=o.stride, size=o.size, audio_size=o.audio_size,
-                          keep_frames=self.keep_frames)  # fmt: skip
+                          keep_frames=self.keep_frames, timeout=o.timeout_s if _is_stream(self.sources[i]) else None)  # fmt: skip
 
     def _decode(self, i: int) -> None:
         attempt, delivered = 0, -1
@@ -286,6 +287,27 @@ class Runtime:
                     self.clips.get_nowait()
                 except queue.Empty:
                     break
+
+
+def expected_frames(sources: Sequence[str]) -> int | None:
+    """Total frame count of file inputs when the containers say (for progress ETAs); None otherwise."""
+    import av
+
+    total = 0
+    for src in sources:
+        if _is_stream(src) or src == "-":
+            return None
+        try:
+            with av.open(src) as c:
+                vs = c.streams.video[0]
+                n = vs.frames or (int(float(vs.duration * vs.time_base) * float(vs.average_rate))
+                                  if vs.duration and vs.average_rate else 0)  # fmt: skip
+        except (av.FFmpegError, IndexError, OSError):
+            return None
+        if not n:
+            return None
+        total += n
+    return total
 
 
 def _is_stream(source: str) -> bool:
