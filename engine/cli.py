@@ -448,7 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--batch", type=int, default=1)
     pe.add_argument("--save-predictions", help="keep the model's maps in this folder")
     pe.add_argument("--metrics", default="cc,nss,sim,auc_judd,kld",
-                    help="comma-separated: cc,nss,sim,auc_judd,auc_borji,kld")  # fmt: skip
+                    help="comma-separated: cc,nss,sim,auc_judd,auc_borji,auc_shuffled,kld")  # fmt: skip
     pe.add_argument("--workers", type=int, default=0, help="processes for scoring (default: all cores)")
     pe.add_argument("--allow-missing", action="store_true", help="score what exists when predictions are missing")
     pe.add_argument("--out", default="eval_results", help="folder for results.json and results.csv")

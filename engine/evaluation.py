@@ -189,6 +189,24 @@ class Item:
     pred: Path
     gt_map: Path
     fixation: Path | None
+    others: tuple[Path, ...] = ()  # fixation maps of other videos' frames (shuffled AUC)
+
+
+SHUFFLE_FRAMES = 10  # other frames whose fixations form the shuffled-AUC negatives (Borji's M)
+
+
+def with_shuffle_pool(items: Sequence[Item], m: int = SHUFFLE_FRAMES) -> list[Item]:
+    """Attach to every item the fixation maps of ``m`` frames drawn from *other* videos
+    (deterministic per video/frame). Frames of a dataset with a single video draw from the
+    same video, excluding the frame itself."""
+    pool = [(i.video, i.fixation) for i in items if i.fixation is not None]
+    out = []
+    for it in items:
+        cands = [p for v, p in pool if v != it.video] or [p for v, p in pool if p != it.fixation]
+        rng = np.random.RandomState(zlib.crc32(f"shuffle/{it.video}/{it.frame}".encode()))
+        pick = tuple(cands[k] for k in rng.choice(len(cands), size=min(m, len(cands)), replace=False)) if cands else ()
+        out.append(dataclasses.replace(it, others=pick))
+    return out
 
 
 def match(videos: Sequence[Video], predictions: str | Path, allow_missing: bool = False) -> tuple[list[Item], dict[str, Any]]:
@@ -235,7 +253,15 @@ def score_item(item: Item, names: tuple[str, ...] = DEFAULT_METRICS) -> dict[str
     values: dict[str, Any] = {"video": item.video, "frame": item.frame}
     need_fix = {"nss", "auc_judd", "auc_borji", "auc_shuffled"}
     usable = tuple(n for n in names if fix is not None or n not in need_fix)
-    values.update(M.all_metrics(pred, gt, fix if fix is not None else gt > 0, names=usable, rng=rng))
+    other = None
+    if "auc_shuffled" in usable:
+        maps = [read_fixations(p) for p in item.others]
+        maps = [m for m in maps if m.shape == fix.shape]  # other sizes cannot be shuffled in
+        if maps:
+            other = np.logical_or.reduce(maps)
+        else:
+            usable = tuple(n for n in usable if n != "auc_shuffled")
+    values.update(M.all_metrics(pred, gt, fix if fix is not None else gt > 0, other_fixations=other, names=usable, rng=rng))
     for n in names:
         values.setdefault(n, float("nan"))
     return values
@@ -247,8 +273,8 @@ def evaluate(items: Sequence[Item], names: tuple[str, ...] = DEFAULT_METRICS, wo
     for n in names:
         if n not in M.METRICS:
             raise EvalError(f"unknown metric {n!r}; known: {', '.join(M.METRICS)}")
-    if "auc_shuffled" in names:
-        raise EvalError("auc_shuffled needs other frames' fixations; not part of `salrt eval` yet")
+    if "auc_shuffled" in names and not any(i.others for i in items):
+        items = with_shuffle_pool(items)
     wrap = progress or (lambda it, total: it)
     if workers > 1:
         with ProcessPoolExecutor(workers) as ex:

@@ -146,3 +146,16 @@ def test_eval_with_tiny_model(tmp_path: Path) -> None:
     assert len(list((tmp_path / "pred" / "v1").glob("*.png"))) == 8
     res = json.loads((tmp_path / "res" / "results.json").read_text())
     assert res["n_frames"] == 8 and np.isfinite(res["mean"]["cc"])
+
+
+def test_shuffled_and_borji_auc_in_eval(tmp_path: Path) -> None:
+    truth = _av_dataset(tmp_path / "data")
+    _write_predictions(tmp_path / "perfect", truth)
+    videos = E.av_dataset(tmp_path / "data", "avad", 1)
+    items = E.match(videos, tmp_path / "perfect")[0]
+    res = E.evaluate(items, ("auc_shuffled", "auc_borji"), workers=2)
+    again = E.evaluate(items, ("auc_shuffled", "auc_borji"), workers=1)
+    assert res["mean"] == again["mean"]  # seeded per frame: repeatable, independent of workers
+    assert res["mean"]["auc_shuffled"] > 0.6 and res["mean"]["auc_borji"] > 0.8
+    pooled = E.with_shuffle_pool(items)
+    assert all(o.parent.name != i.video for i in pooled for o in i.others)  # negatives from other videos
