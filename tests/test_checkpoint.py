@@ -19,7 +19,7 @@ from salrt.checkpoint import (
 )
 from salrt.errors import CheckpointError
 
-SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec" / "diffsal_reference_state_dict.json"
+SPEC = Path(__file__).resolve().parent / "data" / "diffsal_reference_state_dict.json"  # copy of shared/spec
 
 
 def reference_layout(model: salrt.DiffSal) -> dict[str, torch.Tensor]:
