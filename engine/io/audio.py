@@ -161,7 +161,7 @@ def resample_to_16k(x: np.ndarray, rate: int, method: str = "swr") -> np.ndarray
         try:
             import resampy
         except ImportError:
-            raise MediaError("resampler 'resampy' needs the resampy package: pip install resampy") from None
+            raise MediaError("resampler 'resampy' needs the resampy package: pip install 'salrt[reference-audio]'") from None
         return np.asarray(resampy.resample(np.asarray(x, np.float64), rate, VGGISH_RATE), np.float64)
     if method != "swr":
         raise MediaError(f"unknown resampler {method!r}: use 'swr' or 'resampy'")
