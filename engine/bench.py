@@ -310,7 +310,7 @@ def end_to_end(b: Bench, video: str, batch: int, steps: int, stride: int) -> dic
 
     c = b.cfg
     rt = Runtime(load_backend("torch", model=b.model), [video],
-                 RunOptions(steps=steps, stride=stride, batch=batch, size=(c.height, c.width),
+                 RunOptions(steps=steps, stride=stride, batch=batch, size=(c.height, c.width), clip_len=c.frames,
                             audio_size=(c.audio_height, c.audio_width)))  # fmt: skip
     s = rt.run(handle_signals=False)
     return {"video": video, "batch": batch, "steps": steps, "stride": stride, "frames": s["frames_out"][0],

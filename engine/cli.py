@@ -193,7 +193,7 @@ def _backend_for(args: argparse.Namespace):  # noqa: ANN202
             raise SalrtError(f"--backend {args.backend} needs --export-dir (made by salrt export)")
         b = load_backend(args.backend, export_dir=args.export_dir, device=args.device)
         cfg = b.manifest["config"]
-        return b, (cfg["height"], cfg["width"]), (cfg["audio_height"], cfg["audio_width"])
+        return b, (cfg["height"], cfg["width"]), (cfg["audio_height"], cfg["audio_width"]), cfg["frames"]
     model = _load_for_run(args)
     if args.kernels == "triton":
         import os
@@ -205,7 +205,7 @@ def _backend_for(args: argparse.Namespace):  # noqa: ANN202
             raise SalrtError("--kernels triton needs --device cuda (or TRITON_INTERPRET=1 to run them interpreted on CPU)")
         enable(model, force=on_cpu)
     c = model.config
-    return load_backend(args.backend, model=model), (c.height, c.width), (c.audio_height, c.audio_width)
+    return load_backend(args.backend, model=model), (c.height, c.width), (c.audio_height, c.audio_width), c.frames
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -223,10 +223,10 @@ def _run(args: argparse.Namespace) -> int:
             raise SalrtError(f"{src}: no such file")
     if args.kernels is None:
         args.kernels = "triton" if args.device.startswith("cuda") else "torch"
-    backend, size, audio_size = _backend_for(args)
+    backend, size, audio_size, clip_len = _backend_for(args)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    opts = RunOptions(steps=args.steps, stride=args.stride, batch=args.batch, live=args.live, size=size,
+    opts = RunOptions(steps=args.steps, stride=args.stride, batch=args.batch, live=args.live, size=size, clip_len=clip_len,
                       audio_size=audio_size, device=args.device, retries=args.retries, seed=args.seed,
                       max_wait_ms=args.max_wait_ms)  # fmt: skip
     settings = {k: v for k, v in vars(args).items() if k != "func"}
@@ -361,7 +361,7 @@ def _encode(args: argparse.Namespace) -> int:
         args.device = getattr(args, "device", "cpu")
         if args.kernels is None:
             args.kernels = "triton" if args.device.startswith("cuda") else "torch"
-        backend, size, audio_size = _backend_for(args)
+        backend, size, audio_size, clip_len = _backend_for(args)
         fps = 25.0
         import av
 
@@ -373,7 +373,7 @@ def _encode(args: argparse.Namespace) -> int:
             from tqdm import tqdm
 
             bar = tqdm(desc="encoding", unit="frame", dynamic_ncols=True)
-        rt = Runtime(backend, [args.input], RunOptions(steps=args.steps, stride=args.stride, batch=args.batch,
+        rt = Runtime(backend, [args.input], RunOptions(steps=args.steps, stride=args.stride, batch=args.batch, clip_len=clip_len,
                                                        size=size, audio_size=audio_size, device=args.device),
                      sinks_for=lambda i, info: [sink], keep_frames=True,
                      progress=bar.update if bar else None)  # fmt: skip

@@ -40,6 +40,7 @@ class RunOptions:
     timeout_s: float = 10.0  # network inputs: open/read timeout, so a stalled stream is retried
     seed: int = 0
     size: tuple[int, int] = (224, 384)
+    clip_len: int = 16  # frames per clip (the model's config.frames)
     audio_size: tuple[int, int] = (112, 192)
     device: str = "cpu"
 
@@ -94,7 +95,7 @@ class Runtime:
     # -- stages ------------------------------------------------------------------------------
     def _open(self, i: int) -> Any:
         o = self.opt
-        return open_media(self.sources[i], stride=o.stride, size=o.size, audio_size=o.audio_size,
+        return open_media(self.sources[i], clip_len=o.clip_len, stride=o.stride, size=o.size, audio_size=o.audio_size,
                           keep_frames=self.keep_frames, timeout=o.timeout_s if _is_stream(self.sources[i]) else None)  # fmt: skip
 
     def _decode(self, i: int) -> None:
@@ -326,6 +327,7 @@ def stream(source: str, *, model: Any = None, backend: Any = None, **options: An
         cfg = model.config
         options.setdefault("size", (cfg.height, cfg.width))
         options.setdefault("audio_size", (cfg.audio_height, cfg.audio_width))
+        options.setdefault("clip_len", cfg.frames)
     out: queue.Queue[Any] = queue.Queue(maxsize=64)
     rt = Runtime(backend, [source], RunOptions(**options), on_map=lambda i, idx, ts, m: out.put((ts, m)))
     result: dict[str, Any] = {}

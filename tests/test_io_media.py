@@ -235,3 +235,24 @@ def test_audio_ring_stays_bounded() -> None:
         ring.discard_before(ring.total - 3000)
     assert ring.total - ring.base <= 3000 and sum(c.shape[0] for c in ring.chunks) <= 3000
     np.testing.assert_array_equal(ring.read(ring.total - 1000, ring.total - 1), np.full(1000, 199.0))
+
+
+def test_http_url_input(tmp_path: Path) -> None:
+    """A network source through FFmpeg's http protocol (a local server)."""
+    import functools
+    import http.server
+    import threading
+
+    clip = make_clip(tmp_path / "net.mkv", seed=15, audio_codec="flac", width=64, height=64, seconds=0.4)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/net.mkv"
+        m, clips = _clips(url, timeout=10.0)
+        assert len(clips) == clip.n_frames and m.info.has_audio
+        with pytest.raises(MediaError, match="cannot open"):
+            open_media(f"http://127.0.0.1:{server.server_address[1]}/missing.mkv", timeout=10.0)
+    finally:
+        server.shutdown()
