@@ -558,11 +558,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except (SalrtError, ValueError, OSError) as exc:
-        print(f"salrt: error: {exc}", file=sys.stderr)
+        print(f"salrt: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("salrt: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - never a traceback for users; SALRT_DEBUG=1 shows it
+        import os
+
+        if os.environ.get("SALRT_DEBUG"):
+            raise
+        print(f"salrt: error: {type(exc).__name__}: {_one_line(exc)} (set SALRT_DEBUG=1 for the traceback)",
+              file=sys.stderr)  # fmt: skip
+        return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 500 else text[:497] + "..."
 
 
 if __name__ == "__main__":
