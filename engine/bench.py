@@ -244,7 +244,7 @@ class Bench:
             for r in range(self.reps):
                 x = inputs[r % len(inputs)]
                 holder: list[Any] = []
-                samples.append(time_call(lambda: holder.append(fn(x)), self.device))
+                samples.append(time_call(lambda x=x, holder=holder: holder.append(fn(x)), self.device))
                 if r == 0:
                     out0 = to_numpy(holder[0])
         except Exception as exc:  # noqa: BLE001 - one failing configuration is reported, not fatal
@@ -357,15 +357,18 @@ def plots(result: dict[str, Any], out: Path) -> list[Path]:
     def label(r: dict[str, Any]) -> str:
         return f"{r['backend']} {r['precision']}" + (" triton" if r["kernels"] == "triton" else "")
 
-    for fname, xkey, ykey, title in (("latency_vs_batch.png", "batch", "p50", "latency per call (ms, p50)"),
-                                     ("throughput_vs_steps.png", "steps", "clips_per_s", "throughput (clips/s)")):
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for lab in sorted({label(r) for r in rows}):
-            pts = sorted((r[xkey], r["latency_ms"]["p50"] if ykey == "p50" else r[ykey]) for r in rows if label(r) == lab)
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=lab)
+    for fname, xkey, other, ykey, title in (
+        ("latency_vs_batch.png", "batch", "steps", "p50", "latency per call (ms, p50)"),
+        ("throughput_vs_steps.png", "steps", "batch", "clips_per_s", "throughput (clips/s)"),
+    ):
+        fig, ax = plt.subplots(figsize=(6.5, 4))
+        for lab, o in sorted({(label(r), r[other]) for r in rows}):
+            sel = [r for r in rows if label(r) == lab and r[other] == o]
+            pts = sorted((r[xkey], r["latency_ms"]["p50"] if ykey == "p50" else r[ykey]) for r in sel)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"{lab}, {other} {o}")
         ax.set_xlabel(xkey)
         ax.set_title(title)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=6)
         fig.tight_layout()
         fig.savefig(out / fname, dpi=100)
         plt.close(fig)

@@ -171,7 +171,7 @@ def _export(args: argparse.Namespace) -> int:
     log = (lambda s: None) if args.quiet else (lambda s: print(f"salrt export: {s}", file=sys.stderr))
     man = export_onnx(model, args.output, precision=onnx_precision, batch=batch, opset=args.opset,
                       steps=args.steps, log=log)  # fmt: skip
-    for name, g in man["graphs"].items():
+    for g in man["graphs"].values():
         worst = max(e["max_abs"] for c in g["validation"] for e in c["outputs"].values())
         print(f"{g['file']}: {g['before_simplify']['nodes']} -> {g['after_simplify']['nodes']} nodes, "
               f"{g['after_simplify']['bytes'] / 1e6:.1f} MB, max abs error vs PyTorch {worst:.1e}")  # fmt: skip
@@ -179,7 +179,7 @@ def _export(args: argparse.Namespace) -> int:
         from salrt.export.tensorrt import build_engines
 
         info = build_engines(args.output, precision=args.precision, workspace_gib=args.workspace_gib, log=log)
-        for name, e in info["engines"].items():
+        for e in info["engines"].values():
             print(f"{e['file']}: {'from cache' if e['cached'] else 'built in %.1f s' % e['seconds']}")
     print(f"wrote {args.output}/manifest.json")
     return 0

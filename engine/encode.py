@@ -20,6 +20,7 @@ from salrt.roi import BLOCKS, QpMapper, RoiConfig, addroi_filter_args, ffmpeg_re
 from salrt.sinks import VideoFileSink
 
 CODECS = {"libx264": "h264", "libx265": "hevc", "libsvtav1": "av1"}
+DEFAULT_ROI = RoiConfig()
 # Measured: FFmpeg's libsvtav1 wrapper ignores ROI side data (ROI and plain outputs are identical).
 ROI_CODECS = ("libx264", "libx265")
 
@@ -31,7 +32,7 @@ class RoiEncoderSink(VideoFileSink):
     """
 
     def __init__(self, path: Path, fps: float, source: str | None, codec: str = "libx264", crf: float | None = None,
-                 bitrate: int | None = None, roi: RoiConfig | None = RoiConfig(), preset: str | None = None,
+                 bitrate: int | None = None, roi: RoiConfig | None = DEFAULT_ROI, preset: str | None = None,
                  options: dict[str, str] | None = None) -> None:  # fmt: skip
         import av
 

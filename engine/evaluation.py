@@ -25,7 +25,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import math
 import re
 import zlib
 from concurrent.futures import ProcessPoolExecutor
@@ -310,10 +309,6 @@ def write_results(result: dict[str, Any], out: str | Path, settings: dict[str, A
             w.writerow([e["video"], e["frames"], *(f"{e[n]:.6f}" for n in names)])
         w.writerow(["mean", result["n_frames"], *(f"{result['mean'][n]:.6f}" for n in names)])
     return js, cs
-
-
-def is_nan(x: float) -> bool:
-    return isinstance(x, float) and math.isnan(x)
 
 
 # ----------------------------------------------------------------------------- predicting
