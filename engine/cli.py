@@ -157,6 +157,11 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    missing = [m for m in ("torch", "onnx", "onnxsim", "onnxruntime") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise SalrtError(f"salrt export needs {', '.join(missing)}: pip install 'salrt[export]'")
     from salrt.export.onnx import BatchSpec, export_onnx
 
     if args.batch is not None and args.dynamic_batch is not None:
@@ -399,7 +404,9 @@ def _progress(it, total: int, desc: str, quiet: bool):  # noqa: ANN001, ANN202
 
 
 def _load_for_run(args: argparse.Namespace):  # noqa: ANN202
-    import torch
+    from salrt.backends.base import require
+
+    torch = require("torch", f"the {getattr(args, 'backend', 'torch')} backend")
 
     import salrt
 

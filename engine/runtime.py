@@ -195,27 +195,34 @@ class Runtime:
     def _write(self, i: int) -> None:
         sinks: list[Any] = []
         prev: tuple[int, float, np.ndarray] | None = None
+        failed = False
         try:
             while True:
                 item = self.outs[i].get()
                 if item is _END:
                     break
+                if failed:
+                    continue  # keep draining so the model worker never blocks on this queue
                 job, sal = item
                 t = time.perf_counter()
-                if not sinks and self.sinks_for is not None:
-                    sinks = self.sinks_for(i, self.infos[i])
-                clip = job.clip
-                frames = list(clip.new_frames) if clip.new_frames else [(clip.target_index, clip.target_time, None)]
-                tgt = (clip.target_index, clip.target_time, sal)
-                for idx, ts, rgb in frames:
-                    if idx == tgt[0]:
-                        m = sal
-                    elif prev is not None and idx < tgt[0]:  # between two clips: linear in time
-                        w = (idx - prev[0]) / (tgt[0] - prev[0])
-                        m = (1 - w) * prev[2] + w * sal
-                    else:
-                        m = sal
-                    self._emit(i, sinks, idx, ts, rgb, m)
+                try:
+                    if not sinks and self.sinks_for is not None:
+                        sinks = self.sinks_for(i, self.infos[i])
+                    clip = job.clip
+                    frames = list(clip.new_frames) if clip.new_frames else [(clip.target_index, clip.target_time, None)]
+                    tgt = (clip.target_index, clip.target_time, sal)
+                    for idx, ts, rgb in frames:
+                        if idx == tgt[0] or prev is None or idx > tgt[0]:
+                            m = sal
+                        else:  # between two clips: linear in time
+                            w = (idx - prev[0]) / (tgt[0] - prev[0])
+                            m = (1 - w) * prev[2] + w * sal
+                        self._emit(i, sinks, idx, ts, rgb, m)
+                except Exception as exc:  # noqa: BLE001 - a failing output stops the run, reported
+                    self.errors.append(f"{self.sources[i]}: output failed: {type(exc).__name__}: {exc}")
+                    failed = True
+                    self.stop.set()
+                    continue
                 prev = tgt
                 self.latencies.append(time.perf_counter() - job.decoded_at)
                 self.stats["write"].busy_s += time.perf_counter() - t

@@ -41,6 +41,17 @@ def to_u8(m: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(m * 255.0), 0, 255).astype(np.uint8)
 
 
+def write_png(path: Path, gray: np.ndarray) -> None:
+    """8-bit grey PNG through FFmpeg's PNG encoder (no Pillow needed)."""
+    import av
+
+    cc = av.CodecContext.create("png", "w")
+    cc.width, cc.height, cc.pix_fmt = gray.shape[1], gray.shape[0], "gray"
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(gray), format="gray")
+    packets = [*cc.encode(frame), *cc.encode(None)]
+    Path(path).write_bytes(b"".join(bytes(p) for p in packets))
+
+
 class AudioPassthrough:
     """Stream copy of a source file's first audio stream into an output container. The output
     stream must be added (``add``) before the first packet is muxed; ``copy`` at the end."""
@@ -137,10 +148,8 @@ class PngSink:
         self.dir, self.size = directory, size
 
     def write(self, index: int, time: float, frame: np.ndarray | None, sal: np.ndarray) -> None:
-        from PIL import Image
-
         m = resize_map(sal, self.size) if self.size else sal
-        Image.fromarray(to_u8(m)).save(self.dir / f"{index + 1:05d}.png")
+        write_png(self.dir / f"{index + 1:05d}.png", to_u8(m))
 
     def close(self) -> None:
         pass

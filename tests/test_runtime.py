@@ -151,3 +151,27 @@ def test_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "mean CC against the synthetic ground truth" in out
     assert (tmp_path / "d" / "demo_input_overlay.mp4").is_file()
+
+
+def test_failing_output_is_reported_not_hung(tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "a.mp4", seed=10, seconds=0.8, **SMALL)
+
+    class Broken:
+        def write(self, *a) -> None:  # noqa: ANN002
+            raise OSError("disk full")
+
+        def close(self) -> None:
+            pass
+
+    rt = Runtime(CountingBackend(1), [str(clip.path)], _opts(queue_clips=2), sinks_for=lambda i, info: [Broken()])
+    stats = rt.run(handle_signals=False)
+    assert any("disk full" in e for e in stats["errors"])
+
+
+def test_png_output_needs_no_pillow(tmp_path: Path) -> None:
+    from salrt.sinks import write_png
+
+    a = (np.arange(120) % 256).astype(np.uint8).reshape(10, 12)
+    write_png(tmp_path / "m.png", a)
+    with av.open(str(tmp_path / "m.png")) as c:
+        np.testing.assert_array_equal(next(c.decode(video=0)).to_ndarray(format="gray"), a)
