@@ -129,6 +129,8 @@ class Runtime:
                     self.errors.append(f"{self.sources[i]}: stream lost after {self.opt.retries} retries")
                     return
                 time.sleep(self.opt.backoff_s * 2 ** (attempt - 1))
+        except Exception as exc:  # noqa: BLE001 - one broken input is reported, the others go on
+            self.errors.append(f"{self.sources[i]}: {type(exc).__name__}: {exc}")
         finally:
             self.clips.put(("eof", i))
 
