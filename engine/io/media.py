@@ -83,7 +83,6 @@ class _Frame:
     index: int
     time: float
     tensor: Any
-    raw: np.ndarray | None
 
 
 class _AudioRing:
@@ -229,14 +228,10 @@ class MediaClips:
             for frame in frames:
                 yield ("v" if packet.stream is self._vs else "a"), frame
 
-    def _audio_samples(self, frame: Any) -> np.ndarray:
-        x = frame.to_ndarray()
-        fmt = frame.format
-        if not fmt.is_planar:  # packed: (1, n * channels)
-            x = x.reshape(-1, len(frame.layout.channels)).T
-        if fmt.name.startswith(("s16", "s32", "u8")):
-            scale = {"s16": 32768.0, "s32": 2147483648.0, "u8": 128.0}[fmt.name[:3]]
-            x = (x.astype(np.float64) - (128.0 if fmt.name.startswith("u8") else 0.0)) / scale
+    @staticmethod
+    def _audio_samples(frame: Any) -> np.ndarray:
+        """Mono float64 samples of a planar float frame (the ``fltp`` resampler's output)."""
+        x = frame.to_ndarray()  # (channels, n)
         # Reference quirk kept for fidelity: its wav files hold 16-bit samples, so quantise first.
         q = np.clip(np.rint(np.asarray(x, np.float64) * 32768.0), -32768, 32767)
         return q.mean(axis=0) / 32768.0
@@ -311,7 +306,7 @@ class MediaClips:
                 return False
             if not eof and frames[-1].index < next_target + after:
                 return False
-            if audio_eof or eof or self._as is None:
+            if audio_eof or eof:
                 return True
             _, end = A.window_bounds(0.0, time_of(next_target + after), fps, audio_rate)
             have = ring.total - audio_offset()
@@ -341,14 +336,26 @@ class MediaClips:
             else:
                 aud = self._silent_audio()
             self.stats.clips += 1
-            tf = by_index[target]
             new = []
             while raw_pending and raw_pending[0][0] <= target:
                 new.append(raw_pending.popleft())
-            return Clip(video=vid, audio=aud, target_index=target, target_time=tf.time, frame_indices=tuple(idx),
-                        timestamps=tuple(by_index[i].time for i in idx), audio_window=(start, end),
-                        has_audio=self._as is not None, fps=fps, timing=timing,
-                        target_frame=tf.raw, new_frames=tuple(new))  # fmt: skip
+            # targets increase, so this clip's own frame is always the last of its new frames
+            return Clip(video=vid, audio=aud, target_index=target, target_time=by_index[target].time,
+                        frame_indices=tuple(idx), timestamps=tuple(by_index[i].time for i in idx),
+                        audio_window=(start, end), has_audio=self._as is not None, fps=fps, timing=timing,
+                        target_frame=new[-1][2], new_frames=tuple(new))  # fmt: skip
+
+        def add_audio(decoded: Any, align: bool = True) -> None:
+            """Resample to planar float and append; ``align`` places the stream by its first timestamp."""
+            nonlocal audio_t0, audio_rate
+            assert resampler is not None
+            for f in resampler.resample(decoded):
+                if audio_t0 is None and align:
+                    audio_t0 = float(f.time) if f.time is not None else (t0 or 0.0)
+                audio_rate = f.sample_rate
+                x = self._audio_samples(f)
+                ring.append(x)
+                self.stats.audio_samples += x.shape[0]
 
         def emit(eof: bool) -> Iterator[Clip]:
             nonlocal next_target, last_emitted
@@ -360,10 +367,7 @@ class MediaClips:
                 last = n_frames - 1 if eof else 1 << 62
                 yield make_clip(next_target, last)
                 last_emitted = next_target
-                if eof and next_target != n_frames - 1 and next_target + self.stride > n_frames - 1:
-                    next_target = n_frames - 1
-                else:
-                    next_target += self.stride
+                next_target += self.stride
                 # keep what the next clip needs, and what a final clip for the last frame would need
                 keep_from = min(next_target, frames[-1].index) - before
                 while frames and frames[0].index < keep_from and len(frames) > 1:
@@ -373,31 +377,19 @@ class MediaClips:
                     ring.discard_before(s + audio_offset())
 
         if self._audio_container is not None:  # decoded up front, aligned with the first frame
-            assert resampler is not None
             import av
 
             try:
                 for f in self._audio_container.decode(self._as):
-                    for g in resampler.resample(f):
-                        audio_rate = g.sample_rate
-                        ring.append(self._audio_samples(g))
-                for g in resampler.resample(None):
-                    ring.append(self._audio_samples(g))
+                    add_audio(f, align=False)
+                add_audio(None, align=False)
             except av.FFmpegError:
                 self.stats.read_errors += 1
-            self.stats.audio_samples = ring.total
             audio_eof = True
         try:
             for kind, frame in self._decoded():
                 if kind == "a":
-                    assert resampler is not None
-                    for f in resampler.resample(frame):
-                        if audio_t0 is None:
-                            audio_t0 = float(f.time) if f.time is not None else (t0 or 0.0)
-                            audio_rate = f.sample_rate
-                        x = self._audio_samples(f)
-                        ring.append(x)
-                        self.stats.audio_samples += x.shape[0]
+                    add_audio(frame)
                     yield from emit(False)
                     continue
                 t = frame.time
@@ -414,16 +406,15 @@ class MediaClips:
                 else:
                     timing = "timestamps"
                 rgb = frame.to_ndarray(format="rgb24")
-                frames.append(_Frame(n_frames, rel, self._preprocess(rgb), rgb if self.keep_frames else None))
+                frames.append(_Frame(n_frames, rel, self._preprocess(rgb)))
                 raw_pending.append((n_frames, rel, rgb if self.keep_frames else None))
                 n_frames += 1
                 self.stats.video_frames += 1
                 self.stats.max_buffered_frames = max(self.stats.max_buffered_frames, len(frames))
                 yield from emit(False)
+            if resampler is not None and not audio_eof:
+                add_audio(None)  # flush
             audio_eof = True
-            if resampler is not None:
-                for f in resampler.resample(None):
-                    ring.append(self._audio_samples(f))
             yield from emit(True)
         finally:
             self.close()
