@@ -20,7 +20,7 @@ import torch
 import salrt
 from salrt.backends import load_backend
 from salrt.export.onnx import export_onnx
-from salrt.testing import synthetic_inputs, synthetic_state_dict
+from salrt.testing import load_synthetic_weights, synthetic_inputs
 
 
 def main() -> None:
@@ -34,7 +34,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     model = salrt.load_model("diffsal", config=args.config)
-    model.load_state_dict(synthetic_state_dict({k: tuple(v.shape) for k, v in model.state_dict().items()}, 0))
+    load_synthetic_weights(model, 0)
     if not (Path(args.export) / "manifest.json").is_file():
         export_onnx(model, args.export, batch=str(args.batch))
     backends = {"torch": load_backend("torch", model=model), "onnxruntime": load_backend("onnxruntime", export_dir=args.export)}

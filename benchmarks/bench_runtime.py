@@ -23,7 +23,7 @@ import salrt
 from salrt.backends import load_backend
 from salrt.io import make_clip, open_media
 from salrt.runtime import Runtime, RunOptions
-from salrt.testing import synthetic_state_dict
+from salrt.testing import load_synthetic_weights
 
 
 def rss_mb() -> float:
@@ -35,7 +35,7 @@ def rss_mb() -> float:
 
 def model_for(config: str):  # noqa: ANN201
     m = salrt.load_model("diffsal", config=config)
-    m.load_state_dict(synthetic_state_dict({k: tuple(v.shape) for k, v in m.state_dict().items()}, 0))
+    load_synthetic_weights(m, 0)
     return m
 
 

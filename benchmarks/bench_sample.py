@@ -21,7 +21,7 @@ import torch
 
 import salrt
 from salrt.bench import cpu_name, reference_style_encode, reference_style_sample, reference_style_step
-from salrt.testing import synthetic_inputs, synthetic_state_dict
+from salrt.testing import load_synthetic_weights, synthetic_inputs
 
 
 def _timed(fn, *args):
@@ -42,8 +42,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     model = salrt.load_model("diffsal", config=args.config)
-    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    model.load_state_dict(synthetic_state_dict(shapes, seed=0))
+    load_synthetic_weights(model, 0)
     c = model.config
     inputs = [synthetic_inputs(c.video_shape, c.audio_shape, args.batch, seed=s) for s in range(args.reps + 1)]
 

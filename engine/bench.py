@@ -23,7 +23,7 @@ import torch
 import salrt
 from salrt.backends.base import to_numpy
 from salrt.models.mvit import reference_attention
-from salrt.testing import synthetic_inputs, synthetic_state_dict
+from salrt.testing import load_synthetic_weights, synthetic_inputs
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -167,8 +167,7 @@ class Bench:
         self.log = log or (lambda s: None)
         self.model = salrt.load_model(model_name, checkpoint=checkpoint, config=config, device=device)
         if checkpoint is None:
-            shapes = {k: tuple(v.shape) for k, v in self.model.state_dict().items()}
-            self.model.load_state_dict(synthetic_state_dict(shapes, 0))
+            load_synthetic_weights(self.model, 0)
         self.cfg = self.model.config
         self._inputs: dict[int, list[tuple[torch.Tensor, ...]]] = {}
         self._fp32_ref: dict[tuple[int, int], np.ndarray] = {}

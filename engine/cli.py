@@ -200,6 +200,8 @@ def _backend_for(args: argparse.Namespace):  # noqa: ANN202
         cfg = b.manifest["config"]
         return b, (cfg["height"], cfg["width"]), (cfg["audio_height"], cfg["audio_width"]), cfg["frames"]
     model = _load_for_run(args)
+    if args.kernels is None:  # triton is the default on CUDA
+        args.kernels = "triton" if str(args.device).startswith("cuda") else "torch"
     if args.kernels == "triton":
         import os
 
@@ -226,21 +228,15 @@ def _run(args: argparse.Namespace) -> int:
     for src in args.inputs:
         if "://" not in src and src != "-" and not Path(src).exists():
             raise SalrtError(f"{src}: no such file")
-    if args.kernels is None:
-        args.kernels = "triton" if args.device.startswith("cuda") else "torch"
     backend, size, audio_size, clip_len = _backend_for(args)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     opts = RunOptions(steps=args.steps, stride=args.stride, batch=args.batch, live=args.live, size=size, clip_len=clip_len,
-                      audio_size=audio_size, device=args.device, retries=args.retries, seed=args.seed,
+                      audio_size=audio_size, retries=args.retries, seed=args.seed,
                       max_wait_ms=args.max_wait_ms)  # fmt: skip
     settings = {k: v for k, v in vars(args).items() if k != "func"}
     settings["inputs"] = list(args.inputs)
-    bar = None
-    if not args.quiet:
-        from tqdm import tqdm
-
-        bar = tqdm(desc="frames", unit="frame", dynamic_ncols=True, total=None if args.live else expected_frames(args.inputs))
+    bar = _bar("frames", args.quiet, total=None if args.live else expected_frames(args.inputs))
     rt = Runtime(backend, args.inputs, opts, sinks_for=default_sinks(out, outputs, settings, args.source_size),
                  keep_frames="overlay" in outputs, progress=bar.update if bar else None)  # fmt: skip
     stats = rt.run()
@@ -363,23 +359,17 @@ def _encode(args: argparse.Namespace) -> int:
     else:
         from salrt.runtime import Runtime, RunOptions
 
-        args.device = getattr(args, "device", "cpu")
-        if args.kernels is None:
-            args.kernels = "triton" if args.device.startswith("cuda") else "torch"
-        backend, size, audio_size, clip_len = _backend_for(args)
-        fps = 25.0
         import av
 
+        from salrt.runtime import expected_frames
+
+        backend, size, audio_size, clip_len = _backend_for(args)
         with av.open(args.input) as c:
             fps = float(c.streams.video[0].average_rate or 25)
         sink = RoiEncoderSink(Path(args.output), fps, args.input, **kw)
-        bar = None
-        if not args.quiet:
-            from tqdm import tqdm
-
-            bar = tqdm(desc="encoding", unit="frame", dynamic_ncols=True)
+        bar = _bar("encoding", args.quiet, total=expected_frames([args.input]))
         rt = Runtime(backend, [args.input], RunOptions(steps=args.steps, stride=args.stride, batch=args.batch, clip_len=clip_len,
-                                                       size=size, audio_size=audio_size, device=args.device),
+                                                       size=size, audio_size=audio_size),
                      sinks_for=lambda i, info: [sink], keep_frames=True,
                      progress=bar.update if bar else None)  # fmt: skip
         stats = rt.run()
@@ -395,12 +385,17 @@ def _encode(args: argparse.Namespace) -> int:
     return 0
 
 
-def _progress(it, total: int, desc: str, quiet: bool):  # noqa: ANN001, ANN202
+def _bar(desc: str, quiet: bool, total: int | None = None, iterable=None, unit: str = "frame"):  # noqa: ANN001, ANN202
+    """A tqdm progress bar (or None / the bare iterable when quiet)."""
     if quiet:
-        return it
+        return iterable
     from tqdm import tqdm
 
-    return tqdm(it, total=total, desc=desc, unit="it", leave=False)
+    return tqdm(iterable, total=total, desc=desc, unit=unit, dynamic_ncols=True, leave=iterable is None)
+
+
+def _progress(it, total: int, desc: str, quiet: bool):  # noqa: ANN001, ANN202
+    return _bar(desc, quiet, total, iterable=it, unit="it")
 
 
 def _load_for_run(args: argparse.Namespace):  # noqa: ANN202
@@ -415,10 +410,9 @@ def _load_for_run(args: argparse.Namespace):  # noqa: ANN202
                          "(pass --random-weights for a smoke run)")  # fmt: skip
     model = salrt.load_model(args.model, checkpoint=args.checkpoint, device=args.device, config=args.config)
     if args.checkpoint is None:
-        from salrt.testing import synthetic_state_dict
+        from salrt.testing import load_synthetic_weights
 
-        shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-        model.load_state_dict(synthetic_state_dict(shapes, 0))
+        load_synthetic_weights(model, 0)
     torch.set_grad_enabled(False)
     return model.eval()
 

@@ -35,10 +35,9 @@ class Session:
             raise SalrtError("steps and stride must be >= 1 and fps > 0")
         self.model = salrt.load_model(model, checkpoint=checkpoint, config=config, device=device)
         if checkpoint is None:
-            from salrt.testing import synthetic_state_dict
+            from salrt.testing import load_synthetic_weights
 
-            shapes = {k: tuple(v.shape) for k, v in self.model.state_dict().items()}
-            self.model.load_state_dict(synthetic_state_dict(shapes, seed))
+            load_synthetic_weights(self.model, seed)
         c = self.model.config
         self.size, self.audio_size = (c.height, c.width), (c.audio_height, c.audio_width)
         self.steps, self.stride, self.fps, self.device = steps, stride, float(fps), device

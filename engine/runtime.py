@@ -42,7 +42,6 @@ class RunOptions:
     size: tuple[int, int] = (224, 384)
     clip_len: int = 16  # frames per clip (the model's config.frames)
     audio_size: tuple[int, int] = (112, 192)
-    device: str = "cpu"
 
 
 @dataclasses.dataclass
@@ -89,8 +88,6 @@ class Runtime:
         self.media_stats: list[Any] = [None] * len(self.sources)
         self.infos: list[Any] = [None] * len(self.sources)
         self.stats = {"decode": _StageStats(), "model": _StageStats(), "write": _StageStats()}
-        self._lock = threading.Lock()
-        self._decoders_left = len(self.sources)
 
     # -- stages ------------------------------------------------------------------------------
     def _open(self, i: int) -> Any:
@@ -211,10 +208,9 @@ class Runtime:
                     if not sinks and self.sinks_for is not None:
                         sinks = self.sinks_for(i, self.infos[i])
                     clip = job.clip
-                    frames = list(clip.new_frames) if clip.new_frames else [(clip.target_index, clip.target_time, None)]
                     tgt = (clip.target_index, clip.target_time, sal)
-                    for idx, ts, rgb in frames:
-                        if idx == tgt[0] or prev is None or idx > tgt[0]:
+                    for idx, ts, rgb in clip.new_frames:  # frames since the previous target, this one last
+                        if prev is None or idx == tgt[0]:
                             m = sal
                         else:  # between two clips: linear in time
                             w = (idx - prev[0]) / (tgt[0] - prev[0])

@@ -44,6 +44,13 @@ def synthetic_state_dict(shapes: Mapping[str, Sequence[int]], seed: int = 0) -> 
     return {k: synthetic_tensor(k, v, seed) for k, v in shapes.items()}
 
 
+def load_synthetic_weights(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Fill ``model`` in place with :func:`synthetic_state_dict` of its own names and shapes."""
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    model.load_state_dict(synthetic_state_dict(shapes, seed))
+    return model
+
+
 def synthetic_inputs(
     video_shape: Sequence[int], audio_shape: Sequence[int], batch: int, seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -11,16 +11,13 @@ if not torch.cuda.is_available():  # Triton kernels run in the interpreter on CP
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import salrt
-from salrt.testing import synthetic_inputs, synthetic_state_dict
+from salrt.testing import load_synthetic_weights, synthetic_inputs
 
 torch.set_num_threads(2)
 
 
 def tiny_model(seed: int = 0) -> salrt.DiffSal:
-    m = salrt.load_model("diffsal", config="tiny")
-    shapes = {k: tuple(v.shape) for k, v in m.state_dict().items()}
-    m.load_state_dict(synthetic_state_dict(shapes, seed))
-    return m
+    return load_synthetic_weights(salrt.load_model("diffsal", config="tiny"), seed)
 
 
 @pytest.fixture(scope="session")
