@@ -69,19 +69,14 @@ class SamplerGraph(nn.Module):
         self.video_encoder = model.video_encoder
         self.audio_encoder = model.audio_encoder
         self.denoiser = model.denoiser
+        self.scheduler = model.scheduler
         self.plan = model.scheduler.timesteps(steps)
-        self.coefs = [model.scheduler.coefficients(s, 0.0) for s in self.plan]
 
     def forward(self, video: torch.Tensor, audio: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         scales = tuple(self.video_encoder(video))
         aligned = tuple(self.denoiser.align_audio(self.audio_encoder(audio), scales))
         x = noise
         ones = torch.ones_like(noise[:, 0, 0, 0], dtype=torch.long)
-        for step, c in zip(self.plan, self.coefs):
-            x0 = self.denoiser(x, ones * step.t, scales, aligned)
-            if step.t_next < 0:
-                x = x0
-            else:  # the scheduler's update with its float32 coefficients baked in
-                eps = (c["recip_sqrt"] * x - x0) / c["recipm1_sqrt"]
-                x = c["a_next_sqrt"] * x0 + c["c2"] * eps
+        for step in self.plan:  # the scheduler's coefficients are traced in as constants
+            x = self.scheduler.step(self.denoiser(x, ones * step.t, scales, aligned), x, step)
         return x.clamp(0.0, 1.0)

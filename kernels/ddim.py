@@ -7,6 +7,8 @@ import torch
 import triton
 import triton.language as tl
 
+from salrt.sampling.schedule import apply_ddim
+
 
 @triton.jit
 def _ddim_kernel(x0_ptr, xt_ptr, out_ptr, n, recip_sqrt, recipm1_sqrt, a_next_sqrt, c1, c2, seed, lo, hi,
@@ -50,15 +52,7 @@ def ddim_update(x0: torch.Tensor, x_t: torch.Tensor, coef: dict[str, float], see
 def ddim_update_reference(x0: torch.Tensor, x_t: torch.Tensor, coef: dict[str, float], noise: torch.Tensor | None = None,
                           clamp: tuple[float, float] | None = None) -> torch.Tensor:  # fmt: skip
     """The eager chain the kernel replaces (fp32 arithmetic, the scheduler's formula)."""
-    x0f, xtf = x0.float(), x_t.float()
-    if coef["final"]:
-        y = x0f
-    else:
-        eps = (coef["recip_sqrt"] * xtf - x0f) / coef["recipm1_sqrt"]
-        y = coef["a_next_sqrt"] * x0f
-        if coef["c1"] != 0.0:
-            y = y + coef["c1"] * noise.float()
-        y = y + coef["c2"] * eps
+    y = apply_ddim(x0.float(), x_t.float(), coef, None if noise is None else noise.float())
     if clamp is not None:
         y = y.clamp(*clamp)
     return y.to(x0.dtype)

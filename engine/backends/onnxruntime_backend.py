@@ -10,7 +10,7 @@ import numpy as np
 
 from salrt.backends.base import require, to_numpy
 from salrt.errors import SalrtError
-from salrt.sampling.schedule import alphas_cumprod_f32, ddim_coefficients, ddim_plan, diffsal_cosine_betas
+from salrt.sampling.schedule import alphas_cumprod_f32, apply_ddim, ddim_coefficients, ddim_plan, diffsal_cosine_betas
 
 
 def read_manifest(directory: str | Path) -> dict[str, Any]:
@@ -86,10 +86,5 @@ class OnnxRuntimeBackend:
         feats = self.encode(video, audio)
         for st in ddim_plan(steps):
             x0 = self.denoise(x, np.full((b,), st.t, np.int64), feats)
-            if st.t_next < 0:
-                x = x0
-            else:
-                c = ddim_coefficients(self._abar, st)
-                eps = (c["recip_sqrt"] * x - x0) / c["recipm1_sqrt"]
-                x = (c["a_next_sqrt"] * x0 + c["c2"] * eps).astype(self.float)
+            x = apply_ddim(x0, x, ddim_coefficients(self._abar, st)).astype(self.float)
         return np.clip(x, 0.0, 1.0)

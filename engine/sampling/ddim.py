@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from salrt.sampling.schedule import DDIMStep, ddim_plan, diffsal_cosine_betas
+from salrt.sampling.schedule import DDIMStep, apply_ddim, ddim_plan, diffsal_cosine_betas
 
 
 class DDIMScheduler:
@@ -66,10 +66,6 @@ class DDIMScheduler:
         if step.t_next < 0:
             return x0
         c = self.coefficients(step, eta)
-        eps = (c["recip_sqrt"] * x_t - x0) / c["recipm1_sqrt"]
-        out = c["a_next_sqrt"] * x0
-        if c["c1"] != 0.0:
-            if noise is None:
-                noise = torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)
-            out = out + c["c1"] * noise
-        return out + c["c2"] * eps
+        if c["c1"] != 0.0 and noise is None:
+            noise = torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)
+        return apply_ddim(x0, x_t, c, noise)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -60,3 +61,15 @@ def ddim_coefficients(abar: np.ndarray, step: DDIMStep, eta: float = 0.0) -> dic
     c2 = np.sqrt((f(1.0) - an) - c1 * c1)
     coef.update(a_next_sqrt=float(np.sqrt(an)), c1=float(c1), c2=float(c2))
     return coef
+
+
+def apply_ddim(x0: Any, x_t: Any, coef: dict[str, float], noise: Any = None) -> Any:
+    """The DDIM update with :func:`ddim_coefficients` on numpy arrays or torch tensors alike;
+    the final step returns ``x0``. ``noise`` is needed only when ``coef["c1"] != 0``."""
+    if coef["final"]:
+        return x0
+    eps = (coef["recip_sqrt"] * x_t - x0) / coef["recipm1_sqrt"]
+    out = coef["a_next_sqrt"] * x0
+    if coef["c1"] != 0.0:
+        out = out + coef["c1"] * noise
+    return out + coef["c2"] * eps
