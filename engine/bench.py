@@ -22,6 +22,7 @@ import torch
 
 import salrt
 from salrt.backends.base import to_numpy
+from salrt.metrics import pearson
 from salrt.models.mvit import reference_attention
 from salrt.testing import load_synthetic_weights, synthetic_inputs
 
@@ -126,11 +127,6 @@ class Config:
     kernels: str
 
 
-def _cc(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
-    return float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else float("nan")
-
-
 def _skip_reason(c: Config, device: str) -> str | None:
     if c.backend == "tensorrt":
         try:
@@ -157,11 +153,10 @@ class Bench:
     """Runs every configuration of one model and collects rows."""
 
     def __init__(self, model_name: str = "diffsal", config: str = "paper", device: str = "cpu", reps: int = 5,
-                 warmup: int = 1, stride: int = 1, checkpoint: str | None = None, work_dir: str | Path = "bench_out",
+                 warmup: int = 1, stride: int = 1, checkpoint: str | None = None,
                  log: Callable[[str], None] | None = None) -> None:  # fmt: skip
         self.model_name, self.config_name, self.device = model_name, config, device
         self.reps, self.warmup, self.stride = max(1, reps), max(0, warmup), stride
-        self.work = Path(work_dir)
         # exported graphs (hundreds of MB at paper size) live in a cache, never in the results folder
         self.cache = Path(os.environ.get("SALRT_CACHE", Path.home() / ".cache" / "salrt")) / "bench_exports"
         self.log = log or (lambda s: None)
@@ -261,7 +256,7 @@ class Bench:
             "achieved_tflops": cost.flops_per_clip / lat / 1e12,
             "fraction_of_matmul_peak": cost.flops_per_clip / lat / 1e12 / self.peak(c.precision),
             "peak_memory_mb": peak_memory_mb(self.device),
-            "max_abs_vs_fp32": float(np.abs(out0.astype(np.float64) - ref).max()), "cc_vs_fp32": _cc(out0, ref),
+            "max_abs_vs_fp32": float(np.abs(out0.astype(np.float64) - ref).max()), "cc_vs_fp32": pearson(out0, ref),
         })  # fmt: skip
         return row
 
@@ -275,7 +270,7 @@ def run(model: str = "diffsal", config: str = "paper", backends: Sequence[str] =
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     say = log or (lambda s: None)
-    b = Bench(model, config, device, reps, warmup, stride, checkpoint, out, say)
+    b = Bench(model, config, device, reps, warmup, stride, checkpoint, say)
     rows = []
     for bs in batches:
         for st in steps:

@@ -316,9 +316,9 @@ def predict_video(model: Any, video: Video, out_dir: str | Path, steps: int = 4,
                   seed: int = 0) -> int:  # fmt: skip
     """Run ``model`` over one dataset video and write ``out_dir/<video>/<frame:05d>.png`` (1-based)."""
     import torch
-    from PIL import Image
 
     from salrt.io import open_media
+    from salrt.sinks import PngSink
 
     if video.source is None:
         raise EvalError(f"{video.name}: no frames or video file to predict from")
@@ -327,8 +327,7 @@ def predict_video(model: Any, video: Video, out_dir: str | Path, steps: int = 4,
     opts = {"framerate": str(video.fps), "start_number": "1"} if video.source_format == "image2" and video.fps else None
     media = open_media(video.source, format=video.source_format, options=opts, fps=video.fps, audio=audio,
                        size=(cfg.height, cfg.width), audio_size=(cfg.audio_height, cfg.audio_width))  # fmt: skip
-    dest = Path(out_dir) / video.name
-    dest.mkdir(parents=True, exist_ok=True)
+    sink = PngSink(Path(out_dir) / video.name)  # <frame:05d>.png, 1-based: what match() reads
     param = next(model.parameters())
     gen = torch.Generator().manual_seed(seed)
     written = 0
@@ -342,8 +341,7 @@ def predict_video(model: Any, video: Video, out_dir: str | Path, steps: int = 4,
         with torch.inference_mode():
             maps = model.sample(v, a, steps=steps, noise=noise).float().cpu().numpy()
         for c, m in zip(pending, maps):
-            img = np.clip(np.rint(m[0] * 255.0), 0, 255).astype(np.uint8)
-            Image.fromarray(img).save(dest / f"{c.target_index + 1:05d}.png")
+            sink.write(c.target_index, c.target_time, None, m[0])
             written += 1
         pending.clear()
 

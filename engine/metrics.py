@@ -83,6 +83,15 @@ def _fixations(fixations: Any) -> np.ndarray:
     return np.asarray(fixations) > 0.5
 
 
+def pearson(a: Any, b: Any) -> float:
+    """Pearson correlation of two arrays of any shape, flattened (NaN when either is constant);
+    used to compare model outputs across backends and precisions."""
+    x, y = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    if x.std() == 0 or y.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(x, y)[0, 1])
+
+
 @_quiet
 def cc(pred: Any, gt_map: Any) -> float:
     """Pearson correlation between the prediction and the ground-truth density map."""

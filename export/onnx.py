@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from salrt.errors import SalrtError
+from salrt.metrics import pearson
 from salrt.export.graphs import (AUDIO_FEATURES, DENOISER_VIDEO, VIDEO_FEATURES, AudioEncoderGraph, DenoiserGraph, SamplerGraph,
                                  VideoEncoderGraph)  # fmt: skip
 from salrt.models.diffsal import DiffSal
@@ -171,13 +172,6 @@ def ort_session(path: str | Path, providers: list[str] | None = None) -> Any:
     return ort.InferenceSession(str(path), opts, providers=providers or ["CPUExecutionProvider"])
 
 
-def _cc(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
-    if a.std() == 0 or b.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(a, b)[0, 1])
-
-
 def validate(path: Path, module: nn.Module, spec: dict[str, Any], fp16: bool, batch: int, seed: int = 0) -> dict[str, Any]:
     """Run the graph in onnxruntime and the module in PyTorch (fp32) on the same random inputs."""
     inputs = random_inputs({k: (batch, *v[1:]) for k, v in spec["inputs"].items()}, seed, np.float32)
@@ -192,7 +186,7 @@ def validate(path: Path, module: nn.Module, spec: dict[str, Any], fp16: bool, ba
         r = r.numpy()
         if g.shape != r.shape:
             raise ExportError(f"{path.name}: output {name} has shape {g.shape}, PyTorch gives {r.shape}")
-        errors[name] = {"max_abs": float(np.abs(g.astype(np.float64) - r).max()), "cc": _cc(g, r)}
+        errors[name] = {"max_abs": float(np.abs(g.astype(np.float64) - r).max()), "cc": pearson(g, r)}
     return {"batch": batch, "outputs": errors}
 
 
