@@ -16,6 +16,7 @@ import numpy as np
 from salrt.errors import SalrtError
 from salrt.io import audio as A
 from salrt.io import imaging
+from salrt.io.media import AudioRing
 from salrt.roi import QpMapper, RoiConfig
 
 
@@ -44,9 +45,8 @@ class Session:
         self.frames: collections.deque[tuple[float, np.ndarray]] = collections.deque(maxlen=c.frames // 2 + 1)
         self.n_frames = 0
         self.t0: float | None = None
-        self.audio: list[np.ndarray] = []
+        self.audio = AudioRing()  # mono samples at the pushed rate, from the first frame's time
         self.audio_rate: int | None = None
-        self._audio_base = 0  # stream index of the first kept audio sample
         self.map: np.ndarray | None = None
         self.map_pts = 0
         self.mappers: dict[tuple[int, int, int, float], QpMapper] = {}
@@ -76,22 +76,14 @@ class Session:
             raise SalrtError(f"audio rate changed from {self.audio_rate} to {rate}")
         self.audio_rate = rate
         self.audio.append(x)
-        keep = int(rate * 10)  # ten seconds are plenty for any window
-        if sum(a.shape[0] for a in self.audio) > 2 * keep:
-            full = np.concatenate(self.audio)
-            self._audio_base += full.shape[0] - keep
-            self.audio = [full[-keep:]]
+        self.audio.discard_before(self.audio.total - int(rate * 10))  # ten seconds cover any window
 
     # -- model ---------------------------------------------------------------------------------
     def _clip_audio(self, t_first: float, t_last: float) -> np.ndarray:
-        if not self.audio_rate or not self.audio:
+        if not self.audio_rate or not self.audio.total:
             return A.silent_audio(self.audio_size)
-        rate = self.audio_rate
-        s, e = A.window_bounds(t_first, t_last, self.fps, rate)
-        base = self._audio_base
-        wav = np.concatenate(self.audio)
-        excerpt = wav[max(s - base, 0) : max(e + 1 - base, 0)]
-        return A.clip_audio(excerpt, rate, self.audio_size)
+        s, e = A.window_bounds(t_first, t_last, self.fps, self.audio_rate)
+        return A.clip_audio(self.audio.read(s, e), self.audio_rate, self.audio_size)
 
     def _predict(self, pts_us: int) -> None:
         import torch

@@ -33,7 +33,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRe
 def test_manifest_and_validation(exported: tuple[Path, dict]) -> None:
     out, man = exported
     assert set(man["graphs"]) == {"video_encoder", "audio_encoder", "denoiser", "sampler"}
-    for name, g in man["graphs"].items():
+    for g in man["graphs"].values():
         path = out / g["file"]
         onnx.checker.check_model(str(path))
         assert g["after_simplify"]["nodes"] < g["before_simplify"]["nodes"]

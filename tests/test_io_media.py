@@ -226,9 +226,9 @@ def test_last_frame_clip_when_the_grid_ends_exactly(tmp_path: Path) -> None:
 
 
 def test_audio_ring_stays_bounded() -> None:
-    from salrt.io.media import _AudioRing
+    from salrt.io.media import AudioRing
 
-    ring = _AudioRing()
+    ring = AudioRing()
     for i in range(200):
         ring.append(np.full(1000, float(i)))
         ring.read(ring.total - 1500, ring.total - 1)

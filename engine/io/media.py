@@ -85,7 +85,7 @@ class _Frame:
     tensor: Any
 
 
-class _AudioRing:
+class AudioRing:
     """Mono samples at the native rate, indexed from the audio stream's first sample."""
 
     def __init__(self) -> None:
@@ -272,7 +272,7 @@ class MediaClips:
         after = self.clip_len - before - 1
         frames: collections.deque[_Frame] = collections.deque()
         raw_pending: collections.deque[tuple[int, float, np.ndarray | None]] = collections.deque()
-        ring = _AudioRing()
+        ring = AudioRing()
         audio_rate = self.info.sample_rate or 0
         audio_eof = self._as is None
         t0: float | None = None
