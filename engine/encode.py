@@ -9,7 +9,6 @@ filter graph), which FFmpeg's libx264 and libx265 wrappers turn into per-block q
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +53,7 @@ class RoiEncoderSink(VideoFileSink):
         self.offsets: list[np.ndarray] = []
 
     def _open(self, h: int, w: int) -> None:
-        s = self.container.add_stream(self.codec, rate=Fraction(self.fps).limit_denominator(1001))
-        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-        s.time_base = self.tb
-        s.codec_context.time_base = self.tb
+        s = self._add_video(self.codec, h, w)
         opts = dict(self.extra)
         if self.codec == "libx264":
             opts.setdefault("preset", self.preset or "veryfast")  # keeps adaptive quantisation (ROI needs it)
@@ -72,9 +68,7 @@ class RoiEncoderSink(VideoFileSink):
         else:
             s.codec_context.bit_rate = int(self.bitrate)
         s.options = opts
-        self.stream = s
         self.mapper = QpMapper((h, w), BLOCKS[CODECS[self.codec]], self.roi) if self.roi else None
-        self.audio.add(self.container)
 
     def _with_roi(self, frame: Any, offsets: np.ndarray) -> Any:
         import av

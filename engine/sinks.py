@@ -99,6 +99,16 @@ class VideoFileSink:
         self.audio = AudioPassthrough(source)
         self.tb = Fraction(1, 90000)
 
+    def _add_video(self, codec: str, h: int, w: int) -> Any:
+        """The yuv420p video stream at the source fps (before any packet; audio stream added too)."""
+        s = self.container.add_stream(codec, rate=Fraction(self.fps).limit_denominator(1001))
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        s.time_base = self.tb
+        s.codec_context.time_base = self.tb
+        self.audio.add(self.container)  # streams must all exist before the first packet is written
+        self.stream = s
+        return s
+
     def _mux(self, vf: Any, time: float) -> None:
         vf.pts = int(round(time / self.tb))
         vf.time_base = self.tb
@@ -128,12 +138,7 @@ class OverlaySink(VideoFileSink):
             raise SalrtError("overlay output needs the source frames (keep_frames)")
         h, w = frame.shape[:2]
         if self.stream is None:
-            self.stream = self.container.add_stream(self.codec, rate=Fraction(self.fps).limit_denominator(1001))
-            self.stream.width, self.stream.height = w - w % 2, h - h % 2
-            self.stream.pix_fmt = "yuv420p"
-            self.stream.time_base = self.tb
-            self.stream.codec_context.time_base = self.tb
-            self.audio.add(self.container)  # streams must all exist before the first packet is written
+            self._add_video(self.codec, h - h % 2, w - w % 2)
         heat = colormap_jet(resize_map(sal, (h, w))).astype(np.float32)
         out = (frame.astype(np.float32) * (1 - self.alpha) + heat * self.alpha).astype(np.uint8)
         vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(out[: h - h % 2, : w - w % 2]), format="rgb24")
