@@ -86,6 +86,18 @@ static int fail(salrt_session *s, int code, const char *msg) {
     return code;
 }
 
+/* The result of a Session method that returns None: SALRT_OK, or its exception as the message.
+ * Call with the GIL held; consumes r. */
+static int call_status(salrt_session *s, PyObject *r) {
+    int rc = SALRT_OK;
+    if (!r) {
+        take_error(s->err, sizeof s->err);
+        rc = SALRT_E_PYTHON;
+    }
+    Py_XDECREF(r);
+    return rc;
+}
+
 int salrt_push_frame(salrt_session *s, const uint8_t *const planes[3], const int strides[3], int width,
                      int height, salrt_format format, int64_t pts_us) {
     if (!s) return SALRT_E_ARGUMENT;
@@ -116,12 +128,7 @@ int salrt_push_frame(salrt_session *s, const uint8_t *const planes[3], const int
     PyGILState_STATE g = PyGILState_Ensure();
     PyObject *r = PyObject_CallMethod(s->obj, "push_frame", "y#iisL", (const char *)buf, (Py_ssize_t)size, width,
                                       height, format == SALRT_I420 ? "i420" : "rgb24", (long long)pts_us);
-    int rc = SALRT_OK;
-    if (!r) {
-        take_error(s->err, sizeof s->err);
-        rc = SALRT_E_PYTHON;
-    }
-    Py_XDECREF(r);
+    int rc = call_status(s, r);
     PyGILState_Release(g);
     free(buf);
     return rc;
@@ -135,12 +142,7 @@ int salrt_push_audio(salrt_session *s, const float *samples, int frames, int cha
     PyObject *r = PyObject_CallMethod(s->obj, "push_audio", "y#ii", (const char *)samples,
                                       (Py_ssize_t)frames * channels * (Py_ssize_t)sizeof(float), channels,
                                       sample_rate);
-    int rc = SALRT_OK;
-    if (!r) {
-        take_error(s->err, sizeof s->err);
-        rc = SALRT_E_PYTHON;
-    }
-    Py_XDECREF(r);
+    int rc = call_status(s, r);
     PyGILState_Release(g);
     return rc;
 }
