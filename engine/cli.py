@@ -30,7 +30,7 @@ def _info(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from salrt.cost import cost_report
+    from salrt.cost import cost_report, paper_comparison
     from salrt.models import MODELS
 
     if args.model.lower() not in MODELS:
@@ -42,12 +42,13 @@ def _info(args: argparse.Namespace) -> int:
         vs = args.video_shape
         if len(vs) != 4 or vs[0] != 3:
             raise SalrtError(f"--video-shape must be 3xTxHxW, got {'x'.join(map(str, vs))}")
-        changes.update(frames=vs[1], height=vs[2], width=vs[3], audio_slices=vs[1] // 2 + 1,
-                       audio_height=vs[2] // 2, audio_width=vs[3] // 2)  # fmt: skip
+        changes.update(frames=vs[1], height=vs[2], width=vs[3])
+        if args.model.lower() == "diffsal":
+            changes.update(audio_slices=vs[1] // 2 + 1, audio_height=vs[2] // 2, audio_width=vs[3] // 2)
     if args.audio_shape is not None:
         aus = args.audio_shape
-        if len(aus) != 4 or aus[0] != 1:
-            raise SalrtError(f"--audio-shape must be 1xSxHxW, got {'x'.join(map(str, aus))}")
+        if len(aus) != 4 or aus[0] != 1 or not hasattr(cfg, "audio_slices"):
+            raise SalrtError(f"--audio-shape must be 1xSxHxW for a log-mel model, got {'x'.join(map(str, aus))}")
         changes.update(audio_slices=aus[1], audio_height=aus[2], audio_width=aus[3])
     if args.steps < 1:
         raise SalrtError(f"--steps must be >= 1, got {args.steps}")
@@ -55,15 +56,17 @@ def _info(args: argparse.Namespace) -> int:
         raise SalrtError(f"--batch must be >= 1, got {args.batch}")
     try:
         cfg = dataclasses.replace(cfg, **changes)
-    except ValueError as exc:
-        raise SalrtError(f"unsupported input shape: {exc}") from None
-    r = cost_report(cfg, batch=args.batch, steps=args.steps)
+        r = cost_report(cfg, batch=args.batch, steps=args.steps, model=args.model.lower())
+    except (ValueError, RuntimeError) as exc:
+        raise SalrtError(f"unsupported input shape: {str(exc).splitlines()[0]}") from None
+    paper = paper_comparison(args.model.lower(), r, args.batch)
     if args.json:
         print(json.dumps({
-            "model": args.model, "config": cfg.to_dict(), "batch": args.batch, "steps": args.steps,
+            "model": args.model, "config": cfg.to_dict(), "batch": args.batch, "steps": r.steps,
             "params": r.params, "params_total": sum(r.params.values()),
             "paper_convention": {"macs": r.paper_macs, "params": r.paper_params},
             "flops": r.flops, "flops_encoders": r.flops_encoders, "flops_per_clip": r.flops_per_clip,
+            "paper_figures": paper,
         }, indent=2))  # fmt: skip
         return 0
     con = Console()
@@ -75,20 +78,22 @@ def _info(args: argparse.Namespace) -> int:
         tp.add_row(k, f"{v / 1e6:.3f}")
     tp.add_row("total", f"{sum(r.params.values()) / 1e6:.3f}")
     con.print(tp)
-    tc = Table(title=f"cost at {shape}, {args.steps} steps")
+    steps_txt = f", {r.steps} steps" if r.steps else " (one pass)"
+    tc = Table(title=f"cost at {shape}{steps_txt}")
     tc.add_column("part")
     tc.add_column("GFLOPs (full)", justify="right")
     tc.add_column("runs", justify="right")
-    tc.add_row("video encoder", f"{r.flops['video_encoder'] / 1e9:.2f}", "once per clip")
-    tc.add_row("audio encoder", f"{r.flops['audio_encoder'] / 1e9:.2f}", "once per clip")
-    tc.add_row("audio alignment", f"{r.flops['audio_alignment'] / 1e9:.2f}", "once per clip")
-    tc.add_row("denoiser", f"{r.flops['denoiser_step'] / 1e9:.2f}", "per step")
-    tc.add_row(f"total per clip ({args.steps} steps)", f"{r.flops_per_clip / 1e9:.2f}", "")
+    for k, v in r.flops.items():
+        tc.add_row(k.replace("_", " "), f"{v / 1e9:.2f}", "per step" if k == "denoiser_step" else "once per clip")
+    tc.add_row(f"total per clip{steps_txt}", f"{r.flops_per_clip / 1e9:.2f}", "")
     con.print(tc)
     con.print(
-        f"papers' convention (thop MACs, encoders + one denoiser pass): "
+        f"papers' convention (thop MACs, {'one forward' if not r.steps else 'encoders + one denoiser pass'}): "
         f"#Params {r.paper_params / 1e6:.2f}M, #FLOPs {r.paper_macs / 1e9:.2f}G"
     )
+    for row in paper:
+        con.print(f"paper reports {row['quantity']}: {row['paper']:g} {row['unit']}; salrt {row['salrt']:.2f} "
+                  f"({row['difference_pct']:+.2f}%)")  # fmt: skip
     return 0
 
 
@@ -192,13 +197,13 @@ def _export(args: argparse.Namespace) -> int:
 
 def _backend_for(args: argparse.Namespace):  # noqa: ANN202
     from salrt.backends import load_backend
+    from salrt.io.contract import contract_for
 
     if args.backend in ("onnxruntime", "tensorrt"):
         if not args.export_dir:
             raise SalrtError(f"--backend {args.backend} needs --export-dir (made by salrt export)")
         b = load_backend(args.backend, export_dir=args.export_dir, device=args.device)
-        cfg = b.manifest["config"]
-        return b, (cfg["height"], cfg["width"]), (cfg["audio_height"], cfg["audio_width"]), cfg["frames"]
+        return b, contract_for(b.manifest["model"], b.manifest["config"])
     model = _load_for_run(args)
     if args.kernels is None:  # triton is the default on CUDA
         args.kernels = "triton" if str(args.device).startswith("cuda") else "torch"
@@ -211,8 +216,7 @@ def _backend_for(args: argparse.Namespace):  # noqa: ANN202
         if on_cpu and os.environ.get("TRITON_INTERPRET") != "1":
             raise SalrtError("--kernels triton needs --device cuda (or TRITON_INTERPRET=1 to run them interpreted on CPU)")
         enable(model, force=on_cpu)
-    c = model.config
-    return load_backend(args.backend, model=model), (c.height, c.width), (c.audio_height, c.audio_width), c.frames
+    return load_backend(args.backend, model=model), contract_for(model.name, model.config.to_dict())
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -228,12 +232,12 @@ def _run(args: argparse.Namespace) -> int:
     for src in args.inputs:
         if "://" not in src and src != "-" and not Path(src).exists():
             raise SalrtError(f"{src}: no such file")
-    backend, size, audio_size, clip_len = _backend_for(args)
+    backend, contract = _backend_for(args)
+    captions = _captions(args, contract)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    opts = RunOptions(steps=args.steps, stride=args.stride, batch=args.batch, live=args.live, size=size, clip_len=clip_len,
-                      audio_size=audio_size, retries=args.retries, seed=args.seed,
-                      max_wait_ms=args.max_wait_ms)  # fmt: skip
+    opts = RunOptions(steps=_steps(args.steps), stride=args.stride, batch=args.batch, live=args.live, contract=contract,
+                      captions=captions, retries=args.retries, seed=args.seed, max_wait_ms=args.max_wait_ms)  # fmt: skip
     settings = {k: v for k, v in vars(args).items() if k != "func"}
     settings["inputs"] = list(args.inputs)
     bar = _bar("frames", args.quiet, total=None if args.live else expected_frames(args.inputs))
@@ -363,13 +367,13 @@ def _encode(args: argparse.Namespace) -> int:
 
         from salrt.runtime import expected_frames
 
-        backend, size, audio_size, clip_len = _backend_for(args)
+        backend, contract = _backend_for(args)
         with av.open(args.input) as c:
             fps = float(c.streams.video[0].average_rate or 25)
         sink = RoiEncoderSink(Path(args.output), fps, args.input, **kw)
         bar = _bar("encoding", args.quiet, total=expected_frames([args.input]))
-        rt = Runtime(backend, [args.input], RunOptions(steps=args.steps, stride=args.stride, batch=args.batch, clip_len=clip_len,
-                                                       size=size, audio_size=audio_size),
+        rt = Runtime(backend, [args.input], RunOptions(steps=_steps(args.steps), stride=args.stride, batch=args.batch,
+                                                       contract=contract),
                      sinks_for=lambda i, info: [sink], keep_frames=True,
                      progress=bar.update if bar else None)  # fmt: skip
         stats = rt.run()
@@ -398,6 +402,37 @@ def _progress(it, total: int, desc: str, quiet: bool):  # noqa: ANN001, ANN202
     return _bar(desc, quiet, total, iterable=it, unit="it")
 
 
+def _steps(text: str | int) -> int | None:
+    """``--steps N`` or ``--steps auto`` (the model's own choice: MUBiC's adaptive count)."""
+    if str(text) == "auto":
+        return None
+    try:
+        n = int(text)
+    except ValueError:
+        raise SalrtError(f"--steps must be a positive integer or 'auto', got {text!r}") from None
+    if n < 1:
+        raise SalrtError(f"--steps must be >= 1, got {n}")
+    return n
+
+
+def _captions(args: argparse.Namespace, contract):  # noqa: ANN001, ANN202
+    """The caption source of a text-conditioned model (None: its AV variant, with a warning)."""
+    cap = getattr(args, "captions", None)
+    if not contract.text_context:
+        if cap:
+            raise SalrtError(f"--captions: model {args.model} takes no text")
+        return None
+    if not cap:
+        print(f"salrt: warning: {args.model} got no --captions; running its audio-visual (AV) variant", file=sys.stderr)
+        return None
+    if not getattr(args, "bpe", None):
+        raise SalrtError("--captions needs --bpe FILE: CLIP's BPE merges (bpe_simple_vocab_16e6.txt.gz or merges.txt)")
+    from salrt.captions import Captions
+    from salrt.models.clip_text import CLIPTokenizer
+
+    return Captions(cap, CLIPTokenizer(args.bpe, contract.text_context), contract.text_context)
+
+
 def _load_for_run(args: argparse.Namespace):  # noqa: ANN202
     from salrt.backends.base import require
 
@@ -422,7 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version="salrt 0.1.0")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     pi = sub.add_parser("info", help="parameters and cost (papers' convention and full FLOPs) of a model")
-    pi.add_argument("model", help="model name (diffsal)")
+    pi.add_argument("model", help="model name (diffsal, mubic, tavdiff, avrsp, dtfsal)")
     pi.add_argument("--config", default="paper", help="config preset: paper (default) or tiny")
     pi.add_argument("--video-shape", type=_shape, help="CxTxHxW of one clip, default 3x16x224x384")
     pi.add_argument("--audio-shape", type=_shape, help="1xSxHxW of its log-mel slices, default 1x9x112x192")
@@ -547,7 +582,9 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", help="model weights")
     p.add_argument("--random-weights", action="store_true", help="run untrained weights (smoke runs, benchmarks)")
     p.add_argument("--config", default="paper", help="model config preset (paper or tiny)")
-    p.add_argument("--steps", type=int, default=4)
+    p.add_argument("--steps", default="4", help="DDIM steps, or 'auto' (MUBiC picks per clip); one-pass models ignore it")
+    p.add_argument("--captions", help="TAVDiff: captions file or folder (see salrt.captions)")
+    p.add_argument("--bpe", help="TAVDiff: CLIP BPE merges file for --captions")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--backend", default="torch", choices=("torch", "torch-compile", "onnxruntime", "tensorrt"))
     p.add_argument("--export-dir", help="export directory for the onnxruntime/tensorrt backends")

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from salrt.models.diffsal import DiffSal, DiffSalConfig
+from salrt.models.diffsal import DiffSal
 from salrt.models.mvit import reference_attention
 from salrt.models.saliency_unet import DepthOneConv, MAMStage, TemporalReduce, UpEmbed
 from salrt.models.vggish import AudioTemporalModule
@@ -97,7 +97,10 @@ _REFERENCE_AS: dict[type, Callable] = {
 
 @dataclass
 class CostReport:
-    """Parameters per sub-network and cost in both conventions, for one input size and step count."""
+    """Parameters per sub-network and cost in both conventions, for one input size and step count.
+
+    ``flops`` has one entry per part; ``denoiser_step`` (diffusion models) counts ``steps`` times.
+    """
 
     params: dict[str, int]
     paper_macs: float
@@ -107,15 +110,23 @@ class CostReport:
 
     @property
     def flops_encoders(self) -> float:
-        return self.flops["video_encoder"] + self.flops["audio_encoder"] + self.flops["audio_alignment"]
+        return sum(v for k, v in self.flops.items() if k != "denoiser_step")
 
     @property
     def flops_per_clip(self) -> float:
-        return self.flops_encoders + self.steps * self.flops["denoiser_step"]
+        return self.flops_encoders + self.steps * self.flops.get("denoiser_step", 0.0)
 
 
-def paper_convention(model: DiffSal, video: torch.Tensor, audio: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> tuple[float, float]:
-    """(MACs, params) as thop reports them for the reference: encoders + one denoiser pass."""
+def _one_pass(model: nn.Module, inputs: dict[str, torch.Tensor], x_t: torch.Tensor, t: torch.Tensor) -> None:
+    """What the papers profile: one forward of a direct model; encoders + one denoiser pass otherwise."""
+    if getattr(model, "kind", "diffusion") == "direct":
+        model.predict(**inputs)
+    else:
+        model.denoise(x_t, t, model.encode(**inputs))
+
+
+def paper_convention(model: nn.Module, inputs: dict[str, torch.Tensor], x_t: torch.Tensor, t: torch.Tensor) -> tuple[float, float]:
+    """(MACs, params) as thop reports them for one pass (see :func:`_one_pass`)."""
     macs = [0.0]
     counted: dict[nn.Module, int] = {}
     handles = []
@@ -133,43 +144,82 @@ def paper_convention(model: DiffSal, video: torch.Tensor, audio: torch.Tensor, x
             handles.append(mod.register_forward_hook(hook(rule)))
     try:
         with torch.no_grad():
-            feats = model.encode(video, audio)
-            model.denoise(x_t, t, feats)
+            _one_pass(model, inputs, x_t, t)
     finally:
         for h in handles:
             h.remove()
     return macs[0], float(sum(counted.values()))
 
 
-def full_flops(model: DiffSal, video: torch.Tensor, audio: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> dict[str, float]:
-    """FLOPs (torch's counter) of each part: video/audio encoder, audio alignment, one denoiser step."""
+def _count(fn: Callable[[], object]) -> tuple[float, object]:
+    with FlopCounterMode(display=False) as fc:
+        out = fn()
+    return float(fc.get_total_flops()), out
+
+
+def full_flops(model: nn.Module, inputs: dict[str, torch.Tensor], x_t: torch.Tensor, t: torch.Tensor) -> dict[str, float]:
+    """FLOPs (torch's counter) of each part: DiffSal's video/audio encoder, audio alignment and one
+    denoiser step; ``forward`` for direct models; ``encoders`` + ``denoiser_step`` otherwise."""
     out: dict[str, float] = {}
     # Count the model's attention, not the fused kernel's padding: use the unfused formulation.
     with torch.no_grad(), reference_attention(model):
-        with FlopCounterMode(display=False) as fc:
-            scales = model.video_encoder(video)
-        out["video_encoder"] = float(fc.get_total_flops())
-        with FlopCounterMode(display=False) as fc:
-            audio_feats = model.audio_encoder(audio)
-        out["audio_encoder"] = float(fc.get_total_flops())
-        with FlopCounterMode(display=False) as fc:
-            aligned = model.denoiser.align_audio(audio_feats, scales)
-        out["audio_alignment"] = float(fc.get_total_flops())
-        with FlopCounterMode(display=False) as fc:
-            model.denoiser(x_t, t, scales, aligned)
-        out["denoiser_step"] = float(fc.get_total_flops())
+        if isinstance(model, DiffSal):
+            out["video_encoder"], scales = _count(lambda: model.video_encoder(inputs["video"]))
+            out["audio_encoder"], audio_feats = _count(lambda: model.audio_encoder(inputs["audio"]))
+            out["audio_alignment"], aligned = _count(lambda: model.denoiser.align_audio(audio_feats, scales))
+            out["denoiser_step"], _ = _count(lambda: model.denoiser(x_t, t, scales, aligned))
+        elif getattr(model, "kind", "") == "direct":
+            out["forward"], _ = _count(lambda: model.predict(**inputs))
+        else:
+            out["encoders"], feats = _count(lambda: model.encode(**inputs))
+            out["denoiser_step"], _ = _count(lambda: model.denoise(x_t, t, feats))
     return out
 
 
-def cost_report(config: DiffSalConfig | None = None, batch: int = 1, steps: int = 4) -> CostReport:
-    """Cost of a DiffSal model at its configured input sizes, on meta tensors."""
-    cfg = config or DiffSalConfig()
+def meta_inputs(model: nn.Module, batch: int) -> dict[str, torch.Tensor]:
+    """Empty inputs of the model's paper sizes (call under ``torch.device("meta")``)."""
+    cfg = model.config
+    inputs = {"video": torch.empty(batch, *cfg.video_shape), "audio": torch.empty(batch, *cfg.audio_shape)}
+    for name, (shape, dtype) in getattr(model, "condition_shapes", lambda: {})().items():
+        inputs[name] = torch.zeros(batch, *shape, dtype=dtype)
+    return inputs
+
+
+def cost_report(config: object = None, batch: int = 1, steps: int = 4, model: str = "diffsal") -> CostReport:
+    """Cost of model ``model`` (a registry name) at its configured input sizes, on meta tensors."""
+    from salrt.models import MODELS
+
+    model_cls, cfg_cls = MODELS[model]
+    cfg = config or cfg_cls()
     with torch.device("meta"):
-        model = DiffSal(cfg).eval()
-        video = torch.empty(batch, *cfg.video_shape)
-        audio = torch.empty(batch, *cfg.audio_shape)
+        net = model_cls(cfg).eval()
+        inputs = meta_inputs(net, batch)
         x_t = torch.empty(batch, 1, cfg.height, cfg.width)
         t = torch.zeros(batch, dtype=torch.long)
-    macs, pparams = paper_convention(model, video, audio, x_t, t)
-    flops = full_flops(model, video, audio, x_t, t)
-    return CostReport(model.parameter_counts(), macs, pparams, flops, steps)
+    macs, pparams = paper_convention(net, inputs, x_t, t)
+    flops = full_flops(net, inputs, x_t, t)
+    return CostReport(net.parameter_counts(), macs, pparams, flops, steps if net.kind != "direct" else 0)
+
+
+# What each paper reports, in its own convention (thop-style MACs called "FLOPs"; parameter counts
+# of the modules thop sees for DiffSal/MUBiC, of the whole model for DTFSal; MB = params x 4 / 2^20).
+PAPER_FIGURES: dict[str, list[tuple[str, float, str, str]]] = {
+    "diffsal": [("params (thop)", 76.57, "M", "paper_params"), ("FLOPs (thop MACs)", 187.31, "G", "paper_macs")],
+    "mubic": [("params (thop)", 79.60, "M", "paper_params"), ("FLOPs (thop MACs)", 192.4, "G", "paper_macs")],
+    "dtfsal": [("params", 49.08, "M", "params"), ("FLOPs (thop MACs)", 297.91, "G", "paper_macs"),
+               ("model size", 187.26, "MB", "size_mb")],
+    "avrsp": [],
+    "tavdiff": [],
+}
+
+
+def paper_comparison(model: str, report: CostReport, batch: int = 1) -> list[dict[str, object]]:
+    """Rows ``{quantity, paper, salrt, unit, difference_pct}`` for the figures the model's paper reports."""
+    total = float(sum(report.params.values()))
+    ours = {"paper_params": report.paper_params / 1e6, "paper_macs": report.paper_macs / batch / 1e9,
+            "params": total / 1e6, "size_mb": total * 4 / 2**20}  # fmt: skip
+    rows = []
+    for quantity, value, unit, key in PAPER_FIGURES.get(model, []):
+        rows.append({"quantity": quantity, "paper": value, "salrt": ours[key], "unit": unit,
+                     "difference_pct": 100.0 * (ours[key] - value) / value})  # fmt: skip
+    return rows

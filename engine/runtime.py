@@ -29,7 +29,7 @@ _END = object()
 class RunOptions:
     """Settings of a run (all inputs share them)."""
 
-    steps: int = 4
+    steps: int | None = 4  # None: the model picks (MUBiC's adaptive count)
     stride: int = 1
     batch: int = 1
     max_wait_ms: float = 20.0
@@ -42,6 +42,8 @@ class RunOptions:
     size: tuple[int, int] = (224, 384)
     clip_len: int = 16  # frames per clip (the model's config.frames)
     audio_size: tuple[int, int] = (112, 192)
+    contract: Any = None  # salrt.io.contract.InputContract: overrides size/clip_len/audio_size
+    captions: Any = None  # salrt.captions.Captions for text-conditioned models
 
 
 @dataclasses.dataclass
@@ -74,7 +76,7 @@ class Runtime:
                  sinks_for: Callable[[int, Any], list[Any]] | None = None,
                  on_map: Callable[[int, int, float, np.ndarray], None] | None = None,
                  keep_frames: bool = False, progress: Callable[[int], None] | None = None) -> None:  # fmt: skip
-        if options.batch < 1 or options.stride < 1 or options.steps < 1:
+        if options.batch < 1 or options.stride < 1 or (options.steps is not None and options.steps < 1):
             raise SalrtError("batch, stride and steps must be >= 1")
         self.backend, self.sources, self.opt = backend, list(sources), options
         self.sinks_for, self.on_map, self.keep_frames, self.progress = sinks_for, on_map, keep_frames, progress
@@ -92,8 +94,10 @@ class Runtime:
     # -- stages ------------------------------------------------------------------------------
     def _open(self, i: int) -> Any:
         o = self.opt
-        return open_media(self.sources[i], clip_len=o.clip_len, stride=o.stride, size=o.size, audio_size=o.audio_size,
-                          keep_frames=self.keep_frames, timeout=o.timeout_s if _is_stream(self.sources[i]) else None)  # fmt: skip
+        media = (o.contract.media_options() if o.contract is not None
+                 else {"clip_len": o.clip_len, "size": o.size, "audio_size": o.audio_size})  # fmt: skip
+        return open_media(self.sources[i], stride=o.stride, keep_frames=self.keep_frames,
+                          timeout=o.timeout_s if _is_stream(self.sources[i]) else None, **media)  # fmt: skip
 
     def _decode(self, i: int) -> None:
         attempt, delivered = 0, -1
@@ -184,8 +188,15 @@ class Runtime:
         self.stats["model"].depths.append(self.clips.qsize())
         video = np.stack([j.clip.video for j in jobs])
         audio = np.stack([j.clip.audio for j in jobs])
-        noise = rng.standard_normal((len(jobs), 1, *self.opt.size)).astype(np.float32)
-        maps = to_numpy(self.backend.sample(video, audio, steps=self.opt.steps, noise=noise))
+        size = self.opt.contract.size if self.opt.contract is not None else self.opt.size
+        noise = rng.standard_normal((len(jobs), 1, *size)).astype(np.float32)
+        conditions = {}
+        ctx = getattr(self.opt.contract, "text_context", None)
+        if ctx:  # text-conditioned model: caption ids per clip, zeros (its AV variant) without captions
+            cap = self.opt.captions
+            conditions["text"] = np.stack([cap.tokens(self.sources[j.source], j.clip.target_index, j.clip.target_time)
+                                           if cap is not None else np.zeros(ctx, np.int64) for j in jobs])  # fmt: skip
+        maps = to_numpy(self.backend.sample(video, audio, steps=self.opt.steps, noise=noise, **conditions))
         self.stats["model"].busy_s += time.perf_counter() - t
         self.stats["model"].count += len(jobs)
         for j, m in zip(jobs, maps):
@@ -328,11 +339,10 @@ def stream(source: str, *, model: Any = None, backend: Any = None, **options: An
     if backend is None:
         if model is None:
             raise SalrtError("salrt.stream needs model= or backend=")
+        from salrt.io.contract import contract_for
+
         backend = load_backend("torch", model=model)
-        cfg = model.config
-        options.setdefault("size", (cfg.height, cfg.width))
-        options.setdefault("audio_size", (cfg.audio_height, cfg.audio_width))
-        options.setdefault("clip_len", cfg.frames)
+        options.setdefault("contract", contract_for(model.name, model.config.to_dict()))
     out: queue.Queue[Any] = queue.Queue(maxsize=64)
     rt = Runtime(backend, [source], RunOptions(**options), on_map=lambda i, idx, ts, m: out.put((ts, m)))
     result: dict[str, Any] = {}

@@ -80,3 +80,34 @@ class SamplerGraph(nn.Module):
         for step in self.plan:  # the scheduler's coefficients are traced in as constants
             x = self.scheduler.step(self.denoiser(x, ones * step.t, scales, aligned), x, step)
         return x.clamp(0.0, 1.0)
+
+
+class PredictorGraph(nn.Module):
+    """video, audio -> map: one pass of a direct (non-diffusion) model."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, video: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        return self.model.predict(video, audio)
+
+
+class ConditionalSamplerGraph(nn.Module):
+    """video, audio, [conditions...], noise -> map: a diffusion model's encoder, ``steps`` unrolled
+    DDIM steps (eta = 0) of its denoiser, and the final clamp."""
+
+    def __init__(self, model: nn.Module, steps: int = 4) -> None:
+        super().__init__()
+        self.model = model
+        self.plan = model.scheduler.timesteps(steps)
+        self.conditions = tuple(model.conditions)
+
+    def forward(self, video: torch.Tensor, audio: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
+        *cond, noise = rest
+        feats = self.model.encode(video, audio, **dict(zip(self.conditions, cond)))
+        x = noise
+        ones = torch.ones_like(noise[:, 0, 0, 0], dtype=torch.long)
+        for step in self.plan:
+            x = self.model.scheduler.step(self.model.denoise(x, ones * step.t, feats), x, step)
+        return x.clamp(0.0, 1.0)

@@ -23,11 +23,19 @@ from torch import nn
 
 from salrt.errors import SalrtError
 from salrt.metrics import pearson
-from salrt.export.graphs import (AUDIO_FEATURES, DENOISER_VIDEO, VIDEO_FEATURES, AudioEncoderGraph, DenoiserGraph, SamplerGraph,
-                                 VideoEncoderGraph)  # fmt: skip
+from salrt.export.graphs import (AUDIO_FEATURES, DENOISER_VIDEO, VIDEO_FEATURES, AudioEncoderGraph, ConditionalSamplerGraph,
+                                 DenoiserGraph, PredictorGraph, SamplerGraph, VideoEncoderGraph)  # fmt: skip
 from salrt.models.diffsal import DiffSal
 
-GRAPHS = ("video_encoder", "audio_encoder", "denoiser", "sampler")
+GRAPHS = ("video_encoder", "audio_encoder", "denoiser", "sampler")  # DiffSal's graph set
+OTHER_GRAPHS = {"direct": ("predictor",), "diffusion": ("sampler",)}  # the other models'
+
+
+def graph_names(model: nn.Module) -> tuple[str, ...]:
+    """The graphs ``salrt export`` writes for ``model``."""
+    if isinstance(model, DiffSal):
+        return GRAPHS
+    return OTHER_GRAPHS[model.kind]
 FP32_TOLERANCE = 1e-4  # max abs error on maps (and features) in fp32
 
 
@@ -61,9 +69,17 @@ class BatchSpec:
         return cls(*parts)
 
 
-def _io_spec(model: DiffSal, batch: int) -> dict[str, dict[str, tuple[int, ...]]]:
+def _io_spec(model: nn.Module, batch: int) -> dict[str, dict[str, tuple[int, ...]]]:
     """Shapes of every graph's inputs and outputs at ``batch`` (from a meta-device trace)."""
     cfg = model.config
+    if not isinstance(model, DiffSal):
+        x = (batch, 1, cfg.height, cfg.width)
+        ins = {"video": (batch, *cfg.video_shape), "audio": (batch, *cfg.audio_shape)}
+        for name, (shape, _) in getattr(model, "condition_shapes", dict)().items():
+            ins[name] = (batch, *shape)
+        if model.kind == "direct":
+            return {"predictor": {"inputs": ins, "outputs": {"map": x}}}
+        return {"sampler": {"inputs": {**ins, "noise": x}, "outputs": {"map": x}}}
     with torch.device("meta"):
         video = torch.empty(batch, *cfg.video_shape)
         audio = torch.empty(batch, *cfg.audio_shape)
@@ -89,7 +105,9 @@ def _run_meta(model: DiffSal, video: torch.Tensor, audio: torch.Tensor) -> Any:
         return meta.encode(video, audio)
 
 
-def _module(model: DiffSal, name: str, steps: int, spec: dict[str, Any]) -> nn.Module:
+def _module(model: nn.Module, name: str, steps: int, spec: dict[str, Any]) -> nn.Module:
+    if not isinstance(model, DiffSal):
+        return PredictorGraph(model) if name == "predictor" else ConditionalSamplerGraph(model, steps)
     hw = spec["video_encoder"]["outputs"]["v0"][-2:]
     return {"video_encoder": VideoEncoderGraph, "audio_encoder": lambda m: AudioEncoderGraph(m, hw),
             "denoiser": DenoiserGraph, "sampler": lambda m: SamplerGraph(m, steps)}[name](model)  # fmt: skip
@@ -102,6 +120,11 @@ def random_inputs(spec: dict[str, tuple[int, ...]], seed: int, dtype: np.dtype, 
     for k, shape in spec.items():
         if k == "t":
             out[k] = rng.integers(0, num_timesteps, shape).astype(np.int64)
+        elif k == "text":  # caption ids: row 0 a short caption, odd rows none (the AV variant)
+            ids = np.zeros(shape, np.int64)
+            ids[:, :8] = rng.integers(1, 1000, (shape[0], 8))
+            ids[1::2] = 0
+            out[k] = ids
         else:
             out[k] = rng.standard_normal(shape).astype(dtype)
     return out
@@ -190,8 +213,8 @@ def validate(path: Path, module: nn.Module, spec: dict[str, Any], fp16: bool, ba
     return {"batch": batch, "outputs": errors}
 
 
-def export_onnx(model: DiffSal, out_dir: str | Path, *, precision: str = "fp32", batch: BatchSpec | str = "1",
-                opset: int = 17, steps: int = 4, graphs: tuple[str, ...] = GRAPHS, simplify: bool = True,
+def export_onnx(model: nn.Module, out_dir: str | Path, *, precision: str = "fp32", batch: BatchSpec | str = "1",
+                opset: int = 17, steps: int = 4, graphs: tuple[str, ...] | None = None, simplify: bool = True,
                 check_batches: tuple[int, ...] | None = None, log: Callable[[str], None] | None = None,
                 fp16_min_cc: float = 0.99) -> dict[str, Any]:  # fmt: skip
     """Export, simplify, check and validate; write the graphs and ``manifest.json``; return the manifest."""
@@ -204,9 +227,11 @@ def export_onnx(model: DiffSal, out_dir: str | Path, *, precision: str = "fp32",
         raise ExportError(f"unknown precision {precision!r}: use fp32 or fp16 (bf16 is a TensorRT build flag)")
     if not 9 <= opset <= 20:
         raise ExportError(f"opset {opset} outside 9..20 (the range TensorRT 10 parses)")
-    unknown = set(graphs) - set(GRAPHS)
+    known = graph_names(model)
+    graphs = known if graphs is None else graphs
+    unknown = set(graphs) - set(known)
     if unknown:
-        raise ExportError(f"unknown graphs {sorted(unknown)}; known: {', '.join(GRAPHS)}")
+        raise ExportError(f"unknown graphs {sorted(unknown)}; known for {model.name}: {', '.join(known)}")
     bs = batch if isinstance(batch, BatchSpec) else BatchSpec.parse(batch)
     say = log or (lambda s: None)
     out = Path(out_dir)
@@ -229,11 +254,14 @@ def export_onnx(model: DiffSal, out_dir: str | Path, *, precision: str = "fp32",
     manifest: dict[str, Any] = {
         "format": "salrt-onnx/1", "model": model.name, "config": model.config.to_dict(), "precision": precision,
         "batch": dataclasses.asdict(bs), "opset": opset, "steps": steps, "eta": 0.0,
-        "timesteps": [s.t for s in model.scheduler.timesteps(steps)],
+        "kind": getattr(model, "kind", "diffusion"),
+        "timesteps": [s.t for s in model.scheduler.timesteps(steps)] if hasattr(model, "scheduler") else [],
         "preprocessing": {"video": {"layout": "B,3,T,H,W RGB", "range": "0..255 then (x - mean) / std",
                                     "mean": list(imaging.VIDEO_MEAN), "std": list(imaging.VIDEO_STD),
                                     "resize": "reference (Pillow 9.4 bicubic 320x240, then bilinear)"},
-                          "audio": A.describe(),
+                          "audio": A.describe() if model.config.audio_format == "logmel" else
+                                   {"format": "mono waveform", "rate": A.WAVEFORM_RATE, "samples": model.config.audio_samples,
+                                    "segments": "one Hann-windowed segment per frame, centred in the buffer"},
                           "noise": "x_T ~ N(0, I), shape of the map"},
         "versions": {"torch": torch.__version__, "onnx": onnx.__version__},
         "graphs": {},
@@ -270,7 +298,7 @@ def export_onnx(model: DiffSal, out_dir: str | Path, *, precision: str = "fp32",
                     raise ExportError(f"{name}.onnx fp16 validation failed: CC {e['cc']:.4f} < {fp16_min_cc} on {oname}")
         manifest["graphs"][name] = {
             "file": path.name, "sha256": _sha256(path),
-            "inputs": {k: {"shape": ["batch", *v[1:]], "dtype": "int64" if k == "t" else
+            "inputs": {k: {"shape": ["batch", *v[1:]], "dtype": "int64" if k in ("t", "text") else
                            ("float16" if precision == "fp16" else "float32")} for k, v in gspec["inputs"].items()},
             "outputs": {k: {"shape": ["batch", *v[1:]], "dtype": "float16" if precision == "fp16" else "float32"}
                         for k, v in gspec["outputs"].items()},

@@ -52,6 +52,7 @@ class OnnxRuntimeBackend:
                 raise SalrtError(f"{path}: listed in the manifest but missing")
             self.sessions[name] = ort.InferenceSession(str(path), opts, providers=providers)
         self.steps = self.manifest["steps"] if "sampler" in self.sessions else None
+        self.name_model = self.manifest["model"]
         self.float = np.float16 if self.manifest["precision"] == "fp16" else np.float32
         self._abar = alphas_cumprod_f32(diffsal_cosine_betas())
         cfg = self.manifest["config"]
@@ -76,8 +77,20 @@ class OnnxRuntimeBackend:
         feed.update({k: features[k] for k in names if k not in feed})
         return self._run("denoiser", feed)[0]
 
-    def sample(self, video: Any, audio: Any, steps: int = 4, noise: Any = None, seed: int | None = None) -> np.ndarray:
+    def sample(self, video: Any, audio: Any, steps: int | None = 4, noise: Any = None, seed: int | None = None,
+               **conditions: Any) -> np.ndarray:  # fmt: skip
+        if "predictor" in self.sessions:  # one-pass model: steps and noise do not apply
+            return self._run("predictor", {"video": self._f(video), "audio": self._f(audio)})[0]
         b = np.shape(video)[0]
+        cond = {k: np.asarray(to_numpy(v), dtype=np.int64) for k, v in conditions.items()}
+        if self.manifest["model"] != "diffsal":  # these exports hold only the unrolled sampler
+            if steps != self.steps:
+                raise SalrtError(f"this {self.manifest['model']} export samples {self.steps} steps "
+                                 f"(got {steps}); re-export with --steps")  # fmt: skip
+            if noise is None:
+                noise = np.random.default_rng(seed).standard_normal((b, *self.map_shape))
+            feed = {"video": self._f(video), "audio": self._f(audio), **cond, "noise": self._f(noise)}
+            return self._run("sampler", {k: v for k, v in feed.items() if k in self.manifest["graphs"]["sampler"]["inputs"]})[0]
         if noise is None:
             noise = np.random.default_rng(seed).standard_normal((b, *self.map_shape))
         x = self._f(noise)

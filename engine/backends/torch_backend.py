@@ -19,8 +19,9 @@ class TorchBackend:
         self._graphs: dict[tuple[int, int], Any] = {}
         self.name = "torch-compile" if compile else "torch"
         if compile:
-            model.video_encoder.forward = torch.compile(model.video_encoder.forward, dynamic=False)
-            model.denoiser.forward = torch.compile(model.denoiser.forward, dynamic=False)
+            for part in ("video_encoder", "denoiser"):
+                if hasattr(model, part):
+                    getattr(model, part).forward = torch.compile(getattr(model, part).forward, dynamic=False)
         p = next(model.parameters())
         self.device, self.dtype = p.device, p.dtype
 
@@ -39,8 +40,10 @@ class TorchBackend:
         return self.model.denoise(self._t(x_t), self._t(t, torch.long), features)
 
     @torch.inference_mode()
-    def sample(self, video: Any, audio: Any, steps: int = 4, noise: Any = None, seed: int | None = None) -> torch.Tensor:
-        if noise is not None and self._graph_ready():
+    def sample(self, video: Any, audio: Any, steps: int | None = 4, noise: Any = None, seed: int | None = None,
+               **conditions: Any) -> torch.Tensor:  # fmt: skip
+        cond = {k: self._t(v, torch.long) if not _is_float(v) else self._t(v) for k, v in conditions.items()}
+        if noise is not None and not cond and steps is not None and self._graph_ready():
             # CUDA + Triton kernels: a clip's whole DDIM loop is one CUDA-graph replay per batch shape
             from salrt.kernels.sampler import GraphSampler
 
@@ -51,9 +54,13 @@ class TorchBackend:
             return self._graphs[key](v, a, n)
         gen = torch.Generator(device=self.device).manual_seed(seed) if seed is not None else None
         return self.model.sample(self._t(video), self._t(audio), steps=steps,
-                                 noise=None if noise is None else self._t(noise), generator=gen)  # fmt: skip
+                                 noise=None if noise is None else self._t(noise), generator=gen, **cond)  # fmt: skip
 
     def _graph_ready(self) -> bool:
-        if not (self.cuda_graphs and self.device.type == "cuda"):
+        if not (self.cuda_graphs and self.device.type == "cuda" and self.model.name == "diffsal"):
             return False
         return type(self.model.scheduler).__name__ == "TritonDDIMScheduler"
+
+
+def _is_float(x: Any) -> bool:
+    return bool(x.is_floating_point()) if isinstance(x, torch.Tensor) else np.issubdtype(np.asarray(x).dtype, np.floating)

@@ -30,6 +30,7 @@ SLICE_SIZE = (112, 192)
 # Reference quirk kept for checkpoint fidelity: the clip excerpt is centred in a zero buffer of
 # int(22050 / 10 * 16) samples at the file's *native* rate, so its duration depends on that rate.
 REFERENCE_BUFFER = int(22050 / 10 * 16)
+WAVEFORM_RATE = 22050  # SoundNet's sample rate (TAVDiff, AVRSP)
 # Shortest 16 kHz signal that yields one 64-frame example (the reference raises below it).
 _MIN_SAMPLES = STFT_WINDOW + (EXAMPLE_FRAMES - 1) * STFT_HOP
 
@@ -154,31 +155,46 @@ def resample_to_16k(x: np.ndarray, rate: int, method: str = "swr") -> np.ndarray
     reference's slices; needs ``pip install resampy``). The output has exactly the reference's
     length, ``int(n * 16000 / rate)``: the resampler's flushed tail is trimmed or zero-padded.
     """
-    if rate == VGGISH_RATE:
-        return np.asarray(x, dtype=np.float64)
-    n = resample_length(x.shape[0], rate)
-    if method == "resampy":
-        try:
-            import resampy
-        except ImportError:
-            raise MediaError("resampler 'resampy' needs the resampy package: pip install 'salrt[reference-audio]'") from None
-        return np.asarray(resampy.resample(np.asarray(x, np.float64), rate, VGGISH_RATE), np.float64)
-    if method != "swr":
-        raise MediaError(f"unknown resampler {method!r}: use 'swr' or 'resampy'")
-    import av
-
-    frame = av.AudioFrame.from_ndarray(np.asarray(x, np.float32)[None, :].copy(), format="fltp", layout="mono")
-    frame.sample_rate = rate
-    res = av.AudioResampler(format="fltp", layout="mono", rate=VGGISH_RATE)
-    parts = [f.to_ndarray()[0] for f in [*res.resample(frame), *res.resample(None)]]
-    y = np.concatenate(parts).astype(np.float64) if parts else np.zeros(0)
-    return y[:n] if y.shape[0] >= n else np.pad(y, (0, n - y.shape[0]))
+    return resample(x, rate, VGGISH_RATE, method)
 
 
 def clip_audio(excerpt: np.ndarray, rate: int, size: tuple[int, int] = SLICE_SIZE,
                resampler: str = "swr") -> np.ndarray:  # fmt: skip
     """Native-rate mono excerpt -> (1, 9, H, W) float32: centre, resample, log-mel, slices."""
     return log_mel_slices(resample_to_16k(centre_in_buffer(excerpt), rate, resampler), size)
+
+
+def resample(x: np.ndarray, rate: int, target: int, method: str = "swr") -> np.ndarray:
+    """Resample a mono float signal from ``rate`` to ``target`` Hz (FFmpeg, or resampy's kaiser_best)."""
+    if method not in ("swr", "resampy"):
+        raise MediaError(f"unknown resampler {method!r}: use 'swr' or 'resampy'")
+    if rate == target:
+        return np.asarray(x, dtype=np.float64)
+    n = int(x.shape[0] * float(target) / float(rate))
+    if method == "resampy":
+        try:
+            import resampy
+        except ImportError:
+            raise MediaError("resampler 'resampy' needs the resampy package: pip install 'salrt[reference-audio]'") from None
+        return np.asarray(resampy.resample(np.asarray(x, np.float64), rate, target), np.float64)
+    import av
+
+    frame = av.AudioFrame.from_ndarray(np.asarray(x, np.float32)[None, :].copy(), format="fltp", layout="mono")
+    frame.sample_rate = rate
+    res = av.AudioResampler(format="fltp", layout="mono", rate=target)
+    parts = [f.to_ndarray()[0] for f in [*res.resample(frame), *res.resample(None)]]
+    y = np.concatenate(parts).astype(np.float64) if parts else np.zeros(0)
+    return y[:n] if y.shape[0] >= n else np.pad(y, (0, n - y.shape[0]))
+
+
+def clip_waveform(excerpt: np.ndarray, rate: int, frames: int, samples: int, target_rate: int = WAVEFORM_RATE,
+                  resampler: str = "swr") -> np.ndarray:  # fmt: skip
+    """SoundNet input of one clip (STAViS' handling): resample to ``target_rate``, split into ``frames``
+    equal per-frame segments, Hann-window each, centre in ``samples`` zeros -> (1, samples) float32."""
+    x = resample(np.asarray(excerpt, np.float64), rate, target_rate, resampler) if excerpt.size else np.zeros(0)
+    segs = np.array_split(x, frames)
+    x = np.concatenate([s * np.hanning(s.shape[0]) for s in segs]) if x.size else x
+    return centre_in_buffer(x, samples)[None].astype(np.float32)
 
 
 def silent_audio(size: tuple[int, int] = SLICE_SIZE) -> np.ndarray:

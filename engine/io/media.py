@@ -135,7 +135,14 @@ class MediaClips:
                  audio_size: tuple[int, int] = A.SLICE_SIZE, fps: float | None = None, device: Any = None,
                  resize: str = "reference", resampler: str = "swr", format: str | None = None,
                  options: dict[str, str] | None = None, timeout: float | None = None,
-                 keep_frames: bool = False, audio_skew_s: float = 5.0, audio: str | None = None) -> None:  # fmt: skip
+                 keep_frames: bool = False, audio_skew_s: float = 5.0, audio: str | None = None,
+                 target: str = "centre", audio_format: str = "logmel", audio_samples: int = A.REFERENCE_BUFFER,
+                 audio_rate: int = A.WAVEFORM_RATE) -> None:  # fmt: skip
+        if target not in ("centre", "last"):
+            raise MediaError(f"unknown clip target {target!r}: use 'centre' or 'last'")
+        if audio_format not in ("logmel", "waveform"):
+            raise MediaError(f"unknown audio format {audio_format!r}: use 'logmel' or 'waveform'")
+        self.target, self.audio_format, self.audio_samples, self.audio_rate = target, audio_format, audio_samples, audio_rate
         if clip_len < 1:
             raise MediaError(f"clip_len must be >= 1, got {clip_len}")
         if stride < 1:
@@ -247,6 +254,9 @@ class MediaClips:
         return torch.from_numpy(imaging.fast_frame(rgb, self.size)).to(self.device)
 
     def _audio_tensor(self, excerpt: np.ndarray, rate: int) -> Any:
+        if self.audio_format == "waveform":
+            w = A.clip_waveform(excerpt, rate, self.clip_len, self.audio_samples, self.audio_rate, self.resampler)
+            return w if self.device is None else __import__("torch").from_numpy(w).to(self.device)
         if self.device is None:
             return A.clip_audio(excerpt, rate, self.audio_size, self.resampler)
         import torch
@@ -257,7 +267,8 @@ class MediaClips:
 
     def _silent_audio(self) -> Any:
         if self._silent is None:
-            s = A.silent_audio(self.audio_size)
+            s = (np.zeros((1, self.audio_samples), np.float32) if self.audio_format == "waveform"
+                 else A.silent_audio(self.audio_size))  # fmt: skip
             if self.device is not None:
                 import torch
 
@@ -268,7 +279,7 @@ class MediaClips:
     # -- clip assembly -------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Clip]:
         fps = self.info.fps
-        before = self.clip_len // 2
+        before = self.clip_len // 2 if self.target == "centre" else self.clip_len - 1
         after = self.clip_len - before - 1
         frames: collections.deque[_Frame] = collections.deque()
         raw_pending: collections.deque[tuple[int, float, np.ndarray | None]] = collections.deque()
@@ -330,7 +341,8 @@ class MediaClips:
                 excerpt = ring.read(start + off, end + off)
                 if excerpt.shape[0] < end - start + 1:
                     self.stats.clips_short_audio += 1
-                if excerpt.shape[0] > A.REFERENCE_BUFFER:
+                limit = A.REFERENCE_BUFFER if self.audio_format == "logmel" else self.audio_samples * rate_ratio(audio_rate, self.audio_rate)
+                if excerpt.shape[0] > limit:
                     self.stats.excerpts_cropped += 1
                 aud = self._audio_tensor(excerpt, audio_rate)
             else:
@@ -434,11 +446,18 @@ class MediaClips:
         self.close()
 
 
+def rate_ratio(native: int, target: int) -> float:
+    return native / float(target)
+
+
 def open_media(source: str, **kwargs: Any) -> MediaClips:
     """Open ``source`` and return an iterator of :class:`Clip` (see :class:`MediaClips` for options).
 
-    - ``clip_len`` (16) frames per clip; the clip for frame ``k`` holds frames ``k-8 .. k+7``,
-      edge frames repeated at the start and end, so every frame can get a map;
+    - ``clip_len`` (16) frames per clip; the clip for frame ``k`` holds frames ``k-8 .. k+7``
+      (``target="centre"``) or ``k-clip_len+1 .. k`` (``target="last"``), edge frames repeated at
+      the start and end, so every frame can get a map;
+    - ``audio_format``: ``"logmel"`` (VGGish slices, ``audio_size``) or ``"waveform"`` (mono at
+      ``audio_rate``, one Hann-windowed segment per frame, centred in ``audio_samples``: SoundNet models);
     - ``stride`` (1): a clip for every ``stride``-th frame, plus always the last frame;
     - ``fps``: override the frame rate used for audio alignment (default: the stream's);
     - ``device``: a torch device; frames and log-mel are then computed there with torch ops;

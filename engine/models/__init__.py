@@ -7,9 +7,16 @@ import os
 import torch
 
 from salrt.errors import SalrtError
+from salrt.models.avrsp import AVRSP, AVRSPConfig
 from salrt.models.diffsal import DiffSal, DiffSalConfig, DiffSalFeatures
+from salrt.models.dtfsal import DTFSal, DTFSalConfig
+from salrt.models.mubic import MUBiC, MUBiCConfig
+from salrt.models.tavdiff import TAVDiff, TAVDiffConfig
 
-MODELS = {"diffsal": (DiffSal, DiffSalConfig)}
+MODELS: dict[str, tuple[type, type]] = {"diffsal": (DiffSal, DiffSalConfig), "dtfsal": (DTFSal, DTFSalConfig),
+                                       "mubic": (MUBiC, MUBiCConfig),
+                                       "avrsp": (AVRSP, AVRSPConfig),
+                                       "tavdiff": (TAVDiff, TAVDiffConfig)}
 
 
 def load_model(
@@ -17,8 +24,8 @@ def load_model(
     checkpoint: str | os.PathLike[str] | None = None,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
-    config: DiffSalConfig | str | None = None,
-) -> DiffSal:
+    config: object | str | None = None,
+) -> torch.nn.Module:
     """Build model ``name`` in eval mode, with weights from ``checkpoint`` when given.
 
     ``checkpoint`` may be an authors' checkpoint (``.pth``), a bare state dict, or a salrt
@@ -42,10 +49,13 @@ def load_model(
     model = model_cls(cfg)
     if state is not None:
         ckpt.check_and_load(model, state, str(checkpoint))
-    elif checkpoint is not None:
+    elif checkpoint is not None and key == "diffsal":
         ckpt.load_diffsal_checkpoint(model, checkpoint)
+    elif checkpoint is not None:  # no authors' release exists: a state dict in salrt's names
+        ckpt.check_and_load(model, ckpt.extract_state_dict(ckpt.read_torch_file(checkpoint), str(checkpoint)), str(checkpoint))
     model.eval().requires_grad_(False)
     return model.to(device=device, dtype=dtype)
 
 
-__all__ = ["DiffSal", "DiffSalConfig", "DiffSalFeatures", "MODELS", "load_model"]
+__all__ = ["AVRSP", "AVRSPConfig", "DTFSal", "DTFSalConfig", "DiffSal", "DiffSalConfig", "DiffSalFeatures", "MODELS",
+           "MUBiC", "MUBiCConfig", "TAVDiff", "TAVDiffConfig", "load_model"]

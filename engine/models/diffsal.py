@@ -45,6 +45,9 @@ class DiffSalConfig:
     group_norm_groups: int = 32
     num_timesteps: int = 1000
 
+    audio_format = "logmel"
+    target = "centre"  # the clip's map belongs to its median frame
+
     def __post_init__(self) -> None:
         if self.height % 32 or self.width % 32:
             raise ValueError(f"video size must be a multiple of 32, got {self.height}x{self.width}")
@@ -129,6 +132,8 @@ class DiffSal(nn.Module):
     """The DiffSal model: encoders, Saliency-UNet denoiser, and DDIM sampling."""
 
     name = "diffsal"
+    kind = "diffusion"
+    conditions: tuple[str, ...] = ()
 
     def __init__(self, config: DiffSalConfig | None = None) -> None:
         super().__init__()

@@ -1,0 +1,147 @@
+"""What every salrt model shares: config (de)serialisation, input checks, the sampling API.
+
+A model has ``name``, ``config`` (with ``frames``, ``height``, ``width``, ``video_shape``,
+``audio_shape``, ``audio_format``, ``target``), ``kind`` ("diffusion" or "direct") and
+``sample(video, audio, steps, eta, noise, generator, **conditions)`` returning maps (B,1,H,W)
+in 0..1. Direct (one-pass) models ignore ``steps``/``noise``: the runtime, backends, export and
+bench treat every model alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any
+
+import torch
+from torch import nn
+
+from salrt.models.blocks import check_input
+
+
+class ConfigMixin:
+    """``to_dict`` / ``from_dict`` (nested dataclasses, lists -> tuples) / ``preset`` for frozen dataclasses."""
+
+    PRESETS: typing.ClassVar[dict[str, dict[str, Any]]] = {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Any:
+        hints = typing.get_type_hints(cls)
+        fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = set(data) - fields
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
+        kw: dict[str, Any] = {}
+        for k, v in data.items():
+            sub = hints.get(k)
+            if dataclasses.is_dataclass(sub) and isinstance(v, dict):
+                v = sub(**{a: tuple(b) if isinstance(b, list) else b for a, b in v.items()})  # type: ignore[operator]
+            elif isinstance(v, list):
+                v = tuple(tuple(x) if isinstance(x, list) else x for x in v)
+            kw[k] = v
+        return cls(**kw)
+
+    @classmethod
+    def preset(cls, name: str) -> Any:
+        if name == "paper":
+            return cls()
+        if name not in cls.PRESETS:
+            raise ValueError(f"unknown {cls.__name__} preset {name!r} (choose from: paper, {', '.join(cls.PRESETS)})")
+        return cls(**cls.PRESETS[name])
+
+
+class SaliencyModel(nn.Module):
+    """Base class of the models added after DiffSal (one-pass and diffusion)."""
+
+    name = "model"
+    kind = "direct"
+    conditions: tuple[str, ...] = ()  # extra per-clip inputs beyond video and audio (e.g. "text")
+    config: Any
+
+    def check(self, name: str, x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+        return check_input(self, name, x, shape)
+
+    def parts(self) -> dict[str, nn.Module]:
+        """Sub-networks whose parameters :meth:`parameter_counts` reports."""
+        raise NotImplementedError
+
+    def parameter_counts(self) -> dict[str, int]:
+        return {k: sum(p.numel() for p in m.parameters()) for k, m in self.parts().items()}
+
+    def predict(self, video: torch.Tensor, audio: torch.Tensor, **conditions: Any) -> torch.Tensor:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def sample(self, video: torch.Tensor, audio: torch.Tensor, steps: int = 4, eta: float = 0.0,
+               noise: torch.Tensor | None = None, generator: torch.Generator | None = None, **conditions: Any) -> torch.Tensor:  # fmt: skip
+        """Maps (B,1,H,W) in 0..1. One-pass models: a single forward; ``steps``/``noise`` unused."""
+        return self.predict(video, audio, **conditions)
+
+
+class DiffusionModel(SaliencyModel):
+    """A conditional x0-predicting diffusion model: ``encode`` once per clip, ``denoise`` per step,
+    sampled with the shared DDIM scheduler (``self.scheduler``)."""
+
+    kind = "diffusion"
+    scheduler: Any
+
+    def encode(self, video: torch.Tensor, audio: torch.Tensor, **conditions: Any) -> Any:
+        raise NotImplementedError
+
+    def denoise(self, x_t: torch.Tensor, t: torch.Tensor, features: Any) -> torch.Tensor:
+        raise NotImplementedError
+
+    def step_counts(self, features: Any, steps: int | None) -> list[int]:
+        """DDIM steps per batch item: ``steps`` for all, or the model's own choice when None."""
+        if steps is None:
+            raise ValueError(f"{self.name} has no adaptive step count: pass steps")
+        return [int(steps)] * self.batch_of(features)
+
+    @staticmethod
+    def batch_of(features: Any) -> int:
+        first = features[0] if isinstance(features, (tuple, list)) else features
+        while isinstance(first, (tuple, list)):
+            first = first[0]
+        return int(first.shape[0])
+
+    @torch.no_grad()
+    def sample(self, video: torch.Tensor, audio: torch.Tensor, steps: int | None = 4, eta: float = 0.0,
+               noise: torch.Tensor | None = None, generator: torch.Generator | None = None, **conditions: Any) -> torch.Tensor:  # fmt: skip
+        """DDIM from x_T (``noise`` or drawn from ``generator``) -> maps (B,1,H,W) clamped to 0..1."""
+        if eta < 0:
+            raise ValueError(f"eta must be >= 0, got {eta}")
+        feats = self.encode(video, audio, **conditions)
+        b = self.batch_of(feats)
+        p = next(self.parameters())
+        shape = (b, 1, self.config.height, self.config.width)
+        if noise is None:
+            x_T = torch.randn(shape, generator=generator, device=p.device, dtype=p.dtype)
+        else:
+            x_T = self.check("noise", noise, shape[1:])
+            if x_T.shape[0] != b:
+                raise ValueError(f"noise batch {x_T.shape[0]} does not match the clip batch {b}")
+            if generator is None and eta > 0:
+                generator = torch.Generator(device=p.device).manual_seed(0)
+        counts = self.step_counts(feats, steps)
+        out = torch.empty_like(x_T)
+        for n in sorted(set(counts)):  # items that chose the same step count run together
+            idx = [i for i, c in enumerate(counts) if c == n]
+            sel = torch.tensor(idx, device=p.device)
+            f = self.select(feats, sel) if len(idx) < b else feats
+            x = x_T[sel]
+            for step in self.scheduler.timesteps(n):
+                t = torch.full((len(idx),), step.t, dtype=torch.long, device=p.device)
+                x = self.scheduler.step(self.denoise(x, t, f), x, step, eta=eta, generator=generator)
+            out[sel] = x
+        return out.clamp(0.0, 1.0)
+
+    @staticmethod
+    def select(features: Any, idx: torch.Tensor) -> Any:
+        """The batch items ``idx`` of (nested tuples of) feature tensors."""
+        if isinstance(features, torch.Tensor):
+            return features.index_select(0, idx)
+        return type(features)(*(DiffusionModel.select(f, idx) for f in features)) if hasattr(features, "_fields") \
+            else type(features)(DiffusionModel.select(f, idx) for f in features)  # fmt: skip
