@@ -168,11 +168,25 @@ class Bench:
         self._fp32_ref: dict[tuple[int, int], np.ndarray] = {}
         self._peaks: dict[str, float] = {}
 
-    def inputs(self, batch: int) -> list[tuple[torch.Tensor, ...]]:
+    @property
+    def diffusion(self) -> bool:
+        return getattr(self.model, "kind", "diffusion") == "diffusion"
+
+    def inputs(self, batch: int) -> list[tuple[Any, ...]]:
+        """(video, audio, x_T, conditions) per repetition; conditions e.g. TAVDiff caption ids."""
         if batch not in self._inputs:
             c = self.cfg
-            self._inputs[batch] = [tuple(x.to(self.device) for x in synthetic_inputs(c.video_shape, c.audio_shape,
-                                   batch, seed=100 + s)) for s in range(self.reps)]  # fmt: skip
+            sets = []
+            for s in range(self.reps):
+                v, a, n = (x.to(self.device) for x in synthetic_inputs(c.video_shape, c.audio_shape, batch, seed=100 + s))
+                cond = {}
+                for name, (shape, dtype) in getattr(self.model, "condition_shapes", dict)().items():
+                    g = torch.Generator().manual_seed(200 + s)
+                    ids = torch.randint(1, 1000, (batch, *shape), generator=g, dtype=dtype)
+                    ids[:, 12:] = 0  # a 10-word caption: the rest is padding
+                    cond[name] = ids.to(self.device)
+                sets.append((v, a, n, cond))
+            self._inputs[batch] = sets
         return self._inputs[batch]
 
     def peak(self, precision: str) -> float:
@@ -183,14 +197,16 @@ class Bench:
 
     def fp32_reference(self, batch: int, steps: int) -> np.ndarray:
         if (batch, steps) not in self._fp32_ref:
-            v, a, n = self.inputs(batch)[0]
-            self._fp32_ref[(batch, steps)] = to_numpy(self.model.sample(v, a, steps=steps, noise=n))
+            v, a, n, cond = self.inputs(batch)[0]
+            self._fp32_ref[(batch, steps)] = to_numpy(self.model.sample(v, a, steps=steps, noise=n, **cond))
         return self._fp32_ref[(batch, steps)]
 
     def _callable(self, c: Config) -> Callable[[tuple[torch.Tensor, ...]], Any]:
         from salrt.backends import load_backend
 
         if c.backend == "reference-style":
+            if self.model_name != "diffsal":
+                raise ValueError(f"{self.model_name} has no public reference code to imitate")
             return lambda x: reference_style_sample(self.model, x[0], x[1], x[2], c.steps)
         if c.backend in ("torch", "torch-compile"):
             m = self.model if c.precision == "fp32" else copy.deepcopy(self.model).to(DTYPES[c.precision])
@@ -199,7 +215,7 @@ class Bench:
 
                 m = kernels.enable(copy.deepcopy(m))
             b = load_backend(c.backend, model=m)
-            return lambda x: b.sample(x[0], x[1], steps=c.steps, noise=x[2])
+            return lambda x: b.sample(x[0], x[1], steps=c.steps, noise=x[2], **x[3])
         if c.backend in ("onnxruntime", "tensorrt"):
             from salrt.export.onnx import export_onnx
 
@@ -214,13 +230,16 @@ class Bench:
                 build_engines(d, precision=c.precision)
             b = load_backend(c.backend, export_dir=str(d), device=self.device)
             if c.backend == "onnxruntime":
-                return lambda x: b.sample(*(to_numpy(t) for t in x[:2]), steps=c.steps, noise=to_numpy(x[2]))
-            return lambda x: b.sample(x[0], x[1], steps=c.steps, noise=x[2])
+                return lambda x: b.sample(*(to_numpy(t) for t in x[:2]), steps=c.steps, noise=to_numpy(x[2]),
+                                          **{k: v.cpu().numpy() for k, v in x[3].items()})  # fmt: skip
+            return lambda x: b.sample(x[0], x[1], steps=c.steps, noise=x[2], **x[3])
         raise ValueError(f"unknown backend {c.backend!r}")
 
     def run_config(self, c: Config) -> dict[str, Any]:
         row: dict[str, Any] = dataclasses.asdict(c)
         reason = None if c.backend == "reference-style" else _skip_reason(c, self.device)
+        if c.backend == "reference-style" and self.model_name != "diffsal":
+            reason = f"no public reference code for {self.model_name}: speed-ups are against salrt torch fp32"
         if reason:
             return {**row, "skipped": reason}
         from salrt.cost import cost_report
@@ -244,7 +263,7 @@ class Bench:
         except Exception as exc:  # noqa: BLE001 - one failing configuration is reported, not fatal
             return {**row, "skipped": f"failed: {type(exc).__name__}: {exc}"}
         s = np.array(samples)
-        cost = cost_report(self.cfg, batch=c.batch, steps=c.steps)
+        cost = cost_report(self.cfg, batch=c.batch, steps=c.steps, model=self.model_name)
         ref = self.fp32_reference(c.batch, c.steps)
         lat = float(np.median(s))
         row.update({
@@ -273,16 +292,20 @@ def run(model: str = "diffsal", config: str = "paper", backends: Sequence[str] =
     b = Bench(model, config, device, reps, warmup, stride, checkpoint, say)
     rows = []
     for bs in batches:
-        for st in steps:
+        for st in steps if b.diffusion else (0,):  # one-pass models: steps do not apply
             say(f"baseline: reference-style, batch {bs}, {st} steps")
             base = b.run_config(Config("reference-style", "fp32", bs, st, "torch"))
             rows.append(base)
+            if "skipped" in base and "torch" in backends and "fp32" in precisions:  # then torch fp32 eager is the base
+                say(f"baseline: torch fp32, batch {bs}, {st} steps")
+                base = b.run_config(Config("torch", "fp32", bs, st, "torch"))
             for be in backends:
                 for pr in precisions:
                     for kn in kernels if be in ("torch", "torch-compile") else ("torch",):
                         c = Config(be, pr, bs, st, kn)
                         say(f"{be} {pr} batch {bs} steps {st} kernels {kn}")
-                        r = b.run_config(c)
+                        r = base if c == Config(base["backend"], base["precision"], bs, st, base["kernels"]) \
+                            and "skipped" not in base else b.run_config(c)  # fmt: skip
                         if "skipped" not in r and "skipped" not in base:
                             r["speedup_vs_baseline"] = base["latency_ms"]["p50"] / r["latency_ms"]["p50"]
                         rows.append(r)
@@ -302,10 +325,11 @@ def end_to_end(b: Bench, video: str, batch: int, steps: int, stride: int) -> dic
     from salrt.backends import load_backend
     from salrt.runtime import Runtime, RunOptions
 
-    c = b.cfg
+    from salrt.io.contract import contract_for
+
     rt = Runtime(load_backend("torch", model=b.model), [video],
-                 RunOptions(steps=steps, stride=stride, batch=batch, size=(c.height, c.width), clip_len=c.frames,
-                            audio_size=(c.audio_height, c.audio_width)))  # fmt: skip
+                 RunOptions(steps=steps if b.diffusion else None, stride=stride, batch=batch,
+                            contract=contract_for(b.model_name, b.cfg.to_dict())))  # fmt: skip
     s = rt.run(handle_signals=False)
     return {"video": video, "batch": batch, "steps": steps, "stride": stride, "frames": s["frames_out"][0],
             "wall_s": s["wall_s"], "frames_per_s": s["fps_out"], "clips_per_s": s["clips_per_s"],
@@ -320,7 +344,7 @@ def markdown(result: dict[str, Any]) -> str:
              "peak MB | max abs vs fp32 | CC vs fp32 | speed-up |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in result["rows"]:
-        head = f"| {r['backend']} | {r['precision']} | {r['kernels']} | {r['batch']} | {r['steps']} |"
+        head = f"| {r['backend']} | {r['precision']} | {r['kernels']} | {r['batch']} | {r['steps'] or '-'} |"
         if "skipped" in r:
             lines.append(head + f" skipped: {r['skipped']} |" + " |" * 8)
             continue
@@ -334,6 +358,38 @@ def markdown(result: dict[str, Any]) -> str:
         lines += ["", f"End to end ({e['video']}, batch {e['batch']}, {e['steps']} steps, stride {e['stride']}): "
                   f"{e['frames_per_s']:.2f} frames/s, {e['clips_per_s']:.3f} clips/s over {e['frames']} frames"]  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def cross_model(results: dict[str, dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    """One table over models: parameters, cost in both conventions, torch fp32 latency and throughput
+    at batch 1 (the first step count), next to the figures each paper reports."""
+    from salrt.cost import cost_report, paper_comparison
+
+    rows = []
+    for name, res in results.items():
+        r = next((x for x in res["rows"] if x["backend"] == "torch" and x["precision"] == "fp32" and x["kernels"] == "torch"
+                  and "skipped" not in x), None)  # fmt: skip
+        steps = r["steps"] if r else 4
+        from salrt.models import MODELS
+
+        cost = cost_report(MODELS[name][1].preset(res["config"]), batch=1, steps=steps, model=name)
+        rows.append({"model": name, "params_m": sum(cost.params.values()) / 1e6, "thop_params_m": cost.paper_params / 1e6,
+                     "thop_gmacs": cost.paper_macs / 1e9, "gflops_per_clip": cost.flops_per_clip / 1e9, "steps": steps,
+                     "p50_ms": r["latency_ms"]["p50"] if r else None, "clips_per_s": r["clips_per_s"] if r else None,
+                     "paper": paper_comparison(name, cost)})  # fmt: skip
+    first = next(iter(results.values()))
+    lines = [f"Models at their papers' input sizes on {first['device']}: {first['machine'].get('gpu') or first['machine']['cpu']} "
+             f"({first['machine']['cpu_threads']} threads), torch fp32 eager, batch 1, random weights", "",
+             "| model | params (M) | thop params (M) | thop GMACs | full GFLOPs / clip | steps | p50 ms | clips/s | paper reports |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in rows:
+        paper = "; ".join(f"{p['quantity']} {p['paper']:g} {p['unit']} ({p['difference_pct']:+.2f}%)" for p in r["paper"]) or "no cost figures"
+        if first["config"] != "paper":
+            paper = f"(not comparable: {first['config']} config)"
+        lat = f"{r['p50_ms']:.0f} | {r['clips_per_s']:.3f}" if r["p50_ms"] is not None else "- | -"
+        lines.append(f"| {r['model']} | {r['params_m']:.2f} | {r['thop_params_m']:.2f} | {r['thop_gmacs']:.2f} | "
+                     f"{r['gflops_per_clip']:.1f} | {r['steps'] or '-'} | {lat} | {paper} |")  # fmt: skip
+    return "\n".join(lines) + "\n", rows
 
 
 def plots(result: dict[str, Any], out: Path) -> list[Path]:

@@ -325,12 +325,22 @@ def _bench(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     log = (lambda s: None) if args.quiet else (lambda s: print(f"salrt bench: {s}", file=sys.stderr))
+    results = {}
     for m in models:
         out = args.out if len(models) == 1 else f"{args.out}/{m}"
         res = bench.run(m, args.config, backends, precisions, ints(args.batch, "batch"), ints(args.steps, "steps"),
                         kernels, args.device, args.reps, args.warmup, args.stride, out, args.checkpoint, args.video,
                         log)  # fmt: skip
+        results[m] = res
         print(bench.markdown(res))
+    if len(models) > 1:
+        md, rows = bench.cross_model(results)
+        from pathlib import Path
+
+        Path(args.out, "models.md").write_text(md)
+        Path(args.out, "models.json").write_text(json.dumps({"machine": res["machine"], "device": args.device,
+                                                             "config": args.config, "rows": rows}, indent=1))  # fmt: skip
+        print(md)
     print(f"wrote bench.json, bench.md and plots to {args.out}")
     return 0
 

@@ -37,11 +37,21 @@ class ConvBNReLU3d(nn.Sequential):
         super().__init__(nn.Conv3d(cin, cout, kernel, stride, pad, bias=False), nn.BatchNorm3d(cout), nn.ReLU())
 
 
+def channels_last(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, ...) -> (B, ..., C) with explicit non-negative axes (exports to a valid ONNX Transpose)."""
+    return x.permute(0, *range(2, x.dim()), 1)
+
+
+def channels_first(x: torch.Tensor) -> torch.Tensor:
+    """(B, ..., C) -> (B, C, ...)."""
+    return x.permute(0, x.dim() - 1, *range(1, x.dim() - 1))
+
+
 class LayerNorm3d(nn.LayerNorm):
     """LayerNorm over the channel axis of (B, C, T, H, W)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x.movedim(1, -1)).movedim(-1, 1)
+        return channels_first(super().forward(channels_last(x)))
 
 
 class DeformConv2d(nn.Module):
@@ -93,3 +103,28 @@ def upsample_to(x: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
     """Trilinear (5-D) or bilinear (4-D) resize to ``size``."""
     mode = "trilinear" if x.dim() == 5 else "bilinear"
     return F.interpolate(x, size=size, mode=mode, align_corners=False)
+
+
+class MultiheadAttention(nn.Module):
+    """Batch-first multi-head attention with ``nn.MultiheadAttention``'s parameter names
+    (``in_proj_weight``/``in_proj_bias``/``out_proj``: checkpoints load unchanged), written with
+    scaled_dot_product_attention so that it exports to ONNX (PyTorch's fused inference path does not)."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * dim))
+        self.out_proj = nn.Linear(dim, dim)
+        nn.init.xavier_uniform_(self.in_proj_weight)
+
+    def forward(self, q: torch.Tensor, kv: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """q (B, Nq, D), kv (B, Nk, D), additive ``mask`` (Nq, Nk) -> (B, Nq, D)."""
+        b, nq, d = q.shape
+        h = self.heads
+        wq, wk, wv = self.in_proj_weight.chunk(3)
+        bq, bk, bv = self.in_proj_bias.chunk(3)
+        split = lambda x: x.reshape(b, x.shape[1], h, d // h).transpose(1, 2)  # noqa: E731
+        out = F.scaled_dot_product_attention(split(F.linear(q, wq, bq)), split(F.linear(kv, wk, bk)),
+                                             split(F.linear(kv, wv, bv)), attn_mask=mask)  # fmt: skip
+        return self.out_proj(out.transpose(1, 2).reshape(b, nq, d))

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from salrt.errors import CheckpointError, SalrtError
+from salrt.models.blocks import MultiheadAttention
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class ResidualAttentionBlock(nn.Module):
 
     def __init__(self, width: int, heads: int) -> None:
         super().__init__()
-        self.attn = nn.MultiheadAttention(width, heads, batch_first=True)
+        self.attn = MultiheadAttention(width, heads)
         self.ln_1 = nn.LayerNorm(width)
         self.mlp = nn.Sequential()
         self.mlp.add_module("c_fc", nn.Linear(width, 4 * width))
@@ -54,7 +55,7 @@ class ResidualAttentionBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         h = self.ln_1(x)
-        x = x + self.attn(h, h, h, attn_mask=mask, need_weights=False)[0]
+        x = x + self.attn(h, h, mask)
         return x + self.mlp(self.ln_2(x))
 
 

@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from salrt.models.base import ConfigMixin, DiffusionModel
-from salrt.models.blocks import check_batch, sinusoidal_embedding, upsample_to
+from salrt.models.blocks import channels_first, channels_last, check_batch, sinusoidal_embedding, upsample_to
 from salrt.models.mvit import MViT, MViTConfig
 from salrt.models.vggish import AudioEncoder
 from salrt.sampling.ddim import DDIMScheduler
@@ -111,9 +111,9 @@ class FFN(nn.Module):
         self.norm = nn.LayerNorm(c) if norm else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = x.movedim(1, -1)
+        y = channels_last(x)
         z = self.fc2(F.relu(self.fc1(y)))
-        return (self.norm(y + z) if self.norm is not None else z).movedim(-1, 1)
+        return channels_first(self.norm(y + z) if self.norm is not None else z)
 
 
 def stc(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -190,7 +190,7 @@ class MMI(nn.Module):
         a = self.upsample_a(self.ffn_a(fa))[:, :, : fv.shape[2]]  # [3.26, 3.24]
         a = upsample_to(a, fv.shape[2:]) if a.shape[2:] != fv.shape[2:] else a
         v2 = self.ffn_v2(self.ffn_v1(fv))
-        v = self.norm_v((v2 + fv).movedim(1, -1)).movedim(-1, 1)  # [3.25]
+        v = channels_first(self.norm_v(channels_last(v2 + fv)))  # [3.25]
         a, v = a + self.te_a, v + self.te_v  # [3.27]
         f_vc = untokens(self.vbeca(tokens(v), tokens(stc(a, self.kv))), v.shape)  # [3.28-3.31]
         f_vc = self.conv_v(f_vc)

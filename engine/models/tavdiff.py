@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from salrt.models.base import ConfigMixin, DiffusionModel
-from salrt.models.blocks import check_batch, sinusoidal_embedding
+from salrt.models.blocks import MultiheadAttention, check_batch, sinusoidal_embedding
 from salrt.models.clip_text import CLIPTextConfig, CLIPTextEncoder
 from salrt.models.s3d import S3D
 from salrt.models.soundnet import SOUNDNET_RATE, SoundNet
@@ -121,9 +121,9 @@ class DiTBlock(nn.Module):
     def __init__(self, hidden: int, heads: int, mlp_ratio: float) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(hidden, elementwise_affine=False, eps=1e-6)
-        self.msa = nn.MultiheadAttention(hidden, heads, batch_first=True)
+        self.msa = MultiheadAttention(hidden, heads)
         self.norm_ca = nn.LayerNorm(hidden)
-        self.mca = nn.MultiheadAttention(hidden, heads, batch_first=True)
+        self.mca = MultiheadAttention(hidden, heads)
         self.norm2 = nn.LayerNorm(hidden, elementwise_affine=False, eps=1e-6)
         h = int(hidden * mlp_ratio)
         self.mlp = nn.Sequential(nn.Linear(hidden, h), nn.GELU(approximate="tanh"), nn.Linear(h, hidden))
@@ -134,9 +134,9 @@ class DiTBlock(nn.Module):
     def forward(self, x: torch.Tensor, c: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         msa_shift, msa_scale, msa_gate, mlp_shift, mlp_scale, mlp_gate = self.ada(c)[:, None].chunk(6, dim=-1)
         h = self.norm1(x) * (1 + msa_scale) + msa_shift  # [3]
-        x = x + msa_gate * self.msa(h, h, h, need_weights=False)[0]  # [4]
+        x = x + msa_gate * self.msa(h, h)  # [4]
         h = self.norm_ca(x)
-        x = x + self.mca(h, cond, cond, need_weights=False)[0]  # [5]
+        x = x + self.mca(h, cond)  # [5]
         h = self.norm2(x) * (1 + mlp_scale) + mlp_shift  # [6]
         return x + mlp_gate * self.mlp(h)  # [7]
 
@@ -170,7 +170,7 @@ class SaliencyDiT(nn.Module):
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         b = x_t.shape[0]
         p = self.cfg.patch
-        x = self.patch_embed(x_t).flatten(2).transpose(1, 2) + self.pos.to(x_t.dtype)
+        x = self.patch_embed(x_t).flatten(2).transpose(1, 2) + self.pos.to(device=x_t.device, dtype=x_t.dtype)
         c = self.time_mlp(sinusoidal_embedding(t, self.cfg.time_dim).to(x_t.dtype))
         for blk in self.blocks:
             x = blk(x, c, cond)
