@@ -79,7 +79,7 @@ class ASPP(nn.Module):
         self.project = ConvBNReLU3d(dim * (len(rates) + 2), dim, (1, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        g = self.pool(x.mean(dim=(2, 3, 4), keepdim=True)).expand(-1, -1, *x.shape[2:])
+        g = self.pool(x.mean(dim=(2, 3, 4), keepdim=True)).repeat(1, 1, *x.shape[2:])  # Tile: exports with dynamic batch
         return self.project(torch.cat([self.point(x), *(a(x) for a in self.atrous), g], dim=1))
 
 
