@@ -453,11 +453,22 @@ def _load_for_run(args: argparse.Namespace):  # noqa: ANN202
     if args.checkpoint is None and not args.random_weights:
         raise SalrtError("no --checkpoint given: maps from untrained weights are meaningless "
                          "(pass --random-weights for a smoke run)")  # fmt: skip
+    pretrained = {}
+    for item in getattr(args, "backbone", None) or []:
+        name, sep, path = item.partition("=")
+        if not sep or not path:
+            raise SalrtError(f"--backbone takes NAME=FILE (e.g. s3d=S3D_kinetics400.pt), got {item!r}")
+        pretrained[name] = path
     model = salrt.load_model(args.model, checkpoint=args.checkpoint, device=args.device, config=args.config)
     if args.checkpoint is None:
         from salrt.testing import load_synthetic_weights
 
         load_synthetic_weights(model, 0)
+    if pretrained:
+        from salrt.models import load_backbone
+
+        for name, path in pretrained.items():
+            load_backbone(model, name, path)
     torch.set_grad_enabled(False)
     return model.eval()
 
@@ -591,6 +602,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="diffsal")
     p.add_argument("--checkpoint", help="model weights")
     p.add_argument("--random-weights", action="store_true", help="run untrained weights (smoke runs, benchmarks)")
+    p.add_argument("--backbone", action="append", metavar="NAME=FILE",
+                   help="load a pretrained backbone (mvit, vggish, s3d, soundnet, clip) over the weights; repeatable")
     p.add_argument("--config", default="paper", help="model config preset (paper or tiny)")
     p.add_argument("--steps", default="4", help="DDIM steps, or 'auto' (MUBiC picks per clip); one-pass models ignore it")
     p.add_argument("--captions", help="TAVDiff: captions file or folder (see salrt.captions)")

@@ -83,6 +83,8 @@ def _mam_stage(m: MAMStage, inputs: tuple, out: tuple) -> tuple[int, int]:
 
 _THOP_RULES: dict[type, Callable] = {
     nn.Conv1d: _conv_macs, nn.Conv2d: _conv_macs, nn.Conv3d: _conv_macs,
+    # thop counts transposed convolutions with the convolution formula (output x in/groups x kernel)
+    nn.ConvTranspose1d: _conv_macs, nn.ConvTranspose2d: _conv_macs, nn.ConvTranspose3d: _conv_macs,
     nn.BatchNorm1d: _norm_macs, nn.BatchNorm2d: _norm_macs, nn.BatchNorm3d: _norm_macs, nn.LayerNorm: _norm_macs,
     nn.Linear: _linear_macs, nn.Softmax: _softmax_macs,
 }  # fmt: skip

@@ -40,6 +40,8 @@ class Session:
 
             load_synthetic_weights(self.model, seed)
         c = self.model.config
+        if c.audio_format != "logmel" or c.target != "centre":
+            raise SalrtError(f"the embedding session runs median-frame log-mel models (diffsal, mubic); {model} is not one")
         self.size, self.audio_size = (c.height, c.width), (c.audio_height, c.audio_width)
         self.steps, self.stride, self.fps, self.device = steps, stride, float(fps), device
         self.frames: collections.deque[tuple[float, np.ndarray]] = collections.deque(maxlen=c.frames // 2 + 1)

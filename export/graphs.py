@@ -111,3 +111,30 @@ class ConditionalSamplerGraph(nn.Module):
         for step in self.plan:
             x = self.model.scheduler.step(self.model.denoise(x, ones * step.t, feats), x, step)
         return x.clamp(0.0, 1.0)
+
+
+class ConditionalEncoderGraph(nn.Module):
+    """video, audio, [conditions...] -> f0..fN (the per-clip features) [, steps_raw (B,): the
+    adaptive step MLP's output, for models that have one]."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.conditions = tuple(model.conditions)
+        self.adaptive = hasattr(model, "raw_step_count")
+
+    def forward(self, video: torch.Tensor, audio: torch.Tensor, *cond: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        feats = self.model.encode(video, audio, **dict(zip(self.conditions, cond)))
+        out = self.model.feature_tensors(feats)
+        return (*out, self.model.raw_step_count(feats)) if self.adaptive else tuple(out)
+
+
+class ConditionalDenoiserGraph(nn.Module):
+    """x_t (B,1,H,W), t (B,) int64, f0..fN -> x0: one denoiser pass."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, *features: torch.Tensor) -> torch.Tensor:
+        return self.model.denoise(x_t, t, self.model.features_from(features))

@@ -23,12 +23,13 @@ from torch import nn
 
 from salrt.errors import SalrtError
 from salrt.metrics import pearson
-from salrt.export.graphs import (AUDIO_FEATURES, DENOISER_VIDEO, VIDEO_FEATURES, AudioEncoderGraph, ConditionalSamplerGraph,
-                                 DenoiserGraph, PredictorGraph, SamplerGraph, VideoEncoderGraph)  # fmt: skip
+from salrt.export.graphs import (AUDIO_FEATURES, DENOISER_VIDEO, VIDEO_FEATURES, AudioEncoderGraph, ConditionalDenoiserGraph,
+                                 ConditionalEncoderGraph, ConditionalSamplerGraph, DenoiserGraph, PredictorGraph, SamplerGraph,
+                                 VideoEncoderGraph)  # fmt: skip
 from salrt.models.diffsal import DiffSal
 
 GRAPHS = ("video_encoder", "audio_encoder", "denoiser", "sampler")  # DiffSal's graph set
-OTHER_GRAPHS = {"direct": ("predictor",), "diffusion": ("sampler",)}  # the other models'
+OTHER_GRAPHS = {"direct": ("predictor",), "diffusion": ("encoder", "denoiser", "sampler")}  # the other models'
 
 
 def graph_names(model: nn.Module) -> tuple[str, ...]:
@@ -79,7 +80,18 @@ def _io_spec(model: nn.Module, batch: int) -> dict[str, dict[str, tuple[int, ...
             ins[name] = (batch, *shape)
         if model.kind == "direct":
             return {"predictor": {"inputs": ins, "outputs": {"map": x}}}
-        return {"sampler": {"inputs": {**ins, "noise": x}, "outputs": {"map": x}}}
+        import copy
+
+        with torch.device("meta"):
+            meta_in = {k: torch.zeros(v, dtype=torch.long) if k == "text" else torch.empty(v) for k, v in ins.items()}
+        meta = copy.deepcopy(model).to("meta")
+        with torch.no_grad():
+            feats = meta.feature_tensors(meta.encode(**meta_in))
+        fspec = {f"f{i}": tuple(f.shape) for i, f in enumerate(feats)}
+        enc_out = {**fspec, **({"steps_raw": (batch,)} if hasattr(model, "raw_step_count") else {})}
+        return {"encoder": {"inputs": ins, "outputs": enc_out},
+                "denoiser": {"inputs": {"x_t": x, "t": (batch,), **fspec}, "outputs": {"x0": x}},
+                "sampler": {"inputs": {**ins, "noise": x}, "outputs": {"map": x}}}  # fmt: skip
     with torch.device("meta"):
         video = torch.empty(batch, *cfg.video_shape)
         audio = torch.empty(batch, *cfg.audio_shape)
@@ -107,7 +119,8 @@ def _run_meta(model: DiffSal, video: torch.Tensor, audio: torch.Tensor) -> Any:
 
 def _module(model: nn.Module, name: str, steps: int, spec: dict[str, Any]) -> nn.Module:
     if not isinstance(model, DiffSal):
-        return PredictorGraph(model) if name == "predictor" else ConditionalSamplerGraph(model, steps)
+        return {"predictor": PredictorGraph, "encoder": ConditionalEncoderGraph, "denoiser": ConditionalDenoiserGraph,
+                "sampler": lambda m: ConditionalSamplerGraph(m, steps)}[name](model)  # fmt: skip
     hw = spec["video_encoder"]["outputs"]["v0"][-2:]
     return {"video_encoder": VideoEncoderGraph, "audio_encoder": lambda m: AudioEncoderGraph(m, hw),
             "denoiser": DenoiserGraph, "sampler": lambda m: SamplerGraph(m, steps)}[name](model)  # fmt: skip

@@ -72,6 +72,12 @@ def test_backbone_loaders_read_the_public_layouts(tmp_path: Path) -> None:
     assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), s3d.state_dict().values()))
     with pytest.raises(CheckpointError, match="wrong shape"):
         load_s3d_pretrained(S3D(8), tmp_path / "s3d.pt")
+    avrsp = salrt.load_model("avrsp", config="tiny", pretrained={"s3d": tmp_path / "s3d.pt"})  # tiny S3D is S3D(16)
+    assert all(torch.equal(a, b) for a, b in zip(avrsp.video_encoder.state_dict().values(), s3d.state_dict().values()))
+    with pytest.raises(SalrtError, match="no mvit backbone"):
+        salrt.load_model("avrsp", config="tiny", pretrained={"mvit": tmp_path / "s3d.pt"})
+    with pytest.raises(SalrtError, match="unknown backbone"):
+        salrt.load_model("avrsp", config="tiny", pretrained={"resnet": tmp_path / "s3d.pt"})
 
     sn = load_synthetic_weights(SoundNet(16))
     torch.save(sn.state_dict() | {"conv8.0.weight": torch.zeros(3), "conv8_2.0.weight": torch.zeros(3)}, tmp_path / "sn.pth")
@@ -129,6 +135,12 @@ def test_media_last_frame_target_and_waveform_audio(clip_file: Path) -> None:
     assert np.abs(late.audio).max() > 1e-3  # the synthetic clip has a soundtrack
     with pytest.raises(salrt.MediaError, match="target"):
         open_media(str(clip_file), target="middle")
+    rev = list(open_media(str(clip_file), clip_len=8, size=(64, 128), target="last", start="reverse"))
+    assert [c.target_index for c in rev] == list(range(18))
+    assert rev[0].frame_indices == tuple(range(7, -1, -1))  # AVRSP: frames 1..8 played backwards for frame 1
+    assert rev[3].frame_indices == tuple(range(10, 2, -1))
+    assert rev[7].frame_indices == tuple(range(0, 8)) and rev[-1].frame_indices == clips[-1].frame_indices
+    assert np.array_equal(rev[7].video, clips[7].video)
 
 
 def test_clip_waveform_segments_are_hann_windowed() -> None:
@@ -148,10 +160,11 @@ def test_export_matches_torch_in_onnxruntime(tmp_path: Path, name: str) -> None:
 
     m = tiny(name)
     man = export_onnx(m, tmp_path, batch="1:1:2", check_batches=(2,))
-    graph = "predictor" if m.kind == "direct" else "sampler"
-    assert list(man["graphs"]) == [graph]
-    for check in man["graphs"][graph]["validation"]:
-        assert all(e["max_abs"] < 1e-4 for e in check["outputs"].values())
+    graphs = ["predictor"] if m.kind == "direct" else ["encoder", "denoiser", "sampler"]
+    assert list(man["graphs"]) == graphs
+    for g in graphs:
+        for check in man["graphs"][g]["validation"]:
+            assert all(e["max_abs"] < 1e-4 for e in check["outputs"].values()), (g, check)
     c = m.config
     v, a, n = synthetic_inputs(c.video_shape, c.audio_shape, 2, seed=11)
     cond = {}
@@ -163,9 +176,16 @@ def test_export_matches_torch_in_onnxruntime(tmp_path: Path, name: str) -> None:
     ort = load_backend("onnxruntime", export_dir=str(tmp_path))
     got = ort.sample(v.numpy(), a.numpy(), steps=4, noise=n.numpy(), **{k: x.numpy() for k, x in cond.items()})
     assert np.abs(got - ref).max() < 1e-4
-    if m.kind == "diffusion":
-        with pytest.raises(SalrtError, match="samples 4 steps"):
-            ort.sample(v.numpy(), a.numpy(), steps=2, noise=n.numpy(), **{k: x.numpy() for k, x in cond.items()})
+    if m.kind == "diffusion":  # other step counts: encoder + denoiser graphs with the numpy DDIM update
+        np_cond = {k: x.numpy() for k, x in cond.items()}
+        two = ort.sample(v.numpy(), a.numpy(), steps=2, noise=n.numpy(), **np_cond)
+        assert np.abs(two - m.sample(v, a, steps=2, noise=n, **cond).numpy()).max() < 1e-4
+        if name == "mubic":  # the adaptive count comes out of the encoder graph
+            auto = ort.sample(v.numpy(), a.numpy(), steps=None, noise=n.numpy())
+            assert np.abs(auto - m.sample(v, a, steps=None, noise=n).numpy()).max() < 1e-4
+        else:
+            with pytest.raises(SalrtError, match="adaptive"):
+                ort.sample(v.numpy(), a.numpy(), steps=None, noise=n.numpy(), **np_cond)
 
 
 def test_run_cli_text_model_with_captions(tmp_path: Path, clip_file: Path, bpe_file: Path, capsys: pytest.CaptureFixture) -> None:

@@ -83,14 +83,8 @@ class OnnxRuntimeBackend:
             return self._run("predictor", {"video": self._f(video), "audio": self._f(audio)})[0]
         b = np.shape(video)[0]
         cond = {k: np.asarray(to_numpy(v), dtype=np.int64) for k, v in conditions.items()}
-        if self.manifest["model"] != "diffsal":  # these exports hold only the unrolled sampler
-            if steps != self.steps:
-                raise SalrtError(f"this {self.manifest['model']} export samples {self.steps} steps "
-                                 f"(got {steps}); re-export with --steps")  # fmt: skip
-            if noise is None:
-                noise = np.random.default_rng(seed).standard_normal((b, *self.map_shape))
-            feed = {"video": self._f(video), "audio": self._f(audio), **cond, "noise": self._f(noise)}
-            return self._run("sampler", {k: v for k, v in feed.items() if k in self.manifest["graphs"]["sampler"]["inputs"]})[0]
+        if self.manifest["model"] != "diffsal":
+            return self._sample_conditional(video, audio, steps, noise, seed, cond)
         if noise is None:
             noise = np.random.default_rng(seed).standard_normal((b, *self.map_shape))
         x = self._f(noise)
@@ -101,3 +95,41 @@ class OnnxRuntimeBackend:
             x0 = self.denoise(x, np.full((b,), st.t, np.int64), feats)
             x = apply_ddim(x0, x, ddim_coefficients(self._abar, st)).astype(self.float)
         return np.clip(x, 0.0, 1.0)
+
+    def _sample_conditional(self, video: Any, audio: Any, steps: int | None, noise: Any, seed: int | None,
+                            cond: dict[str, np.ndarray]) -> np.ndarray:  # fmt: skip
+        """MUBiC / TAVDiff exports: the unrolled sampler for its step count, else encoder + denoiser
+        with the numpy DDIM update (any count, or the model's adaptive choice for ``steps=None``)."""
+        b = np.shape(video)[0]
+        if noise is None:
+            noise = np.random.default_rng(seed).standard_normal((b, *self.map_shape))
+        x_T = self._f(noise)
+        ins = {"video": self._f(video), "audio": self._f(audio), **cond}
+        if steps is not None and steps == self.steps and "sampler" in self.sessions:
+            return self._run("sampler", {**self._only("sampler", ins), "noise": x_T})[0]
+        out_names = list(self.manifest["graphs"]["encoder"]["outputs"]) if "encoder" in self.manifest["graphs"] else []
+        if not out_names:
+            raise SalrtError(f"{self.dir}: this export has no encoder.onnx, so only {self.steps} steps can run")
+        outs = dict(zip(out_names, self._run("encoder", self._only("encoder", ins))))
+        feats = {k: v for k, v in outs.items() if k != "steps_raw"}
+        if steps is None:
+            if "steps_raw" not in outs:
+                raise SalrtError(f"{self.manifest['model']} has no adaptive step count: pass steps")
+            top = int(self.manifest["config"].get("max_steps", 1000))
+            counts = [int(min(max(round(float(r)), 1), top)) for r in outs["steps_raw"]]
+        else:
+            counts = [int(steps)] * b
+        result = np.empty_like(x_T)
+        for n in sorted(set(counts)):  # items that chose the same count run together
+            idx = np.array([i for i, c in enumerate(counts) if c == n])
+            x = x_T[idx]
+            f = {k: v[idx] for k, v in feats.items()}
+            for st in ddim_plan(n):
+                x0 = self._run("denoiser", {"x_t": x, "t": np.full((len(idx),), st.t, np.int64), **f})[0]
+                x = apply_ddim(x0, x, ddim_coefficients(self._abar, st)).astype(self.float)
+            result[idx] = x
+        return np.clip(result, 0.0, 1.0)
+
+    def _only(self, graph: str, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        names = self.manifest["graphs"][graph]["inputs"]
+        return {k: v for k, v in feed.items() if k in names}

@@ -27,11 +27,13 @@ class InputContract:
     audio_samples: int = A.REFERENCE_BUFFER
     audio_rate: int = A.WAVEFORM_RATE
     text_context: int | None = None  # caption token ids per clip (TAVDiff)
+    start: str = "repeat"  # early clips: repeat the first frame, or AVRSP's reversed window
 
     def media_options(self) -> dict[str, Any]:
         """Keyword arguments of :func:`salrt.io.open_media`."""
         return {"clip_len": self.clip_len, "size": self.size, "audio_size": self.audio_size, "target": self.target,
-                "audio_format": self.audio_format, "audio_samples": self.audio_samples, "audio_rate": self.audio_rate}  # fmt: skip
+                "audio_format": self.audio_format, "audio_samples": self.audio_samples, "audio_rate": self.audio_rate,
+                "start": self.start}  # fmt: skip
 
 
 def contract_for(model: str, config: dict[str, Any]) -> InputContract:
@@ -41,4 +43,5 @@ def contract_for(model: str, config: dict[str, Any]) -> InputContract:
     text = c.get("text", {}).get("context") if isinstance(c.get("text"), dict) else None
     return InputContract(clip_len=c["frames"], size=(c["height"], c["width"]), target=target, audio_format=fmt,
                          audio_size=(c.get("audio_height", A.SLICE_SIZE[0]), c.get("audio_width", A.SLICE_SIZE[1])),
-                         audio_samples=c.get("audio_samples", A.REFERENCE_BUFFER), text_context=text)  # fmt: skip
+                         audio_samples=c.get("audio_samples", A.REFERENCE_BUFFER), text_context=text,
+                         start="reverse" if model == "avrsp" else "repeat")  # fmt: skip

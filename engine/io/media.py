@@ -137,7 +137,10 @@ class MediaClips:
                  options: dict[str, str] | None = None, timeout: float | None = None,
                  keep_frames: bool = False, audio_skew_s: float = 5.0, audio: str | None = None,
                  target: str = "centre", audio_format: str = "logmel", audio_samples: int = A.REFERENCE_BUFFER,
-                 audio_rate: int = A.WAVEFORM_RATE) -> None:  # fmt: skip
+                 audio_rate: int = A.WAVEFORM_RATE, start: str = "repeat") -> None:  # fmt: skip
+        if start not in ("repeat", "reverse"):
+            raise MediaError(f"unknown clip start {start!r}: use 'repeat' or 'reverse'")
+        self.start = start
         if target not in ("centre", "last"):
             raise MediaError(f"unknown clip target {target!r}: use 'centre' or 'last'")
         if audio_format not in ("logmel", "waveform"):
@@ -312,19 +315,32 @@ class MediaClips:
                 return 0
             return int(round((t0 - audio_t0) * audio_rate))
 
+        def span(target: int) -> tuple[int, int]:
+            """First and last source frame of the clip for ``target``; with ``start="reverse"`` an
+            early clip is the next ``clip_len`` frames played backwards, so it still ends on ``target``."""
+            if self.start == "reverse" and target - before < 0:
+                return target, target + self.clip_len - 1
+            return target - before, target + after
+
         def ready(eof: bool) -> bool:
             if not frames or next_target >= n_frames and not eof:
                 return False
-            if not eof and frames[-1].index < next_target + after:
+            hi = span(next_target)[1]
+            if not eof and frames[-1].index < hi:
                 return False
             if audio_eof or eof:
                 return True
-            _, end = A.window_bounds(0.0, time_of(next_target + after), fps, audio_rate)
+            _, end = A.window_bounds(0.0, time_of(hi), fps, audio_rate)
             have = ring.total - audio_offset()
-            return have > end or frames[-1].time - time_of(next_target + after) > self.audio_skew_s
+            return have > end or frames[-1].time - time_of(hi) > self.audio_skew_s
 
         def make_clip(target: int, last: int) -> Clip:
-            idx = [min(max(i, 0), last) for i in range(target - before, target + after + 1)]
+            lo, hi = span(target)
+            rev = lo == target and hi > target  # a reversed early clip
+            if rev:
+                idx = [min(i, last) for i in range(hi, lo - 1, -1)]
+            else:
+                idx = [min(max(i, 0), last) for i in range(lo, hi + 1)]
             by_index = {f.index: f for f in frames}
             video = [by_index[i].tensor for i in idx]
             if self.device is None:
@@ -333,7 +349,7 @@ class MediaClips:
                 import torch
 
                 vid = torch.stack(video, dim=1)
-            t_first, t_last = time_of(target - before), time_of(target + after)
+            t_first, t_last = time_of(lo), time_of(min(hi, last) if rev else hi)
             start = end = 0
             if self._as is not None and audio_rate:
                 start, end = A.window_bounds(t_first, t_last, fps, audio_rate)
@@ -456,6 +472,8 @@ def open_media(source: str, **kwargs: Any) -> MediaClips:
     - ``clip_len`` (16) frames per clip; the clip for frame ``k`` holds frames ``k-8 .. k+7``
       (``target="centre"``) or ``k-clip_len+1 .. k`` (``target="last"``), edge frames repeated at
       the start and end, so every frame can get a map;
+    - ``start``: ``"repeat"`` (early clips repeat the first frame) or ``"reverse"`` (with
+      ``target="last"``: frame k < clip_len - 1 gets the next clip_len frames backwards, AVRSP's rule);
     - ``audio_format``: ``"logmel"`` (VGGish slices, ``audio_size``) or ``"waveform"`` (mono at
       ``audio_rate``, one Hann-windowed segment per frame, centred in ``audio_samples``: SoundNet models);
     - ``stride`` (1): a clip for every ``stride``-th frame, plus always the last frame;

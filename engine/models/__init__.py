@@ -25,13 +25,16 @@ def load_model(
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
     config: object | str | None = None,
+    pretrained: dict[str, str | os.PathLike[str]] | None = None,
 ) -> torch.nn.Module:
     """Build model ``name`` in eval mode, with weights from ``checkpoint`` when given.
 
     ``checkpoint`` may be an authors' checkpoint (``.pth``), a bare state dict, or a salrt
     directory (``model.safetensors`` + ``config.json``, whose config then wins). Without a
     checkpoint the weights are randomly initialised (useful for benchmarks and tests only).
-    ``config`` is a preset name (``paper``, ``tiny``) or a config object.
+    ``config`` is a preset name (``paper``, ``tiny``) or a config object. ``pretrained`` maps
+    backbone names (``mvit``, ``vggish``, ``s3d``, ``soundnet``, ``clip``) to their public
+    checkpoint files, loaded after ``checkpoint`` (the README lists the expected files).
     """
     from salrt import checkpoint as ckpt
 
@@ -53,8 +56,37 @@ def load_model(
         ckpt.load_diffsal_checkpoint(model, checkpoint)
     elif checkpoint is not None:  # no authors' release exists: a state dict in salrt's names
         ckpt.check_and_load(model, ckpt.extract_state_dict(ckpt.read_torch_file(checkpoint), str(checkpoint)), str(checkpoint))
+    for backbone, path in (pretrained or {}).items():
+        load_backbone(model, backbone, path)
     model.eval().requires_grad_(False)
     return model.to(device=device, dtype=dtype)
+
+
+def load_backbone(model: torch.nn.Module, backbone: str, path: str | os.PathLike[str]) -> list[str]:
+    """Load one pretrained backbone file into ``model``; returns the file's ignored keys."""
+    from salrt import checkpoint as ckpt
+    from salrt.models.clip_text import CLIPTextEncoder, load_clip_text_pretrained
+    from salrt.models.mvit import MViT
+    from salrt.models.s3d import S3D, load_s3d_pretrained
+    from salrt.models.soundnet import SoundNet, load_soundnet_pretrained
+    from salrt.models.vggish import AudioEncoder
+
+    video = getattr(model, "video_encoder", None)
+    audio = getattr(model, "audio_encoder", None)
+    targets = {
+        "mvit": (video, MViT, ckpt.load_mvit_pretrained),
+        "s3d": (video, S3D, load_s3d_pretrained),
+        "vggish": (getattr(audio, "audio_net", None) if isinstance(audio, AudioEncoder) else None, torch.nn.Module,
+                   ckpt.load_vggish_pretrained),
+        "soundnet": (audio, SoundNet, load_soundnet_pretrained),
+        "clip": (getattr(model, "text_encoder", None), CLIPTextEncoder, load_clip_text_pretrained),
+    }  # fmt: skip
+    if backbone not in targets:
+        raise SalrtError(f"unknown backbone {backbone!r}; choose from {', '.join(targets)}")
+    module, kind, loader = targets[backbone]
+    if module is None or not isinstance(module, kind):
+        raise SalrtError(f"model {model.name!r} has no {backbone} backbone")
+    return loader(module, path)
 
 
 __all__ = ["AVRSP", "AVRSPConfig", "DTFSal", "DTFSalConfig", "DiffSal", "DiffSalConfig", "DiffSalFeatures", "MODELS",

@@ -6,8 +6,9 @@ Choices where the thesis is silent or contradicts itself (see shared/spec/mubic_
 
 - Inputs as DiffSal (16x224x384 video, 9 log-mel slices of 112x192); MViTv2-S (96/192/384/768 at
   T' = 8) and VGGish + one temporal transformer layer, exactly DiffSal's modules and weights.
-- MMI i (C_i = visual channels): FFN_a then ConvTranspose3d to (T', h_i, w_i, C_i) (kernel =
-  stride = the spatial factor, temporal kernel 2 / padding 1 for 9 -> 8) [3.24, 3.26]; two visual
+- MMI i (C_i = visual channels): FFN_a (ratio 1) then TransConv3D to (T', h_i, w_i, C_i) as a 1x1x1
+  projection to C_i and a depthwise ConvTranspose3d (kernel = stride = the spatial factor, temporal
+  kernel 2 / padding 1 for 9 -> 8) [3.24, 3.26]; two visual
   FFNs [3.25]; learnable temporal embeddings [3.27]; VBECA / ABECA: K and V from the *other*
   modality after STC = spatial average pooling with kernel = stride = 2^(5-i) (16, 8, 4, 2 from the
   finest scale, as DiffSal's kv kernels), separate weights per direction, ``heads`` heads
@@ -17,11 +18,13 @@ Choices where the thesis is silent or contradicts itself (see shared/spec/mubic_
 - Noise encoder [3.18-3.23]: x_t bilinearly resized to 112x192; per stage a 3x3 stride-2 conv + BN +
   ReLU, FiLM (gamma, beta from an MLP of a sinusoidal embedding of t), one residual conv block;
   64/128/256/512 channels at 56x96 .. 7x12.
-- CDMs [3.42-3.51], i = 4..1: ConvTranspose3d (1,2,2) upsampling of f_dec_{i+1}; A/B 1x1x1
+- CDMs [3.42-3.51], i = 4..1: upsampling of f_dec_{i+1} by a 1x1x1 projection and a depthwise
+  ConvTranspose3d (1,2,2) (a full transposed conv at these widths alone would exceed the thesis's
+  cost in thop's convention, which counts transposed convs like convs); A/B 1x1x1
   projections and a concat gate (the equations' version, not Alg. 1's sum gate); cross-attention
   with queries from the noise features (broadcast over T', plus a temporal embedding) and keys /
   values from f_con after the same STC; a residual on the queries; Temporal3DCNN with 3 frames
-  (3x3x3 at the two finest scales, 3x1x1 at the others) and FFN ratio 2: both calibrated so that the
+  (3x3x3 at the two finest scales, 3x1x1 at the others), FFN ratio 2 (audio FFN 1): calibrated so that the
   thop-convention cost matches the thesis's 79.60 M / 192.4 G (encoders + one denoiser pass).
 - Head [3.52]: Conv3d (T', 3, 3) to one channel, sigmoid, bilinear resize to 224x384 (DiffSal).
 - Diffusion: DiffSal's cosine schedule and DDIM plan (shared scheduler), x0 target, eta = 0.
@@ -66,6 +69,7 @@ class MUBiCConfig(ConfigMixin):
     audio_mlp_dim: int = 256
     heads: int = 2
     ffn_ratio: float = 2.0
+    audio_ffn_ratio: float = 1.0
     # Temporal3DCNN kernels of CDM 1..4 (3 frames, [3.51]; spatial 3x3 at the two finest scales: calibrated)
     temporal_kernels: tuple[tuple[int, int, int], ...] = ((3, 3, 3), (3, 3, 3), (3, 1, 1), (3, 1, 1))
     noise_channels: tuple[int, int, int, int] = (64, 128, 256, 512)
@@ -169,9 +173,10 @@ class MMI(nn.Module):
     def __init__(self, c: int, ca: int, frames: int, up: int, kv: int, cfg: MUBiCConfig) -> None:
         super().__init__()
         self.kv, self.cfg = kv, cfg
-        self.ffn_a = FFN(ca, cfg.ffn_ratio)
+        self.ffn_a = FFN(ca, cfg.audio_ffn_ratio)
         t_pad = max((cfg.audio_slices - frames + 1) // 2, 0)
-        self.upsample_a = nn.ConvTranspose3d(ca, c, (2, up, up), (1, up, up), (t_pad, 0, 0))
+        self.upsample_a = nn.Sequential(nn.Conv3d(ca, c, 1),
+                                        nn.ConvTranspose3d(c, c, (2, up, up), (1, up, up), (t_pad, 0, 0), groups=c))  # fmt: skip
         self.ffn_v1, self.ffn_v2 = FFN(c, cfg.ffn_ratio, norm=False), FFN(c, cfg.ffn_ratio, norm=False)
         self.norm_v = nn.LayerNorm(c)
         self.te_a = nn.Parameter(torch.zeros(1, c, frames, 1, 1))
@@ -242,7 +247,7 @@ class CDM(nn.Module):
                  temporal_kernel: tuple[int, int, int] = (3, 3, 3)) -> None:  # fmt: skip
         super().__init__()
         self.kv = kv
-        self.up = nn.ConvTranspose3d(c_up, c, (1, 2, 2), (1, 2, 2)) if c_up else None
+        self.up = nn.Sequential(nn.Conv3d(c_up, c, 1), nn.ConvTranspose3d(c, c, (1, 2, 2), (1, 2, 2), groups=c)) if c_up else None
         if c_up:
             self.proj_a, self.proj_b = nn.Conv3d(c, c, 1), nn.Conv3d(c, c, 1)
             self.gate = nn.Conv3d(2 * c, c, 1)
@@ -340,6 +345,12 @@ class MUBiC(DiffusionModel):
             prev = self.decoder[i](noise_feats[i], features.fused[i], prev)
         s = torch.sigmoid(self.head(prev))[:, :, 0]  # [3.52]
         return upsample_to(s, (cfg.height, cfg.width))
+
+    def feature_tensors(self, features: MUBiCFeatures) -> tuple[torch.Tensor, ...]:
+        return tuple(features.fused)
+
+    def features_from(self, tensors: tuple[torch.Tensor, ...]) -> MUBiCFeatures:
+        return MUBiCFeatures(tuple(tensors))
 
     def raw_step_count(self, features: MUBiCFeatures) -> torch.Tensor:
         """(B,) float output of the step MLP (exported as the encoder graph's ``steps`` output)."""

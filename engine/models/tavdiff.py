@@ -240,6 +240,12 @@ class TAVDiff(DiffusionModel):
         cond_v = torch.where(has_text, self.cond_text(ftv), self.cond_visual(vis))
         return TAVDiffFeatures(torch.cat([fa, cond_v], dim=1))
 
+    def feature_tensors(self, features: TAVDiffFeatures) -> tuple[torch.Tensor, ...]:
+        return (features.cond,)
+
+    def features_from(self, tensors: tuple[torch.Tensor, ...]) -> TAVDiffFeatures:
+        return TAVDiffFeatures(tensors[0])
+
     def denoise(self, x_t: torch.Tensor, t: torch.Tensor, features: TAVDiffFeatures) -> torch.Tensor:
         cfg = self.config
         x_t = self.check("x_t", x_t, (1, cfg.height, cfg.width))
