@@ -57,13 +57,6 @@ class AVRSPConfig(ConfigMixin):
     audio_rate = SOUNDNET_RATE
     target = "last"
 
-    @property
-    def video_shape(self) -> tuple[int, int, int, int]:
-        return (3, self.frames, self.height, self.width)
-
-    @property
-    def audio_shape(self) -> tuple[int, int]:
-        return (1, self.audio_samples)
 
 
 class ASPP(nn.Module):

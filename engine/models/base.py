@@ -44,6 +44,18 @@ class ConfigMixin:
             kw[k] = v
         return cls(**kw)
 
+    @property
+    def video_shape(self) -> tuple[int, int, int, int]:
+        """(3, T, H, W) of one clip."""
+        return (3, self.frames, self.height, self.width)  # type: ignore[attr-defined]
+
+    @property
+    def audio_shape(self) -> tuple[int, ...]:
+        """(1, S, h, w) log-mel slices, or (1, N) waveform samples, of one clip."""
+        if getattr(self, "audio_format", "logmel") == "waveform":
+            return (1, self.audio_samples)  # type: ignore[attr-defined]
+        return (1, self.audio_slices, self.audio_height, self.audio_width)  # type: ignore[attr-defined]
+
     @classmethod
     def preset(cls, name: str) -> Any:
         if name == "paper":

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from salrt.models.base import ConfigMixin, DiffusionModel
 from salrt.models.mvit import MViT, MViTConfig
 from salrt.models.saliency_unet import SaliencyUNet, UNetConfig
 from salrt.models.vggish import AudioEncoder
@@ -24,7 +25,7 @@ VIDEO_STD = (38.7568578, 37.88248729, 40.02898126)
 
 
 @dataclass(frozen=True)
-class DiffSalConfig:
+class DiffSalConfig(ConfigMixin):
     """Every shape-defining hyper-parameter of a DiffSal model."""
 
     frames: int = 16
@@ -62,16 +63,6 @@ class DiffSalConfig:
         if (t - self.temporal_kernel) // self.temporal_kernel + 1 != 1:
             raise ValueError("the temporal reduction must yield exactly one frame")
 
-    @property
-    def video_shape(self) -> tuple[int, int, int, int]:
-        """(3, T, H, W) of one clip."""
-        return (3, self.frames, self.height, self.width)
-
-    @property
-    def audio_shape(self) -> tuple[int, int, int, int]:
-        """(1, S, h, w) of one clip's log-mel slices."""
-        return (1, self.audio_slices, self.audio_height, self.audio_width)
-
     def unet(self) -> UNetConfig:
         chans = self.mvit.out_channels[::-1]
         return UNetConfig(
@@ -87,9 +78,6 @@ class DiffSalConfig:
             group_norm_groups=self.group_norm_groups,
             out_size=(self.height, self.width),
         )
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DiffSalConfig":
@@ -128,12 +116,11 @@ class DiffSalFeatures(NamedTuple):
     audio_aligned: tuple[torch.Tensor, ...]
 
 
-class DiffSal(nn.Module):
-    """The DiffSal model: encoders, Saliency-UNet denoiser, and DDIM sampling."""
+class DiffSal(DiffusionModel):
+    """The DiffSal model: encoders, Saliency-UNet denoiser, and DDIM sampling (``sample`` from
+    :class:`~salrt.models.base.DiffusionModel`; the reference clamps the final map to [0, 1] as it does)."""
 
     name = "diffsal"
-    kind = "diffusion"
-    conditions: tuple[str, ...] = ()
 
     def __init__(self, config: DiffSalConfig | None = None) -> None:
         super().__init__()
@@ -144,16 +131,6 @@ class DiffSal(nn.Module):
         self.denoiser = SaliencyUNet(cfg.unet())
         self.scheduler = DDIMScheduler(cfg.num_timesteps)
 
-    def _check(self, name: str, x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-        if x.dim() != len(shape) + 1 or tuple(x.shape[1:]) != shape:
-            raise ValueError(f"{name} must have shape (B, {', '.join(map(str, shape))}), got {tuple(x.shape)}")
-        if not x.is_floating_point():
-            raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
-        p = next(self.parameters())
-        return x.to(device=p.device, dtype=p.dtype)
-
     def encode(self, video: torch.Tensor, audio: torch.Tensor) -> DiffSalFeatures:
         """Run both encoders once per clip.
 
@@ -162,8 +139,8 @@ class DiffSal(nn.Module):
             audio: (B, 1, S, h, w) VGGish log-mel slices.
         """
         cfg = self.config
-        video = self._check("video", video, cfg.video_shape)
-        audio = self._check("audio", audio, cfg.audio_shape)
+        video = self.check("video", video, cfg.video_shape)
+        audio = self.check("audio", audio, cfg.audio_shape)
         if video.shape[0] != audio.shape[0]:
             raise ValueError(f"video and audio batch sizes differ: {video.shape[0]} vs {audio.shape[0]}")
         scales = tuple(self.video_encoder(video))
@@ -174,47 +151,10 @@ class DiffSal(nn.Module):
     def denoise(self, x_t: torch.Tensor, t: torch.Tensor, features: DiffSalFeatures) -> torch.Tensor:
         """One Saliency-UNet pass: (B,1,H,W) noisy map and (B,) integer timesteps -> x0 (B,1,H,W)."""
         cfg = self.config
-        x_t = self._check("x_t", x_t, (1, cfg.height, cfg.width))
+        x_t = self.check("x_t", x_t, (1, cfg.height, cfg.width))
         if t.dim() != 1 or t.shape[0] != x_t.shape[0] or t.is_floating_point():
             raise ValueError(f"t must be an integer tensor of shape ({x_t.shape[0]},), got {t.dtype} {tuple(t.shape)}")
         return self.denoiser(x_t, t.to(x_t.device), features.video, features.audio_aligned)
-
-    @torch.no_grad()
-    def sample(
-        self,
-        video: torch.Tensor,
-        audio: torch.Tensor,
-        steps: int = 4,
-        eta: float = 0.0,
-        noise: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        """DDIM sampling from x_T: (B,3,T,H,W), (B,1,S,h,w) -> saliency maps (B,1,H,W) in 0..1.
-
-        ``noise`` is x_T; given, the call is deterministic (with eta > 0 the per-step noise then
-        comes from ``generator``, or from a generator seeded with 0 when none is passed).
-        """
-        if eta < 0:
-            raise ValueError(f"eta must be >= 0, got {eta}")
-        plan = self.scheduler.timesteps(steps)
-        feats = self.encode(video, audio)
-        b = feats.audio.shape[0]
-        p = next(self.parameters())
-        shape = (b, 1, self.config.height, self.config.width)
-        if noise is None:
-            x = torch.randn(shape, generator=generator, device=p.device, dtype=p.dtype)
-        else:
-            x = self._check("noise", noise, shape[1:])
-            if x.shape[0] != b:
-                raise ValueError(f"noise batch {x.shape[0]} does not match the clip batch {b}")
-            if generator is None and eta > 0:
-                generator = torch.Generator(device=p.device).manual_seed(0)
-        for step in plan:
-            t = torch.full((b,), step.t, dtype=torch.long, device=p.device)
-            x0 = self.denoiser(x, t, feats.video, feats.audio_aligned)
-            x = self.scheduler.step(x0, x, step, eta=eta, generator=generator)
-        # The reference's inverse_data_transform clamps the final map to [0, 1].
-        return x.clamp(0.0, 1.0)
 
     def parameter_counts(self) -> dict[str, int]:
         """Parameters per sub-network."""

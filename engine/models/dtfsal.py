@@ -74,13 +74,6 @@ class DTFSalConfig(ConfigMixin):
     audio_format = "logmel"
     target = "last"
 
-    @property
-    def video_shape(self) -> tuple[int, int, int, int]:
-        return (3, self.frames, self.height, self.width)
-
-    @property
-    def audio_shape(self) -> tuple[int, int, int, int]:
-        return (1, self.audio_slices, self.audio_height, self.audio_width)
 
 
 class FPN(nn.Module):

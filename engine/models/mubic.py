@@ -90,13 +90,6 @@ class MUBiCConfig(ConfigMixin):
     audio_format = "logmel"
     target = "centre"
 
-    @property
-    def video_shape(self) -> tuple[int, int, int, int]:
-        return (3, self.frames, self.height, self.width)
-
-    @property
-    def audio_shape(self) -> tuple[int, int, int, int]:
-        return (1, self.audio_slices, self.audio_height, self.audio_width)
 
 
 class MUBiCFeatures(NamedTuple):

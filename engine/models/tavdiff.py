@@ -72,13 +72,6 @@ class TAVDiffConfig(ConfigMixin):
     audio_rate = SOUNDNET_RATE
     target = "centre"
 
-    @property
-    def video_shape(self) -> tuple[int, int, int, int]:
-        return (3, self.frames, self.height, self.width)
-
-    @property
-    def audio_shape(self) -> tuple[int, int]:
-        return (1, self.audio_samples)
 
 
 class TAVDiffFeatures(NamedTuple):
