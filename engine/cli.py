@@ -496,7 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--fixations", help="plain layout: folder of fixation maps")
     pe.add_argument("--videos", help="comma-separated subset of videos")
     pe.add_argument("--predictions", help="folder of predicted maps: <video>/<frame>.png")
-    pe.add_argument("--model", help="predict with this model instead (diffsal)")
+    pe.add_argument("--model", help="predict with this model instead (diffsal, mubic, tavdiff, avrsp, dtfsal)")
     pe.add_argument("--checkpoint", help="model weights")
     pe.add_argument("--random-weights", action="store_true", help="allow a model without checkpoint (smoke runs)")
     pe.add_argument("--config", default="paper", help="model config preset (paper or tiny)")

@@ -312,6 +312,10 @@ def write_results(result: dict[str, Any], out: str | Path, settings: dict[str, A
 
 
 # ----------------------------------------------------------------------------- predicting
+def param_device(model: Any) -> Any:
+    return next(model.parameters()).device
+
+
 def predict_video(model: Any, video: Video, out_dir: str | Path, steps: int = 4, batch: int = 1,
                   seed: int = 0) -> int:  # fmt: skip
     """Run ``model`` over one dataset video and write ``out_dir/<video>/<frame:05d>.png`` (1-based)."""
@@ -325,8 +329,14 @@ def predict_video(model: Any, video: Video, out_dir: str | Path, steps: int = 4,
     cfg = model.config
     audio = video.audio if video.audio and Path(video.audio).is_file() else None
     opts = {"framerate": str(video.fps), "start_number": "1"} if video.source_format == "image2" and video.fps else None
+    from salrt.io.contract import contract_for
+
+    contract = contract_for(model.name, cfg.to_dict())
     media = open_media(video.source, format=video.source_format, options=opts, fps=video.fps, audio=audio,
-                       size=(cfg.height, cfg.width), audio_size=(cfg.audio_height, cfg.audio_width))  # fmt: skip
+                       **contract.media_options())  # fmt: skip
+    cond: dict[str, Any] = {}
+    if contract.text_context:  # no captions in the saliency datasets: the model's AV variant
+        cond["text"] = torch.zeros(batch, contract.text_context, dtype=torch.long, device=param_device(model))
     sink = PngSink(Path(out_dir) / video.name)  # <frame:05d>.png, 1-based: what match() reads
     param = next(model.parameters())
     gen = torch.Generator().manual_seed(seed)
@@ -339,7 +349,8 @@ def predict_video(model: Any, video: Video, out_dir: str | Path, steps: int = 4,
         a = torch.from_numpy(np.stack([c.audio for c in pending])).to(param.device, param.dtype)
         noise = torch.randn((len(pending), 1, cfg.height, cfg.width), generator=gen).to(param.device, param.dtype)
         with torch.inference_mode():
-            maps = model.sample(v, a, steps=steps, noise=noise).float().cpu().numpy()
+            maps = model.sample(v, a, steps=steps, noise=noise, **{k: x[: len(pending)] for k, x in cond.items()})
+            maps = maps.float().cpu().numpy()
         for c, m in zip(pending, maps):
             sink.write(c.target_index, c.target_time, None, m[0])
             written += 1

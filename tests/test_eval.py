@@ -137,9 +137,10 @@ def test_bad_input_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         assert needle in err and err.count("\n") == 0
 
 
-def test_eval_with_tiny_model(tmp_path: Path) -> None:
+@pytest.mark.parametrize("model", ["diffsal", "avrsp", "tavdiff"])
+def test_eval_with_tiny_model(tmp_path: Path, model: str) -> None:
     _av_dataset(tmp_path / "data", names=("v1",), seconds=0.32)
-    rc = main(["eval", "--dataset", "avad", "--root", str(tmp_path / "data"), "--model", "diffsal", "--config", "tiny",
+    rc = main(["eval", "--dataset", "avad", "--root", str(tmp_path / "data"), "--model", model, "--config", "tiny",
                "--random-weights", "--steps", "2", "--batch", "4", "--save-predictions", str(tmp_path / "pred"),
                "--out", str(tmp_path / "res"), "--workers", "1", "--quiet"])  # fmt: skip
     assert rc == 0
