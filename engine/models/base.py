@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
 from salrt.models.blocks import check_input
+from salrt.models.mvit import MViTConfig
 
 
 class ConfigMixin:
@@ -63,6 +65,26 @@ class ConfigMixin:
         if name not in cls.PRESETS:
             raise ValueError(f"unknown {cls.__name__} preset {name!r} (choose from: paper, {', '.join(cls.PRESETS)})")
         return cls(**cls.PRESETS[name])
+
+
+@dataclass(frozen=True)
+class MViTVGGishConfig(ConfigMixin):
+    """Input sizes and encoders shared by DiffSal and the models built on it (MUBiC, DTFSal):
+    MViTv2-S on RGB clips and VGGish + one temporal transformer layer on log-mel slices."""
+
+    frames: int = 16
+    height: int = 224
+    width: int = 384
+    audio_slices: int = 9
+    audio_height: int = 112
+    audio_width: int = 192
+    mvit: MViTConfig = field(default_factory=MViTConfig)
+    vggish_channels: tuple[int, int, int, int] = (64, 128, 256, 512)
+    audio_heads: int = 2
+    audio_dim_head: int = 64
+    audio_mlp_dim: int = 256
+
+    audio_format = "logmel"
 
 
 class SaliencyModel(nn.Module):

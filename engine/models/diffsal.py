@@ -7,13 +7,12 @@ Public surface: :class:`DiffSalConfig` (with the ``paper`` and ``tiny`` presets)
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import torch
-from torch import nn
 
-from salrt.models.base import ConfigMixin, DiffusionModel
+from salrt.models.base import DiffusionModel, MViTVGGishConfig
 from salrt.models.mvit import MViT, MViTConfig
 from salrt.models.saliency_unet import SaliencyUNet, UNetConfig
 from salrt.models.vggish import AudioEncoder
@@ -25,20 +24,9 @@ VIDEO_STD = (38.7568578, 37.88248729, 40.02898126)
 
 
 @dataclass(frozen=True)
-class DiffSalConfig(ConfigMixin):
+class DiffSalConfig(MViTVGGishConfig):
     """Every shape-defining hyper-parameter of a DiffSal model."""
 
-    frames: int = 16
-    height: int = 224
-    width: int = 384
-    audio_slices: int = 9
-    audio_height: int = 112
-    audio_width: int = 192
-    mvit: MViTConfig = field(default_factory=MViTConfig)
-    vggish_channels: tuple[int, int, int, int] = (64, 128, 256, 512)
-    audio_heads: int = 2
-    audio_dim_head: int = 64
-    audio_mlp_dim: int = 256
     decoder_heads: int = 2
     decoder_mlp_ratio: float = 2.0
     kv_kernels: tuple[int, int, int, int] = (2, 4, 8, 16)
@@ -46,7 +34,6 @@ class DiffSalConfig(ConfigMixin):
     group_norm_groups: int = 32
     num_timesteps: int = 1000
 
-    audio_format = "logmel"
     target = "centre"  # the clip's map belongs to its median frame
 
     def __post_init__(self) -> None:

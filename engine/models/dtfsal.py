@@ -27,13 +27,13 @@ from its hints and calibrated so that the model has the paper's cost (49.08 M pa
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from salrt.models.base import ConfigMixin, SaliencyModel
+from salrt.models.base import MViTVGGishConfig, SaliencyModel
 from salrt.models.blocks import ConvBNReLU3d, DeformConv2d, LayerNorm3d, check_batch, upsample_to
 from salrt.models.mvit import MViT, MViTConfig
 from salrt.models.vggish import AudioEncoder
@@ -42,18 +42,8 @@ _TINY_MVIT = MViTConfig(embed_dim=8, depth=4, num_heads=1, downscale_layers=(1, 
 
 
 @dataclass(frozen=True)
-class DTFSalConfig(ConfigMixin):
+class DTFSalConfig(MViTVGGishConfig):
     frames: int = 32
-    height: int = 224
-    width: int = 384
-    audio_slices: int = 9
-    audio_height: int = 112
-    audio_width: int = 192
-    mvit: MViTConfig = field(default_factory=MViTConfig)
-    vggish_channels: tuple[int, int, int, int] = (64, 128, 256, 512)
-    audio_heads: int = 2
-    audio_dim_head: int = 64
-    audio_mlp_dim: int = 256
     fpn_channels: int = 192
     refine_kernels: tuple[tuple[int, int, int], ...] = ((1, 1, 1), (1, 3, 3), (1, 3, 3))
     tokens: int = 8
@@ -71,7 +61,6 @@ class DTFSalConfig(ConfigMixin):
         "visual": dict(use_audio=False),
     }  # fmt: skip
 
-    audio_format = "logmel"
     target = "last"
 
 

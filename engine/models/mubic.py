@@ -38,14 +38,14 @@ Choices where the thesis is silent or contradicts itself (see shared/spec/mubic_
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from salrt.models.base import ConfigMixin, DiffusionModel
+from salrt.models.base import DiffusionModel, MViTVGGishConfig
 from salrt.models.blocks import channels_first, channels_last, check_batch, sinusoidal_embedding, upsample_to
 from salrt.models.mvit import MViT, MViTConfig
 from salrt.models.vggish import AudioEncoder
@@ -55,18 +55,7 @@ _TINY_MVIT = MViTConfig(embed_dim=8, depth=4, num_heads=1, downscale_layers=(1, 
 
 
 @dataclass(frozen=True)
-class MUBiCConfig(ConfigMixin):
-    frames: int = 16
-    height: int = 224
-    width: int = 384
-    audio_slices: int = 9
-    audio_height: int = 112
-    audio_width: int = 192
-    mvit: MViTConfig = field(default_factory=MViTConfig)
-    vggish_channels: tuple[int, int, int, int] = (64, 128, 256, 512)
-    audio_heads: int = 2
-    audio_dim_head: int = 64
-    audio_mlp_dim: int = 256
+class MUBiCConfig(MViTVGGishConfig):
     heads: int = 2
     ffn_ratio: float = 2.0
     audio_ffn_ratio: float = 1.0
@@ -87,7 +76,6 @@ class MUBiCConfig(ConfigMixin):
                      noise_channels=(4, 8, 8, 16), time_dim=16),
     }  # fmt: skip
 
-    audio_format = "logmel"
     target = "centre"
 
 
