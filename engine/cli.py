@@ -302,7 +302,7 @@ def _bench(args: argparse.Namespace) -> int:
             raise SalrtError(f"--{what} values must be >= 1, got {text!r}")
         return vals
 
-    models = sorted(MODELS) if args.model == "all" else [args.model]
+    models = sorted(MODELS) if args.model == "all" else [m.strip() for m in args.model.split(",") if m.strip()]
     for m in models:
         if m not in MODELS:
             raise SalrtError(f"unknown model {m!r}; available: {', '.join(sorted(MODELS))}")
@@ -558,7 +558,7 @@ def build_parser() -> argparse.ArgumentParser:
     pd.set_defaults(func=_demo)
 
     pb = sub.add_parser("bench", help="latency, throughput, FLOPs and memory vs the reference-style baseline")
-    pb.add_argument("--model", default="diffsal", help="model name or 'all'")
+    pb.add_argument("--model", default="diffsal", help="model name, comma-separated names, or 'all'")
     pb.add_argument("--models", dest="model", help=argparse.SUPPRESS)
     pb.add_argument("--config", default="paper", help="paper or tiny")
     pb.add_argument("--checkpoint", help="weights (default: synthetic weights; timing does not depend on them)")

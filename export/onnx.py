@@ -194,7 +194,8 @@ def _simplify(m: Any, name: str) -> Any:
     except ImportError:
         raise ExportError("export needs onnxsim: pip install 'salrt[export]'") from None
     with _silence_native_output():
-        simplified, ok = onnxsim.simplify(m)
+        # no "fuse_attention": it emits com.microsoft::Attention, which only onnxruntime runs (not TensorRT)
+        simplified, ok = onnxsim.simplify(m, skipped_optimizers=["fuse_attention"])
     if not ok:
         raise ExportError(f"{name}: onnxsim could not validate the simplified graph")
     return simplified

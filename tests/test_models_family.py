@@ -218,3 +218,19 @@ def test_tavdiff_training_time_selection_uses_the_ground_truth() -> None:
     gts[1][..., m.config.height // 2 :, :] = 1
     feats = [m.encode(v, a, text=ids, gt=g).cond for g in gts]
     assert all(f.shape == f_inf.cond.shape for f in feats)
+
+
+def test_dltfb_group_shift_is_a_zero_filled_roll_per_channel_group() -> None:
+    from salrt.models.dtfsal import group_shift
+
+    x = torch.randn(2, 11, 3, 5, 7)
+    for dim in (3, 4):
+        expect = []
+        for g, s in zip(torch.chunk(x, 5, dim=1), range(-2, 3)):
+            r = torch.roll(g, s, dims=dim).clone()
+            if s > 0:
+                r.narrow(dim, 0, s).zero_()
+            elif s < 0:
+                r.narrow(dim, x.shape[dim] + s, -s).zero_()
+            expect.append(r)
+        assert torch.equal(group_shift(x, dim, 2), torch.cat(expect, dim=1))

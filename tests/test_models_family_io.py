@@ -162,9 +162,12 @@ def test_export_matches_torch_in_onnxruntime(tmp_path: Path, name: str) -> None:
     man = export_onnx(m, tmp_path, batch="1:1:2", check_batches=(2,))
     graphs = ["predictor"] if m.kind == "direct" else ["encoder", "denoiser", "sampler"]
     assert list(man["graphs"]) == graphs
+    from salrt.export.tensorrt import check_tensorrt_ops
+
     for g in graphs:
         for check in man["graphs"][g]["validation"]:
             assert all(e["max_abs"] < 1e-4 for e in check["outputs"].values()), (g, check)
+        assert check_tensorrt_ops(tmp_path / man["graphs"][g]["file"]) == []  # standard ops only
     c = m.config
     v, a, n = synthetic_inputs(c.video_shape, c.audio_shape, 2, seed=11)
     cond = {}

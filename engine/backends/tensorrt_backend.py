@@ -36,7 +36,7 @@ class TensorRTBackend:
                 raise SalrtError(f"{e['file']}: TensorRT could not deserialise the engine (other GPU or version?)")
             self.engines[name] = engine
             self.contexts[name] = engine.create_execution_context()
-        self.steps = self.manifest["steps"] if "sampler" in self.engines else None
+        self.steps = self.manifest["steps"] if "sampler" in self.engines and "predictor" not in self.engines else None
         self.stream = self.torch.cuda.Stream()
         self.use_cuda_graph = use_cuda_graph
         self._graphs: dict[tuple, Any] = {}
@@ -85,27 +85,33 @@ class TensorRTBackend:
         torch = self.torch
         return self.run("denoiser", {"x_t": torch.as_tensor(x_t), "t": torch.as_tensor(t), **features})[0]
 
-    def sample(self, video: Any, audio: Any, steps: int = 4, noise: Any = None, seed: int | None = None) -> Any:
+    def sample(self, video: Any, audio: Any, steps: int | None = 4, noise: Any = None, seed: int | None = None,
+               **conditions: Any) -> Any:  # fmt: skip
+        """The ``sampler`` engine (its exported step count), or ``predictor`` for one-pass models;
+        ``conditions`` (TAVDiff's ``text`` ids) are bound as extra inputs."""
         torch = self.torch
-        if steps != self.steps:
-            raise SalrtError(f"this TensorRT export samples {self.steps} steps; re-export with --steps {steps}")
-        b = torch.as_tensor(video).shape[0]
-        if noise is None:
-            gen = torch.Generator(device="cuda").manual_seed(seed or 0)
-            noise = torch.randn((b, *self.map_shape), generator=gen, device="cuda")
-        feeds = {"video": torch.as_tensor(video), "audio": torch.as_tensor(audio), "noise": torch.as_tensor(noise)}
+        feeds = {"video": torch.as_tensor(video), "audio": torch.as_tensor(audio),
+                 **{k: torch.as_tensor(v) for k, v in conditions.items()}}  # fmt: skip
+        graph = "predictor" if "predictor" in self.engines else "sampler"
+        if graph == "sampler":
+            if steps != self.steps:
+                raise SalrtError(f"this TensorRT export samples {self.steps} steps; re-export with --steps {steps}")
+            if noise is None:
+                gen = torch.Generator(device="cuda").manual_seed(seed or 0)
+                noise = torch.randn((feeds["video"].shape[0], *self.map_shape), generator=gen, device="cuda")
+            feeds["noise"] = torch.as_tensor(noise)
         if not self.use_cuda_graph:
-            return self.run("sampler", feeds)[0]
+            return self.run(graph, feeds)[0]
         key = tuple(tuple(x.shape) for x in feeds.values())
         if key not in self._graphs:  # capture once per static shape: one graph replay per clip
             static_in = {k: v.to("cuda").clone() for k, v in feeds.items()}
-            self.run("sampler", static_in)  # warm-up outside capture
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, stream=self.stream):
-                static_out = self.run("sampler", static_in, sync=False)
-            self._graphs[key] = (graph, static_in, static_out)
-        graph, static_in, static_out = self._graphs[key]
+            self.run(graph, static_in)  # warm-up outside capture
+            cuda_graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(cuda_graph, stream=self.stream):
+                static_out = self.run(graph, static_in, sync=False)
+            self._graphs[key] = (cuda_graph, static_in, static_out)
+        cuda_graph, static_in, static_out = self._graphs[key]
         for k, v in feeds.items():
             static_in[k].copy_(v)
-        graph.replay()
+        cuda_graph.replay()
         return static_out[0].clone()

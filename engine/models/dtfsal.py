@@ -112,19 +112,29 @@ class LTEB(nn.Module):
 
 
 def group_shift(x: torch.Tensor, dim: int, shift: int) -> torch.Tensor:
-    """Roll 2*shift+1 channel groups by -shift..shift along ``dim`` (zero-filled, UNeXt-style)."""
-    groups = torch.chunk(x, 2 * shift + 1, dim=1)
+    """Roll 2*shift+1 channel groups by -shift..shift along ``dim`` (zero-filled, UNeXt-style).
+
+    Groups as ``torch.chunk`` makes them, cut with plain slices (exports as ONNX Slice, no sequences)."""
+    c, n = int(x.shape[1]), int(x.shape[dim])
+    size = -(-c // (2 * shift + 1))
+
+    def part(t: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        idx = [slice(None)] * t.dim()
+        idx[dim] = slice(start, stop)
+        return t[tuple(idx)]
+
     out = []
-    for g, s in zip(groups, range(-shift, shift + 1)):
-        if s == 0:
+    for i, s in enumerate(range(-shift, shift + 1)):
+        if i * size >= c:
+            break
+        g = x[:, i * size : (i + 1) * size]
+        k = min(abs(s), n)
+        if k == 0:
             out.append(g)
-            continue
-        pad = [0, 0] * (x.dim() - 2)
-        side = (x.dim() - 1 - dim) * 2
-        pad[side : side + 2] = [max(s, 0), max(-s, 0)]
-        g = F.pad(g, pad)
-        n = x.shape[dim]
-        out.append(g.narrow(dim, max(-s, 0), n))
+        elif s > 0:
+            out.append(torch.cat([torch.zeros_like(part(g, 0, k)), part(g, 0, n - k)], dim=dim))
+        else:
+            out.append(torch.cat([part(g, k, n), torch.zeros_like(part(g, 0, k))], dim=dim))
     return torch.cat(out, dim=1)
 
 
