@@ -230,3 +230,21 @@ def test_info_cli_reports_paper_figures(capsys: pytest.CaptureFixture) -> None:
     assert "denoiser step" in capsys.readouterr().out
     assert main(["info", "avrsp", "--audio-shape", "1x9x112x192"]) == 2
     assert "log-mel" in capsys.readouterr().err
+
+
+def test_export_cli_then_run_with_onnxruntime(tmp_path: Path, clip_file: Path, bpe_file: Path) -> None:
+    """salrt export --model tavdiff, then salrt run --backend onnxruntime: the runtime takes the
+    model's input contract from the manifest and feeds caption ids to the exported graphs."""
+    exp = tmp_path / "exp"
+    assert main(["export", "--model", "tavdiff", "--config", "tiny", "--random-weights", "-o", str(exp), "--quiet"]) == 0
+    man = json.loads((exp / "manifest.json").read_text())
+    assert man["model"] == "tavdiff" and man["graphs"]["sampler"]["inputs"]["text"]["dtype"] == "int64"
+    (tmp_path / "caps.json").write_text(json.dumps({"0": "a big cab"}))
+    common = ["run", str(clip_file), "--model", "tavdiff", "--outputs", "npy", "--quiet",
+              "--captions", str(tmp_path / "caps.json"), "--bpe", str(bpe_file)]  # fmt: skip
+    assert main([*common, "--backend", "onnxruntime", "--export-dir", str(exp), "-o", str(tmp_path / "ort")]) == 0
+    assert main([*common, "--config", "tiny", "--random-weights", "-o", str(tmp_path / "torch")]) == 0
+    ort_maps = np.load(tmp_path / "ort" / "clip_maps.npy").astype(int)
+    torch_maps = np.load(tmp_path / "torch" / "clip_maps.npy").astype(int)
+    assert ort_maps.shape == torch_maps.shape == (18, 64, 128)
+    assert np.abs(ort_maps - torch_maps).max() <= 1  # uint8 maps: equal up to rounding
