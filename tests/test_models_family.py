@@ -120,6 +120,8 @@ def test_mubic_cost_matches_thesis_and_ablation_switches_change_it() -> None:
     assert (full.paper_macs - skip.paper_macs) / 1e9 == pytest.approx(1.4, abs=0.3)
     uni = cost_report(dataclasses.replace(salrt.MUBiCConfig(), bidirectional=False), model="mubic")
     assert uni.paper_macs < full.paper_macs and uni.paper_params < full.paper_params
+    concat = cost_report(dataclasses.replace(salrt.MUBiCConfig(), gated_fusion=False), model="mubic")
+    assert concat.paper_macs < full.paper_macs and concat.paper_params < full.paper_params
 
 
 def test_every_model_reports_cost_in_both_conventions() -> None:
@@ -234,3 +236,13 @@ def test_dltfb_group_shift_is_a_zero_filled_roll_per_channel_group() -> None:
                 r.narrow(dim, x.shape[dim] + s, -s).zero_()
             expect.append(r)
         assert torch.equal(group_shift(x, dim, 2), torch.cat(expect, dim=1))
+
+
+@pytest.mark.parametrize("switch", ["bidirectional", "residual_skip", "gated_fusion"])
+def test_mubic_ablation_variants_run(switch: str) -> None:
+    cfg = dataclasses.replace(salrt.MUBiCConfig.preset("tiny"), **{switch: False})
+    m = load_synthetic_weights(salrt.load_model("mubic", config=cfg))
+    v, a, n = inputs(m, 1)
+    out = m.sample(v, a, steps=2, noise=n)
+    full = tiny("mubic").sample(v, a, steps=2, noise=n)
+    assert out.shape == full.shape and float((out - full).abs().max()) > 0

@@ -32,7 +32,8 @@ Choices where the thesis is silent or contradicts itself (see shared/spec/mubic_
   normalised to 0..1; MLP 1 -> 16 -> 1 (ReLU), N = clamp(round(out), 1, max_steps). Untrained,
   it is initialised to output the thesis's default of 4 steps; ``steps=`` overrides it.
 - Ablation switches (Table 4.3): ``bidirectional`` (VBECA only), ``residual_skip``, ``gated_fusion``
-  (False: a 1x1x1 conv over the concatenation replaces the gate).
+  (False: "concat fusion", the concatenation [f_vc; f_ac] folded back to C channels by averaging
+  the two halves, with no learned gate).
 """
 
 from __future__ import annotations
@@ -167,7 +168,8 @@ class MMI(nn.Module):
         if cfg.bidirectional:
             self.abeca = CrossAttention(c, cfg.heads)
             self.conv_a = ConvModule(c, cfg.ffn_ratio)
-        self.gate = nn.Conv3d(2 * c, c, 1)
+        if cfg.gated_fusion:
+            self.gate = nn.Conv3d(2 * c, c, 1)
         if cfg.residual_skip:
             self.skip = nn.Conv3d(c, c, 1)
             self.alpha = nn.Parameter(torch.ones(()))
@@ -185,12 +187,11 @@ class MMI(nn.Module):
             f_ac = self.conv_a(f_ac)
         else:
             f_ac = a
-        x = torch.cat([f_vc, f_ac], dim=1)
         if self.cfg.gated_fusion:
-            g = torch.sigmoid(self.gate(x))
+            g = torch.sigmoid(self.gate(torch.cat([f_vc, f_ac], dim=1)))
             fused = g * f_vc + (1 - g) * f_ac  # [3.39]
-        else:
-            fused = self.gate(x)
+        else:  # concat fusion: [f_vc; f_ac] folded back to C channels
+            fused = 0.5 * (f_vc + f_ac)
         if self.cfg.residual_skip:
             fused = fused + self.alpha * self.skip(fv)  # [3.41] / Alg. 1 l.12
         return fused
