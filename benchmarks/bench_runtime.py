@@ -22,6 +22,7 @@ import torch
 import salrt
 from salrt.backends import load_backend
 from salrt.io import make_clip, open_media
+from salrt.io.contract import InputContract
 from salrt.runtime import Runtime, RunOptions
 from salrt.testing import load_synthetic_weights
 
@@ -53,7 +54,8 @@ def overhead(config: str, seconds: float, stride: int, batch: int, d: Path) -> d
         noise = np.random.default_rng(i).standard_normal((len(part), 1, *size)).astype(np.float32)
         backend.sample(np.stack([x.video for x in part]), np.stack([x.audio for x in part]), steps=4, noise=noise)
     model_s = time.perf_counter() - t
-    rt = Runtime(backend, [str(clip.path)], RunOptions(stride=stride, batch=batch, size=size, audio_size=asize))
+    rt = Runtime(backend, [str(clip.path)], RunOptions(stride=stride, batch=batch,
+                                                       contract=InputContract(size=size, audio_size=asize)))  # fmt: skip
     stats = rt.run(handle_signals=False)
     return {"config": config, "input": "640x360 H.264 + AAC", "seconds_of_video": seconds, "stride": stride,
             "batch": batch, "clips": len(clips), "model_only_s": round(model_s, 3),
@@ -84,7 +86,7 @@ def long_stream(minutes: float, d: Path) -> dict:
                     marks[f"minute_{minute:g}"] = round(peak[0], 1)
 
     rt = Runtime(load_backend("torch", model=m), [str(clip.path)],
-                 RunOptions(stride=8, batch=4, size=(c.height, c.width), audio_size=(c.audio_height, c.audio_width)),
+                 RunOptions(stride=8, batch=4, contract=InputContract.of(c)),
                  on_map=on_map)  # fmt: skip
     stats = rt.run(handle_signals=False)
     return {"config": "tiny", "input": "96x64, 25 fps, 16 kHz", "minutes": minutes, "stride": 8, "batch": 4,

@@ -170,7 +170,7 @@ class Bench:
 
     @property
     def diffusion(self) -> bool:
-        return getattr(self.model, "kind", "diffusion") == "diffusion"
+        return self.model.kind == "diffusion"
 
     def inputs(self, batch: int) -> list[tuple[Any, ...]]:
         """(video, audio, x_T, conditions) per repetition; conditions e.g. TAVDiff caption ids."""
@@ -180,7 +180,7 @@ class Bench:
             for s in range(self.reps):
                 v, a, n = (x.to(self.device) for x in synthetic_inputs(c.video_shape, c.audio_shape, batch, seed=100 + s))
                 cond = {}
-                for name, (shape, dtype) in getattr(self.model, "condition_shapes", dict)().items():
+                for name, (shape, dtype) in self.model.condition_shapes().items():
                     g = torch.Generator().manual_seed(200 + s)
                     ids = torch.randint(1, 1000, (batch, *shape), generator=g, dtype=dtype)
                     ids[:, 12:] = 0  # a 10-word caption: the rest is padding
@@ -325,11 +325,11 @@ def end_to_end(b: Bench, video: str, batch: int, steps: int, stride: int) -> dic
     from salrt.backends import load_backend
     from salrt.runtime import Runtime, RunOptions
 
-    from salrt.io.contract import contract_for
+    from salrt.io.contract import InputContract
 
     rt = Runtime(load_backend("torch", model=b.model), [video],
                  RunOptions(steps=steps if b.diffusion else None, stride=stride, batch=batch,
-                            contract=contract_for(b.model_name, b.cfg.to_dict())))  # fmt: skip
+                            contract=InputContract.of(b.cfg)))  # fmt: skip
     s = rt.run(handle_signals=False)
     return {"video": video, "batch": batch, "steps": steps, "stride": stride, "frames": s["frames_out"][0],
             "wall_s": s["wall_s"], "frames_per_s": s["fps_out"], "clips_per_s": s["clips_per_s"],
@@ -364,14 +364,13 @@ def cross_model(results: dict[str, dict[str, Any]]) -> tuple[str, list[dict[str,
     """One table over models: parameters, cost in both conventions, torch fp32 latency and throughput
     at batch 1 (the first step count), next to the figures each paper reports."""
     from salrt.cost import cost_report, paper_comparison
+    from salrt.models import MODELS
 
     rows = []
     for name, res in results.items():
         r = next((x for x in res["rows"] if x["backend"] == "torch" and x["precision"] == "fp32" and x["kernels"] == "torch"
                   and "skipped" not in x), None)  # fmt: skip
         steps = r["steps"] if r else 4
-        from salrt.models import MODELS
-
         cost = cost_report(MODELS[name][1].preset(res["config"]), batch=1, steps=steps, model=name)
         rows.append({"model": name, "params_m": sum(cost.params.values()) / 1e6, "thop_params_m": cost.paper_params / 1e6,
                      "thop_gmacs": cost.paper_macs / 1e9, "gflops_per_clip": cost.flops_per_clip / 1e9, "steps": steps,

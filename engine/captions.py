@@ -20,7 +20,8 @@ from salrt.errors import SalrtError
 CaptionFn = Callable[[str, int, float], "str | None"]
 
 
-def _read(path: Path) -> dict[int, str]:
+def _read(path: Path, stem: str) -> dict[int, str]:
+    """Frame captions of video ``stem`` in one file (JSON, possibly keyed by video stem, or text lines)."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -32,7 +33,8 @@ def _read(path: Path) -> dict[int, str]:
             raise SalrtError(f"{path}: invalid JSON ({exc})") from None
         if not isinstance(data, dict):
             raise SalrtError(f"{path}: expected an object mapping frame index to caption")
-        return _frames(data, path)
+        nested = {k: v for k, v in data.items() if isinstance(v, dict)}
+        return _frames(nested.get(stem, {}) if nested else data, path)
     return {i: line.strip() for i, line in enumerate(text.splitlines()) if line.strip()}
 
 
@@ -70,18 +72,9 @@ class Captions:
             stem = Path(video).stem
             if self.path.is_dir():
                 files = [self.path / f"{stem}{ext}" for ext in (".json", ".txt")]
-                table = next((_read(f) for f in files if f.is_file()), {})
-            elif self.path.suffix == ".json":
-                try:
-                    raw = json.loads(self.path.read_text(encoding="utf-8"))
-                except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-                    raise SalrtError(f"{self.path}: cannot read captions ({exc})") from None
-                if not isinstance(raw, dict):
-                    raise SalrtError(f"{self.path}: expected an object mapping frame index to caption")
-                nested = {k: v for k, v in raw.items() if isinstance(v, dict)}
-                table = _frames(nested.get(stem, {}), self.path) if nested else _frames(raw, self.path)
+                table = next((_read(f, stem) for f in files if f.is_file()), {})
             else:
-                table = _read(self.path)
+                table = _read(self.path, stem)
             keys = sorted(table)
             self._cache[video] = (keys, [table[k] for k in keys])
         return self._cache[video]

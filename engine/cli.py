@@ -197,13 +197,13 @@ def _export(args: argparse.Namespace) -> int:
 
 def _backend_for(args: argparse.Namespace):  # noqa: ANN202
     from salrt.backends import load_backend
-    from salrt.io.contract import contract_for
+    from salrt.io.contract import InputContract
 
     if args.backend in ("onnxruntime", "tensorrt"):
         if not args.export_dir:
             raise SalrtError(f"--backend {args.backend} needs --export-dir (made by salrt export)")
         b = load_backend(args.backend, export_dir=args.export_dir, device=args.device)
-        return b, contract_for(b.manifest["model"], b.manifest["config"])
+        return b, InputContract.from_manifest(b.manifest)
     model = _load_for_run(args)
     if args.kernels is None:  # triton is the default on CUDA
         args.kernels = "triton" if str(args.device).startswith("cuda") else "torch"
@@ -216,7 +216,7 @@ def _backend_for(args: argparse.Namespace):  # noqa: ANN202
         if on_cpu and os.environ.get("TRITON_INTERPRET") != "1":
             raise SalrtError("--kernels triton needs --device cuda (or TRITON_INTERPRET=1 to run them interpreted on CPU)")
         enable(model, force=on_cpu)
-    return load_backend(args.backend, model=model), contract_for(model.name, model.config.to_dict())
+    return load_backend(args.backend, model=model), InputContract.of(model.config)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -121,7 +121,7 @@ class CostReport:
 
 def _one_pass(model: nn.Module, inputs: dict[str, torch.Tensor], x_t: torch.Tensor, t: torch.Tensor) -> None:
     """What the papers profile: one forward of a direct model; encoders + one denoiser pass otherwise."""
-    if getattr(model, "kind", "diffusion") == "direct":
+    if model.kind == "direct":
         model.predict(**inputs)
     else:
         model.denoise(x_t, t, model.encode(**inputs))
@@ -170,7 +170,7 @@ def full_flops(model: nn.Module, inputs: dict[str, torch.Tensor], x_t: torch.Ten
             out["audio_encoder"], audio_feats = _count(lambda: model.audio_encoder(inputs["audio"]))
             out["audio_alignment"], aligned = _count(lambda: model.denoiser.align_audio(audio_feats, scales))
             out["denoiser_step"], _ = _count(lambda: model.denoiser(x_t, t, scales, aligned))
-        elif getattr(model, "kind", "") == "direct":
+        elif model.kind == "direct":
             out["forward"], _ = _count(lambda: model.predict(**inputs))
         else:
             out["encoders"], feats = _count(lambda: model.encode(**inputs))
@@ -182,7 +182,7 @@ def meta_inputs(model: nn.Module, batch: int) -> dict[str, torch.Tensor]:
     """Empty inputs of the model's paper sizes (call under ``torch.device("meta")``)."""
     cfg = model.config
     inputs = {"video": torch.empty(batch, *cfg.video_shape), "audio": torch.empty(batch, *cfg.audio_shape)}
-    for name, (shape, dtype) in getattr(model, "condition_shapes", lambda: {})().items():
+    for name, (shape, dtype) in model.condition_shapes().items():
         inputs[name] = torch.zeros(batch, *shape, dtype=dtype)
     return inputs
 

@@ -312,16 +312,13 @@ def write_results(result: dict[str, Any], out: str | Path, settings: dict[str, A
 
 
 # ----------------------------------------------------------------------------- predicting
-def param_device(model: Any) -> Any:
-    return next(model.parameters()).device
-
-
 def predict_video(model: Any, video: Video, out_dir: str | Path, steps: int = 4, batch: int = 1,
                   seed: int = 0) -> int:  # fmt: skip
     """Run ``model`` over one dataset video and write ``out_dir/<video>/<frame:05d>.png`` (1-based)."""
     import torch
 
     from salrt.io import open_media
+    from salrt.io.contract import InputContract
     from salrt.sinks import PngSink
 
     if video.source is None:
@@ -329,16 +326,14 @@ def predict_video(model: Any, video: Video, out_dir: str | Path, steps: int = 4,
     cfg = model.config
     audio = video.audio if video.audio and Path(video.audio).is_file() else None
     opts = {"framerate": str(video.fps), "start_number": "1"} if video.source_format == "image2" and video.fps else None
-    from salrt.io.contract import contract_for
-
-    contract = contract_for(model.name, cfg.to_dict())
+    contract = InputContract.of(cfg)
     media = open_media(video.source, format=video.source_format, options=opts, fps=video.fps, audio=audio,
                        **contract.media_options())  # fmt: skip
-    cond: dict[str, Any] = {}
-    if contract.text_context:  # no captions in the saliency datasets: the model's AV variant
-        cond["text"] = torch.zeros(batch, contract.text_context, dtype=torch.long, device=param_device(model))
     sink = PngSink(Path(out_dir) / video.name)  # <frame:05d>.png, 1-based: what match() reads
     param = next(model.parameters())
+    cond: dict[str, Any] = {}
+    if contract.text_context:  # no captions in the saliency datasets: the model's AV variant
+        cond["text"] = torch.zeros(batch, contract.text_context, dtype=torch.long, device=param.device)
     gen = torch.Generator().manual_seed(seed)
     written = 0
     pending: list[Any] = []

@@ -21,6 +21,7 @@ import numpy as np
 from salrt.backends.base import to_numpy
 from salrt.errors import MediaError, SalrtError
 from salrt.io import open_media
+from salrt.io.contract import InputContract
 
 _END = object()
 
@@ -39,10 +40,7 @@ class RunOptions:
     backoff_s: float = 1.0
     timeout_s: float = 10.0  # network inputs: open/read timeout, so a stalled stream is retried
     seed: int = 0
-    size: tuple[int, int] = (224, 384)
-    clip_len: int = 16  # frames per clip (the model's config.frames)
-    audio_size: tuple[int, int] = (112, 192)
-    contract: Any = None  # salrt.io.contract.InputContract: overrides size/clip_len/audio_size
+    contract: InputContract = dataclasses.field(default_factory=InputContract)  # the model's clip format
     captions: Any = None  # salrt.captions.Captions for text-conditioned models
 
 
@@ -94,10 +92,8 @@ class Runtime:
     # -- stages ------------------------------------------------------------------------------
     def _open(self, i: int) -> Any:
         o = self.opt
-        media = (o.contract.media_options() if o.contract is not None
-                 else {"clip_len": o.clip_len, "size": o.size, "audio_size": o.audio_size})  # fmt: skip
         return open_media(self.sources[i], stride=o.stride, keep_frames=self.keep_frames,
-                          timeout=o.timeout_s if _is_stream(self.sources[i]) else None, **media)  # fmt: skip
+                          timeout=o.timeout_s if _is_stream(self.sources[i]) else None, **o.contract.media_options())  # fmt: skip
 
     def _decode(self, i: int) -> None:
         attempt, delivered = 0, -1
@@ -188,10 +184,9 @@ class Runtime:
         self.stats["model"].depths.append(self.clips.qsize())
         video = np.stack([j.clip.video for j in jobs])
         audio = np.stack([j.clip.audio for j in jobs])
-        size = self.opt.contract.size if self.opt.contract is not None else self.opt.size
-        noise = rng.standard_normal((len(jobs), 1, *size)).astype(np.float32)
+        noise = rng.standard_normal((len(jobs), 1, *self.opt.contract.size)).astype(np.float32)
         conditions = {}
-        ctx = getattr(self.opt.contract, "text_context", None)
+        ctx = self.opt.contract.text_context
         if ctx:  # text-conditioned model: caption ids per clip, zeros (its AV variant) without captions
             cap = self.opt.captions
             conditions["text"] = np.stack([cap.tokens(self.sources[j.source], j.clip.target_index, j.clip.target_time)
@@ -339,10 +334,8 @@ def stream(source: str, *, model: Any = None, backend: Any = None, **options: An
     if backend is None:
         if model is None:
             raise SalrtError("salrt.stream needs model= or backend=")
-        from salrt.io.contract import contract_for
-
         backend = load_backend("torch", model=model)
-        options.setdefault("contract", contract_for(model.name, model.config.to_dict()))
+        options.setdefault("contract", InputContract.of(model.config))
     out: queue.Queue[Any] = queue.Queue(maxsize=64)
     rt = Runtime(backend, [source], RunOptions(**options), on_map=lambda i, idx, ts, m: out.put((ts, m)))
     result: dict[str, Any] = {}

@@ -1,6 +1,6 @@
-"""Export-friendly views of a DiffSal model: flat tensor inputs and outputs, one module per graph.
+"""Export-friendly views of the models: flat tensor inputs and outputs, one module per graph.
 
-Graphs (names are part of the exported contract, see ``manifest.json``):
+Graphs (names are part of the exported contract, see ``manifest.json``). DiffSal:
 
 - ``video_encoder``: video (B,3,T,H,W) -> v0..v3, the four MViT scales, coarsest first;
 - ``audio_encoder``: audio (B,1,S,h,w) -> a0..a3, the audio features aligned to each decoder stage;
@@ -8,6 +8,9 @@ Graphs (names are part of the exported contract, see ``manifest.json``):
   (the finest video scale v3 is computed by the encoder, as in the reference, but never used);
 - ``sampler``: video, audio, noise (x_T) -> map (B,1,H,W): both encoders and the whole
   ``steps``-step DDIM loop (eta = 0) unrolled, with the reference's final clamp to [0, 1].
+
+MUBiC and TAVDiff: ``encoder`` (-> f0..fN [, steps_raw]), ``denoiser`` and ``sampler`` (their
+conditions, e.g. ``text``, between audio and noise). One-pass models: ``predictor``.
 """
 
 from __future__ import annotations
@@ -61,27 +64,6 @@ class DenoiserGraph(nn.Module):
         return self.denoiser(x_t, t, (v0, v1, v2), (a0, a1, a2, a3))
 
 
-class SamplerGraph(nn.Module):
-    """video, audio, noise -> map: encoders + ``steps`` unrolled DDIM steps (eta = 0) + clamp."""
-
-    def __init__(self, model: DiffSal, steps: int = 4) -> None:
-        super().__init__()
-        self.video_encoder = model.video_encoder
-        self.audio_encoder = model.audio_encoder
-        self.denoiser = model.denoiser
-        self.scheduler = model.scheduler
-        self.plan = model.scheduler.timesteps(steps)
-
-    def forward(self, video: torch.Tensor, audio: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        scales = tuple(self.video_encoder(video))
-        aligned = tuple(self.denoiser.align_audio(self.audio_encoder(audio), scales))
-        x = noise
-        ones = torch.ones_like(noise[:, 0, 0, 0], dtype=torch.long)
-        for step in self.plan:  # the scheduler's coefficients are traced in as constants
-            x = self.scheduler.step(self.denoiser(x, ones * step.t, scales, aligned), x, step)
-        return x.clamp(0.0, 1.0)
-
-
 class PredictorGraph(nn.Module):
     """video, audio -> map: one pass of a direct (non-diffusion) model."""
 
@@ -93,9 +75,10 @@ class PredictorGraph(nn.Module):
         return self.model.predict(video, audio)
 
 
-class ConditionalSamplerGraph(nn.Module):
+class SamplerGraph(nn.Module):
     """video, audio, [conditions...], noise -> map: a diffusion model's encoder, ``steps`` unrolled
-    DDIM steps (eta = 0) of its denoiser, and the final clamp."""
+    DDIM steps (eta = 0) of its denoiser (the scheduler's coefficients traced in as constants), and
+    the final clamp to [0, 1] (the reference's)."""
 
     def __init__(self, model: nn.Module, steps: int = 4) -> None:
         super().__init__()

@@ -21,10 +21,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from salrt.cost import meta_inputs
 from salrt.errors import SalrtError
+from salrt.io.contract import InputContract
 from salrt.metrics import pearson
 from salrt.export.graphs import (AUDIO_FEATURES, DENOISER_VIDEO, VIDEO_FEATURES, AudioEncoderGraph, ConditionalDenoiserGraph,
-                                 ConditionalEncoderGraph, ConditionalSamplerGraph, DenoiserGraph, PredictorGraph, SamplerGraph,
+                                 ConditionalEncoderGraph, SamplerGraph, DenoiserGraph, PredictorGraph,
                                  VideoEncoderGraph)  # fmt: skip
 from salrt.models.diffsal import DiffSal
 
@@ -73,54 +75,44 @@ class BatchSpec:
 def _io_spec(model: nn.Module, batch: int) -> dict[str, dict[str, tuple[int, ...]]]:
     """Shapes of every graph's inputs and outputs at ``batch`` (from a meta-device trace)."""
     cfg = model.config
-    if not isinstance(model, DiffSal):
-        x = (batch, 1, cfg.height, cfg.width)
-        ins = {"video": (batch, *cfg.video_shape), "audio": (batch, *cfg.audio_shape)}
-        for name, (shape, _) in getattr(model, "condition_shapes", dict)().items():
-            ins[name] = (batch, *shape)
-        if model.kind == "direct":
-            return {"predictor": {"inputs": ins, "outputs": {"map": x}}}
-        import copy
-
-        with torch.device("meta"):
-            meta_in = {k: torch.zeros(v, dtype=torch.long) if k == "text" else torch.empty(v) for k, v in ins.items()}
-        meta = copy.deepcopy(model).to("meta")
-        with torch.no_grad():
-            feats = meta.feature_tensors(meta.encode(**meta_in))
-        fspec = {f"f{i}": tuple(f.shape) for i, f in enumerate(feats)}
-        enc_out = {**fspec, **({"steps_raw": (batch,)} if hasattr(model, "raw_step_count") else {})}
-        return {"encoder": {"inputs": ins, "outputs": enc_out},
-                "denoiser": {"inputs": {"x_t": x, "t": (batch,), **fspec}, "outputs": {"x0": x}},
-                "sampler": {"inputs": {**ins, "noise": x}, "outputs": {"map": x}}}  # fmt: skip
-    with torch.device("meta"):
-        video = torch.empty(batch, *cfg.video_shape)
-        audio = torch.empty(batch, *cfg.audio_shape)
-    feats = _run_meta(model, video, audio)
-    v = dict(zip(VIDEO_FEATURES, (tuple(x.shape) for x in feats.video)))
-    a = dict(zip(AUDIO_FEATURES, (tuple(x.shape) for x in feats.audio_aligned)))
     x = (batch, 1, cfg.height, cfg.width)
-    return {
-        "video_encoder": {"inputs": {"video": tuple(video.shape)}, "outputs": v},
-        "audio_encoder": {"inputs": {"audio": tuple(audio.shape)}, "outputs": a},
-        "denoiser": {"inputs": {"x_t": x, "t": (batch,), **{k: v[k] for k in DENOISER_VIDEO}, **a},
-                     "outputs": {"x0": x}},
-        "sampler": {"inputs": {"video": tuple(video.shape), "audio": tuple(audio.shape), "noise": x},
-                    "outputs": {"map": x}},  # fmt: skip
-    }
+    with torch.device("meta"):
+        meta_in = meta_inputs(model, batch)
+    ins = {k: tuple(v.shape) for k, v in meta_in.items()}
+    if model.kind == "direct":
+        return {"predictor": {"inputs": ins, "outputs": {"map": x}}}
+    feats = _run_meta(model, meta_in)
+    sampler = {"inputs": {**ins, "noise": x}, "outputs": {"map": x}}
+    if isinstance(model, DiffSal):
+        v = dict(zip(VIDEO_FEATURES, (tuple(f.shape) for f in feats.video)))
+        a = dict(zip(AUDIO_FEATURES, (tuple(f.shape) for f in feats.audio_aligned)))
+        return {
+            "video_encoder": {"inputs": {"video": ins["video"]}, "outputs": v},
+            "audio_encoder": {"inputs": {"audio": ins["audio"]}, "outputs": a},
+            "denoiser": {"inputs": {"x_t": x, "t": (batch,), **{k: v[k] for k in DENOISER_VIDEO}, **a},
+                         "outputs": {"x0": x}},
+            "sampler": sampler,
+        }  # fmt: skip
+    fspec = {f"f{i}": tuple(f.shape) for i, f in enumerate(model.feature_tensors(feats))}
+    enc_out = {**fspec, **({"steps_raw": (batch,)} if hasattr(model, "raw_step_count") else {})}
+    return {"encoder": {"inputs": ins, "outputs": enc_out},
+            "denoiser": {"inputs": {"x_t": x, "t": (batch,), **fspec}, "outputs": {"x0": x}},
+            "sampler": sampler}  # fmt: skip
 
 
-def _run_meta(model: DiffSal, video: torch.Tensor, audio: torch.Tensor) -> Any:
+def _run_meta(model: nn.Module, inputs: dict[str, torch.Tensor]) -> Any:
+    """The model's per-clip features for meta ``inputs`` (on a meta copy: the model is not moved)."""
     import copy
 
     meta = copy.deepcopy(model).to("meta")
     with torch.no_grad():
-        return meta.encode(video, audio)
+        return meta.encode(**inputs)
 
 
 def _module(model: nn.Module, name: str, steps: int, spec: dict[str, Any]) -> nn.Module:
     if not isinstance(model, DiffSal):
         return {"predictor": PredictorGraph, "encoder": ConditionalEncoderGraph, "denoiser": ConditionalDenoiserGraph,
-                "sampler": lambda m: ConditionalSamplerGraph(m, steps)}[name](model)  # fmt: skip
+                "sampler": lambda m: SamplerGraph(m, steps)}[name](model)  # fmt: skip
     hw = spec["video_encoder"]["outputs"]["v0"][-2:]
     return {"video_encoder": VideoEncoderGraph, "audio_encoder": lambda m: AudioEncoderGraph(m, hw),
             "denoiser": DenoiserGraph, "sampler": lambda m: SamplerGraph(m, steps)}[name](model)  # fmt: skip
@@ -268,7 +260,7 @@ def export_onnx(model: nn.Module, out_dir: str | Path, *, precision: str = "fp32
     manifest: dict[str, Any] = {
         "format": "salrt-onnx/1", "model": model.name, "config": model.config.to_dict(), "precision": precision,
         "batch": dataclasses.asdict(bs), "opset": opset, "steps": steps, "eta": 0.0,
-        "kind": getattr(model, "kind", "diffusion"),
+        "kind": model.kind, "contract": InputContract.of(model.config).to_dict(),
         "timesteps": [s.t for s in model.scheduler.timesteps(steps)] if hasattr(model, "scheduler") else [],
         "preprocessing": {"video": {"layout": "B,3,T,H,W RGB", "range": "0..255 then (x - mean) / std",
                                     "mean": list(imaging.VIDEO_MEAN), "std": list(imaging.VIDEO_STD),

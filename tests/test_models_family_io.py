@@ -248,3 +248,18 @@ def test_export_cli_then_run_with_onnxruntime(tmp_path: Path, clip_file: Path, b
     torch_maps = np.load(tmp_path / "torch" / "clip_maps.npy").astype(int)
     assert ort_maps.shape == torch_maps.shape == (18, 64, 128)
     assert np.abs(ort_maps - torch_maps).max() <= 1  # uint8 maps: equal up to rounding
+
+
+def test_input_contract_of_configs_and_manifests() -> None:
+    from salrt.io.contract import InputContract
+
+    avrsp = InputContract.of(salrt.AVRSPConfig())
+    assert (avrsp.clip_len, avrsp.target, avrsp.start, avrsp.audio_format, avrsp.audio_samples) == (32, "last", "reverse", "waveform", 70560)
+    tav = InputContract.of(salrt.TAVDiffConfig())
+    assert (tav.target, tav.start, tav.text_context) == ("centre", "repeat", 77)
+    assert InputContract.from_manifest({"contract": json.loads(json.dumps(avrsp.to_dict()))}) == avrsp
+    # exports written before manifests carried the contract: DiffSal's clips from its config
+    old = {"model": "diffsal", "config": {"frames": 16, "height": 64, "width": 128, "audio_height": 32, "audio_width": 64}}
+    assert InputContract.from_manifest(old) == InputContract(size=(64, 128), audio_size=(32, 64))
+    with pytest.raises(SalrtError, match="re-export"):
+        InputContract.from_manifest({"model": "mubic", "config": {}})

@@ -16,6 +16,7 @@ import pytest
 import salrt
 from salrt.cli import main
 from salrt.io import make_clip
+from salrt.io.contract import InputContract
 from salrt.runtime import Runtime, RunOptions, default_sinks, stream
 
 SMALL = dict(width=96, height=64)
@@ -39,7 +40,7 @@ class CountingBackend:
 
 
 def _opts(**kw) -> RunOptions:  # noqa: ANN003
-    return RunOptions(size=(64, 128), audio_size=(32, 64), **kw)
+    return RunOptions(contract=InputContract(size=(64, 128), audio_size=(32, 64)), **kw)
 
 
 def test_stride_interpolates_every_frame(tmp_path: Path) -> None:

@@ -10,7 +10,8 @@ import numpy as np
 
 from salrt.backends.base import require, to_numpy
 from salrt.errors import SalrtError
-from salrt.sampling.schedule import alphas_cumprod_f32, apply_ddim, ddim_coefficients, ddim_plan, diffsal_cosine_betas
+from salrt.sampling.schedule import (adaptive_step_count, alphas_cumprod_f32, apply_ddim, ddim_coefficients, ddim_plan,
+                                     diffsal_cosine_betas)  # fmt: skip
 
 
 def read_manifest(directory: str | Path) -> dict[str, Any]:
@@ -52,7 +53,6 @@ class OnnxRuntimeBackend:
                 raise SalrtError(f"{path}: listed in the manifest but missing")
             self.sessions[name] = ort.InferenceSession(str(path), opts, providers=providers)
         self.steps = self.manifest["steps"] if "sampler" in self.sessions else None
-        self.name_model = self.manifest["model"]
         self.float = np.float16 if self.manifest["precision"] == "fp16" else np.float32
         self._abar = alphas_cumprod_f32(diffsal_cosine_betas())
         cfg = self.manifest["config"]
@@ -91,10 +91,14 @@ class OnnxRuntimeBackend:
         if steps == self.steps:
             return self._run("sampler", {"video": self._f(video), "audio": self._f(audio), "noise": x})[0]
         feats = self.encode(video, audio)
+        return np.clip(self._ddim(x, steps, lambda x_t, t: self.denoise(x_t, t, feats)), 0.0, 1.0)
+
+    def _ddim(self, x: np.ndarray, steps: int, denoise: Any) -> np.ndarray:
+        """The numpy DDIM loop (eta = 0) from x_T over ``steps`` steps; ``denoise(x_t, t) -> x0``."""
         for st in ddim_plan(steps):
-            x0 = self.denoise(x, np.full((b,), st.t, np.int64), feats)
+            x0 = denoise(x, np.full((x.shape[0],), st.t, np.int64))
             x = apply_ddim(x0, x, ddim_coefficients(self._abar, st)).astype(self.float)
-        return np.clip(x, 0.0, 1.0)
+        return x
 
     def _sample_conditional(self, video: Any, audio: Any, steps: int | None, noise: Any, seed: int | None,
                             cond: dict[str, np.ndarray]) -> np.ndarray:  # fmt: skip
@@ -115,19 +119,15 @@ class OnnxRuntimeBackend:
         if steps is None:
             if "steps_raw" not in outs:
                 raise SalrtError(f"{self.manifest['model']} has no adaptive step count: pass steps")
-            top = int(self.manifest["config"].get("max_steps", 1000))
-            counts = [int(min(max(round(float(r)), 1), top)) for r in outs["steps_raw"]]
+            top = int(self.manifest["config"]["max_steps"])
+            counts = [adaptive_step_count(r, top) for r in outs["steps_raw"]]
         else:
             counts = [int(steps)] * b
         result = np.empty_like(x_T)
         for n in sorted(set(counts)):  # items that chose the same count run together
             idx = np.array([i for i, c in enumerate(counts) if c == n])
-            x = x_T[idx]
             f = {k: v[idx] for k, v in feats.items()}
-            for st in ddim_plan(n):
-                x0 = self._run("denoiser", {"x_t": x, "t": np.full((len(idx),), st.t, np.int64), **f})[0]
-                x = apply_ddim(x0, x, ddim_coefficients(self._abar, st)).astype(self.float)
-            result[idx] = x
+            result[idx] = self._ddim(x_T[idx], n, lambda x_t, t, f=f: self._run("denoiser", {"x_t": x_t, "t": t, **f})[0])
         return np.clip(result, 0.0, 1.0)
 
     def _only(self, graph: str, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -1,28 +1,28 @@
-"""What a model expects from the input pipeline, from its name and config (no torch needed).
+"""What a model expects from the input pipeline (no torch needed).
 
-The runtime and the onnxruntime backend read this from a loaded model or an export manifest.
+Built from a model's config (:meth:`InputContract.of`), whose class attributes ``audio_format``,
+``target`` and ``start`` say how its clips are made, and written into every export manifest so the
+onnxruntime/TensorRT path reads it back without torch (:meth:`InputContract.from_manifest`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from salrt.errors import SalrtError
 from salrt.io import audio as A
-
-# audio front end and the clip frame each model's map belongs to
-_MODEL_INPUT = {
-    "diffsal": ("logmel", "centre"), "mubic": ("logmel", "centre"), "dtfsal": ("logmel", "last"),
-    "avrsp": ("waveform", "last"), "tavdiff": ("waveform", "centre"),
-}  # fmt: skip
 
 
 @dataclass(frozen=True)
 class InputContract:
-    clip_len: int
-    size: tuple[int, int]
-    target: str
-    audio_format: str
+    """Defaults: DiffSal's 16-frame 224x384 clips with 9 log-mel slices, map of the median frame."""
+
+    clip_len: int = 16
+    size: tuple[int, int] = (224, 384)
+    target: str = "centre"  # the frame each clip's map belongs to: "centre" or "last"
+    audio_format: str = "logmel"  # or "waveform"
     audio_size: tuple[int, int] = A.SLICE_SIZE
     audio_samples: int = A.REFERENCE_BUFFER
     audio_rate: int = A.WAVEFORM_RATE
@@ -35,13 +35,25 @@ class InputContract:
                 "audio_format": self.audio_format, "audio_samples": self.audio_samples, "audio_rate": self.audio_rate,
                 "start": self.start}  # fmt: skip
 
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
-def contract_for(model: str, config: dict[str, Any]) -> InputContract:
-    """The contract of model ``model`` with ``config`` (a config's ``to_dict()`` or a manifest's)."""
-    fmt, target = _MODEL_INPUT[model]
-    c = config
-    text = c.get("text", {}).get("context") if isinstance(c.get("text"), dict) else None
-    return InputContract(clip_len=c["frames"], size=(c["height"], c["width"]), target=target, audio_format=fmt,
-                         audio_size=(c.get("audio_height", A.SLICE_SIZE[0]), c.get("audio_width", A.SLICE_SIZE[1])),
-                         audio_samples=c.get("audio_samples", A.REFERENCE_BUFFER), text_context=text,
-                         start="reverse" if model == "avrsp" else "repeat")  # fmt: skip
+    @classmethod
+    def of(cls, config: Any) -> "InputContract":
+        """The contract of a model config object."""
+        c = config
+        return cls(clip_len=c.frames, size=(c.height, c.width), target=c.target, audio_format=c.audio_format,
+                   audio_size=(getattr(c, "audio_height", A.SLICE_SIZE[0]), getattr(c, "audio_width", A.SLICE_SIZE[1])),
+                   audio_samples=getattr(c, "audio_samples", A.REFERENCE_BUFFER),
+                   audio_rate=getattr(c, "audio_rate", A.WAVEFORM_RATE),
+                   text_context=c.text.context if hasattr(c, "text") else None, start=c.start)  # fmt: skip
+
+    @classmethod
+    def from_manifest(cls, manifest: dict[str, Any]) -> "InputContract":
+        """The contract recorded in an export manifest (exports older than it: DiffSal's, from its config)."""
+        if "contract" in manifest:
+            return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in manifest["contract"].items()})
+        if manifest.get("model") != "diffsal":
+            raise SalrtError(f"export of {manifest.get('model')!r} without an input contract: re-export it")
+        c = manifest["config"]
+        return cls(clip_len=c["frames"], size=(c["height"], c["width"]), audio_size=(c["audio_height"], c["audio_width"]))

@@ -259,7 +259,11 @@ class MediaClips:
     def _audio_tensor(self, excerpt: np.ndarray, rate: int) -> Any:
         if self.audio_format == "waveform":
             w = A.clip_waveform(excerpt, rate, self.clip_len, self.audio_samples, self.audio_rate, self.resampler)
-            return w if self.device is None else __import__("torch").from_numpy(w).to(self.device)
+            if self.device is None:
+                return w
+            import torch
+
+            return torch.from_numpy(w).to(self.device)
         if self.device is None:
             return A.clip_audio(excerpt, rate, self.audio_size, self.resampler)
         import torch
@@ -357,7 +361,8 @@ class MediaClips:
                 excerpt = ring.read(start + off, end + off)
                 if excerpt.shape[0] < end - start + 1:
                     self.stats.clips_short_audio += 1
-                limit = A.REFERENCE_BUFFER if self.audio_format == "logmel" else self.audio_samples * rate_ratio(audio_rate, self.audio_rate)
+                # the log-mel buffer holds native-rate samples; the waveform buffer, audio_rate samples
+                limit = A.REFERENCE_BUFFER if self.audio_format == "logmel" else self.audio_samples * audio_rate / self.audio_rate
                 if excerpt.shape[0] > limit:
                     self.stats.excerpts_cropped += 1
                 aud = self._audio_tensor(excerpt, audio_rate)
@@ -460,10 +465,6 @@ class MediaClips:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def rate_ratio(native: int, target: int) -> float:
-    return native / float(target)
 
 
 def open_media(source: str, **kwargs: Any) -> MediaClips:

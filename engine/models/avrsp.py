@@ -32,20 +32,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from salrt.models.base import ConfigMixin, SaliencyModel
+from salrt.io import audio as A
+from salrt.models.base import S3DSoundNetConfig, SaliencyModel
 from salrt.models.blocks import ConvBNReLU3d, check_batch, upsample_to
 from salrt.models.s3d import S3D
-from salrt.models.soundnet import SOUNDNET_RATE, SoundNet
+from salrt.models.soundnet import SoundNet
 
 
 @dataclass(frozen=True)
-class AVRSPConfig(ConfigMixin):
+class AVRSPConfig(S3DSoundNetConfig):
     frames: int = 32
-    height: int = 224
-    width: int = 384
-    audio_samples: int = 2 * int(SOUNDNET_RATE / 10 * 16)  # 70560: 3.2 s at 22.05 kHz
-    s3d_width_div: int = 1
-    soundnet_width_div: int = 1
+    audio_samples: int = 2 * A.REFERENCE_BUFFER  # 70560: STAViS' 1.6 s buffer doubled for 32 frames
     dim: int = 96
     heads: int = 4
     ravf_blocks: int = 2
@@ -53,9 +50,8 @@ class AVRSPConfig(ConfigMixin):
     PRESETS = {"tiny": dict(frames=8, height=64, width=128, audio_samples=8192, s3d_width_div=16,
                             soundnet_width_div=16, dim=16, heads=2)}  # fmt: skip
 
-    audio_format = "waveform"
-    audio_rate = SOUNDNET_RATE
     target = "last"
+    start = "reverse"  # frame k < 31 is predicted from frames k..k+31 played backwards (the paper)
 
 
 
@@ -238,6 +234,3 @@ class AVRSP(SaliencyModel):
             y = self.decoder[k + 1](torch.cat([upsample_to(y, g.shape[2:]), g], dim=1))
         y = self.head(F.relu(self.temporal(y)))[:, :, 0]
         return torch.sigmoid(upsample_to(y, (cfg.height, cfg.width)))
-
-    def forward(self, video: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
-        return self.predict(video, audio)

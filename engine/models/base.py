@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from salrt.io import audio as A
 from salrt.models.blocks import check_input
 from salrt.models.mvit import MViTConfig
 
@@ -25,6 +26,10 @@ class ConfigMixin:
     """``to_dict`` / ``from_dict`` (nested dataclasses, lists -> tuples) / ``preset`` for frozen dataclasses."""
 
     PRESETS: typing.ClassVar[dict[str, dict[str, Any]]] = {}
+    # how the model's clips are made (salrt.io.contract.InputContract.of reads these)
+    audio_format = "logmel"  # or "waveform"
+    target = "centre"  # the frame each clip's map belongs to: "centre" (median) or "last"
+    start = "repeat"  # early clips repeat the first frame ("reverse": AVRSP's reversed window)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)  # type: ignore[call-overload]
@@ -84,11 +89,25 @@ class MViTVGGishConfig(ConfigMixin):
     audio_dim_head: int = 64
     audio_mlp_dim: int = 256
 
-    audio_format = "logmel"
+
+@dataclass(frozen=True)
+class S3DSoundNetConfig(ConfigMixin):
+    """Input sizes and encoders shared by TAVDiff and AVRSP: S3D on RGB clips, SoundNet on a mono
+    waveform at 22.05 kHz centred in ``audio_samples`` (STAViS' 1.6 s buffer by default)."""
+
+    frames: int = 16
+    height: int = 224
+    width: int = 384
+    audio_samples: int = A.REFERENCE_BUFFER
+    s3d_width_div: int = 1
+    soundnet_width_div: int = 1
+
+    audio_format = "waveform"
+    audio_rate = A.WAVEFORM_RATE
 
 
 class SaliencyModel(nn.Module):
-    """Base class of the models added after DiffSal (one-pass and diffusion)."""
+    """Base class of every salrt model (one-pass and diffusion)."""
 
     name = "model"
     kind = "direct"
@@ -105,8 +124,15 @@ class SaliencyModel(nn.Module):
     def parameter_counts(self) -> dict[str, int]:
         return {k: sum(p.numel() for p in m.parameters()) for k, m in self.parts().items()}
 
+    def condition_shapes(self) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+        """Per-clip shape and dtype of each extra input named in ``conditions``."""
+        return {}
+
     def predict(self, video: torch.Tensor, audio: torch.Tensor, **conditions: Any) -> torch.Tensor:
         raise NotImplementedError
+
+    def forward(self, video: torch.Tensor, audio: torch.Tensor, **conditions: Any) -> torch.Tensor:
+        return self.predict(video, audio, **conditions)
 
     @torch.no_grad()
     def sample(self, video: torch.Tensor, audio: torch.Tensor, steps: int = 4, eta: float = 0.0,

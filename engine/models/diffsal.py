@@ -34,7 +34,6 @@ class DiffSalConfig(MViTVGGishConfig):
     group_norm_groups: int = 32
     num_timesteps: int = 1000
 
-    target = "centre"  # the clip's map belongs to its median frame
 
     def __post_init__(self) -> None:
         if self.height % 32 or self.width % 32:

@@ -239,6 +239,3 @@ class DTFSal(SaliencyModel):
             feats[i] = self.amfb(feats[i], a)
         maps = torch.cat([dec(f) for dec, f in zip(self.decoders, feats)], dim=1)  # (B, 4, 1, H, W)
         return torch.sigmoid(self.fuse(maps))[:, :, 0]  # [16]
-
-    def forward(self, video: torch.Tensor, audio: torch.Tensor | None = None) -> torch.Tensor:
-        return self.predict(video, audio)

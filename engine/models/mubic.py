@@ -51,6 +51,7 @@ from salrt.models.blocks import channels_first, channels_last, check_batch, sinu
 from salrt.models.mvit import MViT, MViTConfig
 from salrt.models.vggish import AudioEncoder
 from salrt.sampling.ddim import DDIMScheduler
+from salrt.sampling.schedule import adaptive_step_count
 
 _TINY_MVIT = MViTConfig(embed_dim=8, depth=4, num_heads=1, downscale_layers=(1, 2, 3), table_input=(16, 64, 64))
 
@@ -77,7 +78,6 @@ class MUBiCConfig(MViTVGGishConfig):
                      noise_channels=(4, 8, 8, 16), time_dim=16),
     }  # fmt: skip
 
-    target = "centre"
 
 
 
@@ -342,7 +342,7 @@ class MUBiC(DiffusionModel):
         if steps is not None:
             return super().step_counts(features, steps)
         raw = self.raw_step_count(features)
-        return [int(min(max(round(float(r)), 1), self.config.max_steps)) for r in raw]
+        return [adaptive_step_count(r, self.config.max_steps) for r in raw]
 
     def forward(self, video: torch.Tensor, audio: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         return self.sample(video, audio, steps=self.config.default_steps, noise=noise)

@@ -14,10 +14,12 @@ import os
 import torch
 from torch import nn
 
+from salrt.io.audio import WAVEFORM_RATE
+
 # (out channels, kernel, stride, padding, max-pool after) of conv1..conv7
 _LAYERS = ((16, 64, 2, 32, 8), (32, 32, 2, 16, 8), (64, 16, 2, 8, 1), (128, 8, 2, 4, 1),
            (256, 4, 2, 2, 4), (512, 4, 2, 2, 1), (1024, 4, 2, 2, 1))  # fmt: skip
-SOUNDNET_RATE = 22050
+SOUNDNET_RATE = WAVEFORM_RATE  # 22.05 kHz, what the input pipeline resamples waveforms to
 
 
 class SoundNet(nn.Module):

@@ -37,22 +37,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from salrt.models.base import ConfigMixin, DiffusionModel
+from salrt.models.base import DiffusionModel, S3DSoundNetConfig
 from salrt.models.blocks import MultiheadAttention, check_batch, sinusoidal_embedding
 from salrt.models.clip_text import CLIPTextConfig, CLIPTextEncoder
 from salrt.models.s3d import S3D
-from salrt.models.soundnet import SOUNDNET_RATE, SoundNet
+from salrt.models.soundnet import SoundNet
 from salrt.sampling.ddim import DDIMScheduler
 
 
 @dataclass(frozen=True)
-class TAVDiffConfig(ConfigMixin):
-    frames: int = 16
-    height: int = 224
-    width: int = 384
-    audio_samples: int = int(SOUNDNET_RATE / 10 * 16)  # 35280: STAViS' 1.6 s buffer
-    s3d_width_div: int = 1
-    soundnet_width_div: int = 1
+class TAVDiffConfig(S3DSoundNetConfig):
     text: CLIPTextConfig = field(default_factory=CLIPTextConfig)
     sitr_dim: int = 256
     sitr_heads: int = 8
@@ -68,9 +62,6 @@ class TAVDiffConfig(ConfigMixin):
                             text=CLIPTextConfig(vocab_size=49408, context=16, width=16, layers=1, heads=2, embed_dim=16),
                             sitr_dim=16, sitr_heads=2, patch=16, hidden=32, depth=2, heads=2, time_dim=32)}  # fmt: skip
 
-    audio_format = "waveform"
-    audio_rate = SOUNDNET_RATE
-    target = "centre"
 
 
 

@@ -39,6 +39,11 @@ def ddim_plan(steps: int, num_timesteps: int = 1000) -> list[DDIMStep]:
     return [DDIMStep(t, tn) for t, tn in zip(reversed(seq), reversed(nxt))]
 
 
+def adaptive_step_count(raw: float, max_steps: int) -> int:
+    """A step-selector output (MUBiC's MLP) as a DDIM step count: rounded, clamped to 1..max_steps."""
+    return int(min(max(round(float(raw)), 1), max_steps))
+
+
 def alphas_cumprod_f32(betas: np.ndarray) -> np.ndarray:
     """float32 cumulative product of float32 (1 - beta), accumulated in float64 as torch's CPU
     ``cumprod`` does (bit-identical to :class:`DDIMScheduler`'s table)."""
