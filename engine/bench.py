@@ -25,6 +25,7 @@ from salrt.backends.base import to_numpy
 from salrt.metrics import pearson
 from salrt.models.mvit import reference_attention
 from salrt.testing import load_synthetic_weights, synthetic_inputs
+from salrt.errors import UsageError
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -206,7 +207,7 @@ class Bench:
 
         if c.backend == "reference-style":
             if self.model_name != "diffsal":
-                raise ValueError(f"{self.model_name} has no public reference code to imitate")
+                raise UsageError(f"{self.model_name} has no public reference code to imitate")
             return lambda x: reference_style_sample(self.model, x[0], x[1], x[2], c.steps)
         if c.backend in ("torch", "torch-compile"):
             m = self.model if c.precision == "fp32" else copy.deepcopy(self.model).to(DTYPES[c.precision])
@@ -233,7 +234,7 @@ class Bench:
                 return lambda x: b.sample(*(to_numpy(t) for t in x[:2]), steps=c.steps, noise=to_numpy(x[2]),
                                           **{k: v.cpu().numpy() for k, v in x[3].items()})  # fmt: skip
             return lambda x: b.sample(x[0], x[1], steps=c.steps, noise=x[2], **x[3])
-        raise ValueError(f"unknown backend {c.backend!r}")
+        raise UsageError(f"unknown backend {c.backend!r}")
 
     def run_config(self, c: Config) -> dict[str, Any]:
         row: dict[str, Any] = dataclasses.asdict(c)
@@ -301,7 +302,7 @@ def run(model: str = "diffsal", config: str = "paper", backends: Sequence[str] =
                 base = b.run_config(Config("torch", "fp32", bs, st, "torch"))
             for be in backends:
                 for pr in precisions:
-                    for kn in kernels if be in ("torch", "torch-compile") else ("torch",):
+                    for kn in kernels if be in ("torch", "torch-compile") else ("-",):  # kernels: torch backends only
                         c = Config(be, pr, bs, st, kn)
                         say(f"{be} {pr} batch {bs} steps {st} kernels {kn}")
                         r = base if c == Config(base["backend"], base["precision"], bs, st, base["kernels"]) \

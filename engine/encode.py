@@ -16,7 +16,7 @@ import numpy as np
 
 from salrt.errors import SalrtError
 from salrt.roi import BLOCKS, QpMapper, RoiConfig, addroi_filter_args, ffmpeg_regions
-from salrt.sinks import VideoFileSink
+from salrt.sinks import VideoFileSink, even_frame
 
 CODECS = {"libx264": "h264", "libx265": "hevc", "libsvtav1": "av1"}
 DEFAULT_ROI = RoiConfig()
@@ -94,10 +94,10 @@ class RoiEncoderSink(VideoFileSink):
 
         if frame is None:
             raise SalrtError("ROI encoding needs the source frames (keep_frames)")
-        h, w = frame.shape[0] - frame.shape[0] % 2, frame.shape[1] - frame.shape[1] % 2
+        frame = even_frame(frame)  # odd sizes padded by one row/column (4:2:0 needs even sizes)
         if self.stream is None:
-            self._open(h, w)
-        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame[:h, :w]), format="rgb24").reformat(format="yuv420p")
+            self._open(*frame.shape[:2])
+        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24").reformat(format="yuv420p")
         if self.mapper is not None:
             off = self.mapper(sal)
             self.offsets.append(off)
@@ -105,21 +105,48 @@ class RoiEncoderSink(VideoFileSink):
         self._mux(vf, time)
 
 
-def encode_with_maps(source: str, output: str | Path, maps: np.ndarray, **kwargs: Any) -> RoiEncoderSink:
-    """Encode ``source`` with given per-frame saliency maps (N, h, w) in 0..1 (e.g. ground truth)."""
+def encode_with_maps(source: str, output: str | Path, maps: np.ndarray | None, **kwargs: Any) -> RoiEncoderSink:
+    """Encode ``source`` with given per-frame saliency maps (N, h, w) in 0..1 (e.g. ground truth),
+    one map per frame: a count that differs from the video's frame count is an error (the frames
+    encoded up to the first frame without a map are kept, finalised). ``maps=None`` with
+    ``roi=None``: a plain encode, no maps needed."""
     import av
 
+    if maps is None:
+        if kwargs.get("roi", DEFAULT_ROI) is not None:
+            raise SalrtError("ROI encoding needs maps")
+        maps = _NoMaps()
     with av.open(source) as c:
         vs = c.streams.video[0]
+        if vs.frames and not isinstance(maps, _NoMaps) and vs.frames != len(maps):
+            raise SalrtError(f"{len(maps)} maps for {vs.frames} video frames: give one map per frame")
         fps = float(vs.average_rate or 25)
         sink = RoiEncoderSink(Path(output), fps, source, **kwargs)
         t0 = None
-        for i, f in enumerate(c.decode(vs)):
-            t0 = f.time if t0 is None else t0
-            m = maps[min(i, len(maps) - 1)]
-            sink.write(i, (f.time or 0.0) - (t0 or 0.0), f.to_ndarray(format="rgb24"), m)
-    sink.close()
+        n = 0
+        try:
+            for i, f in enumerate(c.decode(vs)):
+                if i >= len(maps):
+                    raise SalrtError(f"only {len(maps)} maps for a video with more frames: give one map per frame "
+                                     f"({output} holds the first {len(maps)} frames)")  # fmt: skip
+                t0 = f.time if t0 is None else t0
+                sink.write(i, (f.time or 0.0) - (t0 or 0.0), f.to_ndarray(format="rgb24"), maps[i])
+                n += 1
+        finally:
+            sink.close()
+    if n < len(maps) and not isinstance(maps, _NoMaps):
+        raise SalrtError(f"{len(maps)} maps for {n} video frames: give one map per frame ({output} was written)")
     return sink
+
+
+class _NoMaps:
+    """Stands for the maps of a plain encode: one (unused) empty map per frame, any count."""
+
+    def __len__(self) -> int:
+        return 1 << 62
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return np.zeros((1, 1), np.float32)
 
 
 def block_qps(path: str | Path) -> list[np.ndarray]:
@@ -173,9 +200,9 @@ def region_quality(reference: str | Path, encoded: str | Path, saliency: np.ndar
     acc: dict[str, list[float]] = {"psnr_salient": [], "psnr_background": [], "ssim_salient": [],
                                    "ssim_background": [], "psnr_weighted": [], "psnr": []}  # fmt: skip
     for i, (a, b) in enumerate(zip(ref, enc)):
-        h, w = b.shape
+        h, w = a.shape
+        b = b[:h, :w]  # odd-sized sources are encoded with one padded row/column
         s = saliency[min(i, len(saliency) - 1)][:h, :w].astype(np.float64)
-        a = a[:h, :w]
         mask = s >= threshold * s.max()
         sm = ssim_map(a, b)
         acc["psnr_salient"].append(psnr(a, b, mask.astype(float)))

@@ -1,8 +1,22 @@
-"""Exceptions with messages meant for users (the CLI prints them as one line)."""
+"""Exceptions with messages meant for users (the CLI prints them as one line).
+
+The CLI maps them to exit codes: :class:`UsageError` (a bad option or argument) exits 2,
+every other :class:`SalrtError` (an input, weights file or output that fails at run time) exits 1.
+Anything else is a bug and is shown as one.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 
 class SalrtError(Exception):
     """Base class of salrt's user-facing errors."""
+
+
+class UsageError(SalrtError, ValueError):
+    """A bad command-line option or API argument (exit code 2)."""
 
 
 class CheckpointError(SalrtError, ValueError):
@@ -11,3 +25,22 @@ class CheckpointError(SalrtError, ValueError):
 
 class MediaError(SalrtError):
     """An input that cannot be opened or decoded, or an unsupported input option."""
+
+
+class MissingDependency(SalrtError, ImportError):
+    """An optional package needed by the requested feature is not installed."""
+
+
+# module -> the extra of pyproject.toml that installs it
+_EXTRAS = {"onnxruntime": "onnx", "tensorrt": "tensorrt", "torch": "torch", "safetensors": "torch", "onnx": "export",
+           "onnxsim": "export", "av": "core", "skimage": "eval", "PIL": "eval", "scipy": "eval",
+           "matplotlib": "bench", "triton": "kernels", "resampy": "reference-audio"}  # fmt: skip
+
+
+def require(module: str, feature: str) -> Any:
+    """Import ``module`` or raise one clear message naming the extra that installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        extra = _EXTRAS.get(module.split(".")[0], module)
+        raise MissingDependency(f"{feature} needs the '{module}' package: pip install 'salrt[{extra}]'") from None

@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from salrt.errors import UsageError
 
 EPS = 2.220446049250313e-16
 METRICS = ("cc", "nss", "sim", "auc_judd", "auc_borji", "auc_shuffled", "kld")
@@ -42,7 +43,7 @@ def _resize(x: np.ndarray, shape: tuple[int, ...], order: int | None) -> np.ndar
 
 def _match(pred: np.ndarray, shape: tuple[int, ...], order: int | None = 3) -> np.ndarray:
     if pred.ndim != 2 or len(shape) != 2:
-        raise ValueError(f"maps must be 2-D, got {pred.shape} and {shape}")
+        raise UsageError(f"maps must be 2-D, got {pred.shape} and {shape}")
     return pred if pred.shape == tuple(shape) else _resize(pred, tuple(shape), order)
 
 
@@ -180,7 +181,7 @@ def auc_shuffled(pred: Any, fixations: Any, other_fixations: Any, n_rep: int = 1
     f = _fixations(fixations)
     other = _fixations(other_fixations).ravel()
     if other.shape != f.ravel().shape:
-        raise ValueError(f"other_fixations shape {np.shape(other_fixations)} != fixations shape {f.shape}")
+        raise UsageError(f"other_fixations shape {np.shape(other_fixations)} != fixations shape {f.shape}")
     if not f.any() or not other.any():
         return float("nan")
     s = _range(_match(np.asarray(pred), f.shape)).ravel()
@@ -208,10 +209,10 @@ def all_metrics(pred: Any, gt_map: Any, fixations: Any, other_fixations: Any | N
             out[n] = auc_borji(pred, fixations, rng=rng)
         elif n == "auc_shuffled":
             if other_fixations is None:
-                raise ValueError("auc_shuffled needs other_fixations")
+                raise UsageError("auc_shuffled needs other_fixations")
             out[n] = auc_shuffled(pred, fixations, other_fixations, rng=rng)
         else:
-            raise ValueError(f"unknown metric {n!r}; known: {', '.join(METRICS)}")
+            raise UsageError(f"unknown metric {n!r}; known: {', '.join(METRICS)}")
     return out
 
 

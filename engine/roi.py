@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from salrt.errors import SalrtError
+from salrt.errors import SalrtError, require
 
 BLOCKS = {"h264": 16, "hevc": 16, "hevc-ctu": 64, "av1": 64}
 FFMPEG_ROI_QP_RANGE = 25.0  # libx264/libx265 multiply the ROI qoffset by this many QP
@@ -43,6 +43,10 @@ class RoiConfig:
             raise SalrtError("roi strength >= 0, max_offset > 0 and floor >= 0 are required")
         if not 0.0 <= self.smoothing < 1.0:
             raise SalrtError(f"roi smoothing must be in [0, 1), got {self.smoothing}")
+        if self.dilation < 0:
+            raise SalrtError(f"roi dilation must be >= 0, got {self.dilation}")
+        if self.dilation > 0:
+            require("scipy", "ROI dilation")
 
 
 def block_saliency(sal: np.ndarray, frame_hw: tuple[int, int], block: int, dilation: int = 0) -> np.ndarray:

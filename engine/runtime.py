@@ -4,12 +4,18 @@ Threads connected by bounded queues: one decoder per input (``salrt.io.open_medi
 worker shared by all inputs (batches clips across inputs up to ``batch`` or ``max_wait_ms``), one
 writer per input (temporal interpolation at stride > 1, then the sinks). File mode never drops
 (a full queue blocks the decoder); live mode drops the oldest pending clip and counts it.
+
+Memory is bounded at any resolution: source frames kept for outputs (overlays) count against a
+byte budget that the decoders wait on. On a stop (Ctrl-C, SIGTERM) the decoders end, clips not
+yet sampled are discarded (counted), and every output is finalised with what was written.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import queue
+import re
 import signal
 import threading
 import time
@@ -19,11 +25,52 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from salrt.backends.base import to_numpy
-from salrt.errors import MediaError, SalrtError
+from salrt.errors import MediaError, SalrtError, UsageError
 from salrt.io import open_media
 from salrt.io.contract import InputContract
 
 _END = object()
+_SEQUENCE = re.compile(r"%0?\d*d")  # printf-style frame number of an image sequence (img_%05d.png)
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """One input and how to open it (the options of :func:`salrt.io.open_media`).
+
+    ``path``: a file, URL, ``"-"`` (stdin) or an image-sequence pattern (``img_%05d.png``, opened
+    with FFmpeg's ``image2`` demuxer); ``audio``: a separate audio file; ``fps``: the frame rate of
+    an image sequence (or an override); ``format``/``options``: passed to FFmpeg.
+    """
+
+    path: str
+    format: str | None = None
+    options: dict[str, str] | None = None
+    fps: float | None = None
+    audio: str | None = None
+
+    @classmethod
+    def of(cls, source: "str | Source") -> "Source":
+        if isinstance(source, Source):
+            return source
+        src = str(source)
+        if not is_stream(src) and _SEQUENCE.search(src):
+            return cls(src, format="image2")
+        return cls(src)
+
+    @property
+    def is_stream(self) -> bool:
+        return is_stream(self.path)
+
+    @property
+    def is_file(self) -> bool:
+        """A regular file that can be read again (for audio passthrough) and has a known length."""
+        return not self.is_stream and self.path != "-" and self.format is None
+
+    def open_kwargs(self) -> dict[str, Any]:
+        kw: dict[str, Any] = {"format": self.format, "options": self.options, "audio": self.audio}
+        if self.fps is not None:
+            kw["fps"] = self.fps
+        return kw
 
 
 @dataclasses.dataclass
@@ -42,6 +89,37 @@ class RunOptions:
     seed: int = 0
     contract: InputContract = dataclasses.field(default_factory=InputContract)  # the model's clip format
     captions: Any = None  # salrt.captions.Captions for text-conditioned models
+    frame_budget_mb: float = 512.0  # source frames held for outputs (overlay) across all inputs
+    stats_interval_s: float = 5.0  # rewrite of the statistics file during a run
+
+    def __post_init__(self) -> None:
+        if self.batch < 1 or self.stride < 1 or (self.steps is not None and self.steps < 1):
+            raise UsageError("batch, stride and steps must be >= 1")
+        for name in ("max_wait_ms", "retries", "backoff_s", "timeout_s", "frame_budget_mb"):
+            if getattr(self, name) < 0:
+                raise UsageError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.queue_clips < 1:
+            raise UsageError(f"queue_clips must be >= 1, got {self.queue_clips}")
+
+
+class _ByteBudget:
+    """Bytes of kept source frames in flight; ``acquire`` waits while over budget (one item is
+    always let through, so a frame larger than the budget cannot deadlock)."""
+
+    def __init__(self, limit: int, stop: threading.Event) -> None:
+        self.limit, self.used, self.stop = limit, 0, stop
+        self.cond = threading.Condition()
+
+    def acquire(self, n: int) -> None:
+        with self.cond:
+            while self.used and self.used + n > self.limit and not self.stop.is_set():
+                self.cond.wait(0.1)
+            self.used += n
+
+    def release(self, n: int) -> None:
+        with self.cond:
+            self.used -= n
+            self.cond.notify_all()
 
 
 @dataclasses.dataclass
@@ -49,6 +127,7 @@ class _Job:
     source: int
     clip: Any
     decoded_at: float
+    nbytes: int = 0  # kept source frames, counted against the frame budget
 
 
 class _StageStats:
@@ -67,69 +146,125 @@ class Runtime:
     """Runs ``backend`` over ``sources``; ``sinks_for(i, info)`` returns the sinks of input ``i``.
 
     ``run()`` returns the statistics (also printed by the CLI). ``on_map(i, index, time, sal)``
-    receives every map (the iterator API uses it).
+    receives every map (the iterator API uses it). ``stats_path``: a JSON file rewritten
+    atomically every ``options.stats_interval_s`` seconds and at the end.
     """
 
-    def __init__(self, backend: Any, sources: Sequence[str], options: RunOptions,
+    def __init__(self, backend: Any, sources: Sequence[str | Source], options: RunOptions,
                  sinks_for: Callable[[int, Any], list[Any]] | None = None,
                  on_map: Callable[[int, int, float, np.ndarray], None] | None = None,
-                 keep_frames: bool = False, progress: Callable[[int], None] | None = None) -> None:  # fmt: skip
-        if options.batch < 1 or options.stride < 1 or (options.steps is not None and options.steps < 1):
-            raise SalrtError("batch, stride and steps must be >= 1")
-        self.backend, self.sources, self.opt = backend, list(sources), options
+                 keep_frames: bool = False, progress: Callable[[int], None] | None = None,
+                 stats_path: str | Path | None = None) -> None:  # fmt: skip
+        self.backend, self.opt = backend, options
+        self.specs = [Source.of(s) for s in sources]
+        self.sources = [s.path for s in self.specs]
         self.sinks_for, self.on_map, self.keep_frames, self.progress = sinks_for, on_map, keep_frames, progress
+        self.stats_path = Path(stats_path) if stats_path is not None else None
         self.stop = threading.Event()
+        self.interrupted = False  # set by SIGINT/SIGTERM (a stop after a failure is not an interruption)
+        self.budget = _ByteBudget(int(options.frame_budget_mb * 2**20), self.stop)
         self.clips: queue.Queue[Any] = queue.Queue(maxsize=options.queue_clips)
         self.outs = [queue.Queue(maxsize=options.queue_clips * 2) for _ in self.sources]
         self.errors: list[str] = []
+        self.warnings: list[str] = []
         self.dropped = [0] * len(self.sources)
+        self.discarded = [0] * len(self.sources)  # clips not sampled because the run was stopped
         self.frames_out = [0] * len(self.sources)
         self.latencies: list[float] = []
         self.media_stats: list[Any] = [None] * len(self.sources)
+        self.gaps: list[list[float]] = [[] for _ in self.sources]  # seconds without data before each reconnect
         self.infos: list[Any] = [None] * len(self.sources)
         self.stats = {"decode": _StageStats(), "model": _StageStats(), "write": _StageStats()}
+        self._t0 = time.perf_counter()
+        self._cpu0 = time.process_time()
 
     # -- stages ------------------------------------------------------------------------------
     def _open(self, i: int) -> Any:
-        o = self.opt
-        return open_media(self.sources[i], stride=o.stride, keep_frames=self.keep_frames,
-                          timeout=o.timeout_s if _is_stream(self.sources[i]) else None, **o.contract.media_options())  # fmt: skip
+        o, spec = self.opt, self.specs[i]
+        return open_media(spec.path, stride=o.stride, keep_frames=self.keep_frames,
+                          timeout=o.timeout_s if spec.is_stream else None, **spec.open_kwargs(),
+                          **o.contract.media_options())  # fmt: skip
 
     def _decode(self, i: int) -> None:
-        attempt, delivered = 0, -1
+        attempt, delivered, last_time = 0, -1, 0.0
+        shift: tuple[int, float] | None = None  # (frames, seconds) added to a reconnected live stream
+        lost_at: float | None = None
+        spec = self.specs[i]
         try:
             while not self.stop.is_set():
                 try:
                     media = self._open(i)
                 except MediaError as exc:
-                    if attempt >= self.opt.retries or not _is_stream(self.sources[i]):
-                        self.errors.append(str(exc))
+                    if attempt >= self.opt.retries or not spec.is_stream:
+                        self.errors.append(str(exc) if attempt == 0 else
+                                           f"{spec.path}: stream lost after {attempt} retries ({exc})")  # fmt: skip
                         return
                     attempt += 1
                     time.sleep(self.opt.backoff_s * 2 ** (attempt - 1))
                     continue
+                if lost_at is not None:  # reconnected after a loss
+                    gap = time.monotonic() - lost_at
+                    live = not media.info.duration_s  # no declared length: a live source goes on from now
+                    shift = (delivered + 1, last_time + gap) if live else None
+                    self.gaps[i].append(round(gap, 2))
+                    self.warnings.append(f"{spec.path}: no data for {gap:.1f} s; reconnected (attempt {attempt}), "
+                                         + ("frames continue from the live stream's present" if live else
+                                            "frames already delivered are skipped"))  # fmt: skip
+                    lost_at = None
                 self.infos[i] = media.info
+                self.media_stats[i] = media.stats
+                mark = time.perf_counter()
                 for clip in media:
+                    self.stats["decode"].busy_s += time.perf_counter() - mark  # decoding + assembly
                     if self.stop.is_set():
                         break
-                    if clip.target_index <= delivered:  # resumed stream: skip what was delivered
+                    if shift is not None:
+                        clip = _shifted(clip, *shift)
+                    elif clip.target_index <= delivered:  # resumed file-like stream: skip what was delivered
                         continue
-                    t0 = time.perf_counter()
-                    self._put_clip(_Job(i, clip, t0))
-                    delivered = clip.target_index
+                    nbytes = sum(f[2].nbytes for f in clip.new_frames if f[2] is not None)
+                    self.budget.acquire(nbytes)
+                    self._put_clip(_Job(i, clip, time.perf_counter(), nbytes))
+                    delivered, last_time = clip.target_index, clip.target_time
                     self.stats["decode"].count += 1
-                self.media_stats[i] = media.stats
-                if not _is_stream(self.sources[i]) or self.stop.is_set() or media.stats.read_errors == 0:
-                    return
-                attempt += 1  # a live stream ended with a read error: reconnect with backoff
+                    mark = time.perf_counter()
+                if not spec.is_stream or self.stop.is_set() or media.stats.read_errors == 0:
+                    break
+                attempt += 1  # a network stream ended with a read error: reconnect with backoff
+                lost_at = lost_at or time.monotonic()
                 if attempt > self.opt.retries:
-                    self.errors.append(f"{self.sources[i]}: stream lost after {self.opt.retries} retries")
+                    self.errors.append(f"{spec.path}: stream lost after {self.opt.retries} retries")
                     return
                 time.sleep(self.opt.backoff_s * 2 ** (attempt - 1))
+            if not self.stop.is_set():
+                self._check_input(i)
         except Exception as exc:  # noqa: BLE001 - one broken input is reported, the others go on
-            self.errors.append(f"{self.sources[i]}: {type(exc).__name__}: {exc}")
+            self.errors.append(f"{spec.path}: {type(exc).__name__}: {exc}")
         finally:
             self.clips.put(("eof", i))
+
+    def _check_input(self, i: int) -> None:
+        """Input truth after a complete decode: nothing decoded is an error; a read that ended
+        before the container's declared duration, and skipped corrupt data, are warnings."""
+        name = "stdin" if self.sources[i] == "-" else self.sources[i]
+        st, info = self.media_stats[i], self.infos[i]
+        if st is None or info is None:
+            return
+        if st.video_frames == 0:
+            hint = (" (an MP4 whose index is at the end cannot be read from a pipe: pass the file, or remux it "
+                    "with -movflags +faststart)" if self.sources[i] == "-" else "")  # fmt: skip
+            self.errors.append(f"{name}: no video frame could be decoded{hint}")
+            return
+        if info.duration_s and info.fps and not self.specs[i].is_stream:
+            decoded_s = st.video_frames / info.fps
+            missing = int(round((info.duration_s - decoded_s) * info.fps))
+            if missing > max(2, 0.02 * info.duration_s * info.fps):
+                self.warnings.append(f"{name}: input ended early: {st.video_frames} frames decoded, about "
+                                     f"{missing} more expected from its declared duration {info.duration_s:.2f} s "
+                                     f"(truncated or damaged file)")  # fmt: skip
+        if st.corrupt_packets or st.read_errors:
+            self.warnings.append(f"{name}: skipped {st.corrupt_packets} corrupt packet(s), {st.read_errors} read "
+                                 f"error(s); every decoded frame has a map")  # fmt: skip
 
     def _put_clip(self, job: _Job) -> None:
         self.stats["decode"].depths.append(self.clips.qsize())
@@ -140,6 +275,7 @@ class Runtime:
                     return
                 except queue.Full:
                     continue
+            self.budget.release(job.nbytes)
             return
         while True:
             try:
@@ -152,6 +288,7 @@ class Runtime:
                     continue
                 if isinstance(old, _Job):
                     self.dropped[old.source] += 1
+                    self.budget.release(old.nbytes)
                 else:  # never drop an end marker
                     self.clips.put(old)
 
@@ -165,6 +302,15 @@ class Runtime:
                 item = self.clips.get(timeout=o.max_wait_ms / 1000.0 if pending else 0.5)
             except queue.Empty:
                 item = None
+            if self.stop.is_set():  # stopping: discard what was not sampled yet, finalise quickly
+                for j in pending + ([item] if isinstance(item, _Job) else []):
+                    self.discarded[j.source] += 1
+                    self.budget.release(j.nbytes)
+                pending = []
+                if isinstance(item, tuple):
+                    eof += 1
+                    self.outs[item[1]].put(_END)
+                continue
             if isinstance(item, tuple):
                 eof += 1
                 self._flush(pending, rng)
@@ -206,9 +352,10 @@ class Runtime:
                 item = self.outs[i].get()
                 if item is _END:
                     break
-                if failed:
-                    continue  # keep draining so the model worker never blocks on this queue
                 job, sal = item
+                if failed:
+                    self.budget.release(job.nbytes)
+                    continue  # keep draining so the model worker never blocks on this queue
                 t = time.perf_counter()
                 try:
                     if not sinks and self.sinks_for is not None:
@@ -227,6 +374,8 @@ class Runtime:
                     failed = True
                     self.stop.set()
                     continue
+                finally:
+                    self.budget.release(job.nbytes)
                 prev = tgt
                 self.latencies.append(time.perf_counter() - job.decoded_at)
                 self.stats["write"].busy_s += time.perf_counter() - t
@@ -236,7 +385,7 @@ class Runtime:
                 try:
                     s.close()
                 except Exception as exc:  # noqa: BLE001 - report, keep closing the others
-                    self.errors.append(f"closing {type(s).__name__}: {exc}")
+                    self.errors.append(f"{self.sources[i]}: closing {type(s).__name__}: {exc}")
 
     def _emit(self, i: int, sinks: list[Any], idx: int, ts: float, rgb: np.ndarray | None, m: np.ndarray) -> None:
         for s in sinks:
@@ -250,8 +399,7 @@ class Runtime:
     # -- driver ------------------------------------------------------------------------------
     def run(self, handle_signals: bool = True) -> dict[str, Any]:
         """Run to the end (or until Ctrl-C/SIGTERM); outputs are finalised either way."""
-        t0 = time.perf_counter()
-        cpu0 = time.process_time()
+        self._t0, self._cpu0 = time.perf_counter(), time.process_time()
         threads = [threading.Thread(target=self._decode, args=(i,), name=f"decode-{i}", daemon=True)
                    for i in range(len(self.sources))]  # fmt: skip
         threads += [threading.Thread(target=self._write, args=(i,), name=f"write-{i}", daemon=True)
@@ -260,37 +408,63 @@ class Runtime:
         old = {}
         if handle_signals and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
-                old[sig] = signal.signal(sig, lambda *_: self.stop.set())
-        interrupted = False
+                old[sig] = signal.signal(sig, lambda *_: self.interrupt())
+        last_save = time.monotonic()
         try:
             for th in [*threads, model]:
                 th.start()
             while any(th.is_alive() for th in [*threads, model]):
                 for th in [*threads, model]:
                     th.join(timeout=0.2)
+                if self.stats_path is not None and time.monotonic() - last_save >= self.opt.stats_interval_s:
+                    last_save = time.monotonic()
+                    self._save_stats(self.summary(False))
         finally:
-            interrupted = self.stop.is_set()
             for sig, h in old.items():
                 signal.signal(sig, h)
-        wall = time.perf_counter() - t0
-        lat = np.array(self.latencies or [np.nan]) * 1e3
+        result = self.summary(self.interrupted)
+        if self.stats_path is not None:
+            self._save_stats(result)
+        return result
+
+    def interrupt(self) -> None:
+        """Stop the run as Ctrl-C does: outputs are finalised with what was written."""
+        self.interrupted = True
+        self.stop.set()
+
+    def summary(self, interrupted: bool) -> dict[str, Any]:
+        """The run's statistics so far (``latency_ms`` values are None before the first map)."""
+        wall = time.perf_counter() - self._t0
+        lat = np.array(self.latencies) * 1e3
+        pct = {p: (round(float(np.percentile(lat, q)), 2) if lat.size else None)
+               for p, q in (("p50", 50), ("p95", 95), ("p99", 99))}  # fmt: skip
         return {
             "inputs": self.sources, "wall_s": round(wall, 3), "interrupted": interrupted,
-            "frames_out": self.frames_out, "fps_out": round(sum(self.frames_out) / wall, 3) if wall else 0,
+            "frames_out": list(self.frames_out), "fps_out": round(sum(self.frames_out) / wall, 3) if wall else 0,
             "clips_per_s": round(self.stats["model"].count / wall, 3) if wall else 0,
-            "dropped_clips": self.dropped,
-            "latency_ms": {p: round(float(np.nanpercentile(lat, q)), 2) for p, q in (("p50", 50), ("p95", 95), ("p99", 99))},
+            "dropped_clips": list(self.dropped), "discarded_on_stop": list(self.discarded),
+            "latency_ms": pct,
             "stages": {k: v.summary(wall) for k, v in self.stats.items()},
-            "cpu_utilisation": round((time.process_time() - cpu0) / wall, 3) if wall else 0,
+            "cpu_utilisation": round((time.process_time() - self._cpu0) / wall, 3) if wall else 0,
             "media": [dataclasses.asdict(s) if s is not None else None for s in self.media_stats],
-            "errors": self.errors,
+            "stream_gaps_s": [list(g) for g in self.gaps],
+            "warnings": list(self.warnings), "errors": list(self.errors),
         }  # fmt: skip
+
+    def _save_stats(self, stats: dict[str, Any]) -> None:
+        from salrt.sinks import atomic_write
+
+        try:
+            atomic_write(self.stats_path, json.dumps(stats, indent=1, default=str))
+        except OSError as exc:
+            if f"statistics: {exc}" not in self.warnings:
+                self.warnings.append(f"statistics: {exc}")
 
     def _model_guard(self) -> None:
         try:
             self._model()
         except Exception as exc:  # noqa: BLE001 - stop everything, report one line
-            self.errors.append(f"model: {exc}")
+            self.errors.append(f"model: {type(exc).__name__}: {exc}")
             self.stop.set()
             for q in self.outs:
                 q.put(_END)
@@ -301,16 +475,25 @@ class Runtime:
                     break
 
 
-def expected_frames(sources: Sequence[str]) -> int | None:
+def _shifted(clip: Any, frames: int, seconds: float) -> Any:
+    """``clip`` with its frame indices and times moved on by ``frames`` / ``seconds``."""
+    return dataclasses.replace(
+        clip, target_index=clip.target_index + frames, target_time=clip.target_time + seconds,
+        frame_indices=tuple(k + frames for k in clip.frame_indices), timestamps=tuple(t + seconds for t in clip.timestamps),
+        new_frames=tuple((k + frames, t + seconds, rgb) for k, t, rgb in clip.new_frames),
+    )  # fmt: skip
+
+
+def expected_frames(sources: Sequence[str | Source]) -> int | None:
     """Total frame count of file inputs when the containers say (for progress ETAs); None otherwise."""
     import av
 
     total = 0
-    for src in sources:
-        if _is_stream(src) or src == "-":
+    for src in map(Source.of, sources):
+        if not src.is_file:
             return None
         try:
-            with av.open(src) as c:
+            with av.open(src.path) as c:
                 vs = c.streams.video[0]
                 n = vs.frames or (int(float(vs.duration * vs.time_base) * float(vs.average_rate))
                                   if vs.duration and vs.average_rate else 0)  # fmt: skip
@@ -322,8 +505,12 @@ def expected_frames(sources: Sequence[str]) -> int | None:
     return total
 
 
-def _is_stream(source: str) -> bool:
+def is_stream(source: str) -> bool:
+    """A network URL (not a local file)."""
     return "://" in source and not source.startswith("file://")
+
+
+_is_stream = is_stream
 
 
 def stream(source: str, *, model: Any = None, backend: Any = None, **options: Any) -> Iterator[tuple[float, np.ndarray]]:
@@ -333,7 +520,7 @@ def stream(source: str, *, model: Any = None, backend: Any = None, **options: An
 
     if backend is None:
         if model is None:
-            raise SalrtError("salrt.stream needs model= or backend=")
+            raise UsageError("salrt.runtime.stream needs model= or backend=")
         backend = load_backend("torch", model=model)
         options.setdefault("contract", InputContract.of(model.config))
     out: queue.Queue[Any] = queue.Queue(maxsize=64)
@@ -354,24 +541,46 @@ def stream(source: str, *, model: Any = None, backend: Any = None, **options: An
         raise SalrtError(result["errors"][0])
 
 
-def default_sinks(outdir: Path, outputs: Sequence[str], settings: dict[str, Any],
-                  source_size: bool = False) -> Callable[[int, Any], list[Any]]:  # fmt: skip
-    """The CLI's sinks: ``<outdir>/<input stem>{_overlay.mp4, _maps/, _maps.npy, .json}``."""
+def output_stems(sources: Sequence[str | Source]) -> list[str]:
+    """A distinct file-name stem per input: the file's stem, ``stdin`` for ``-``, ``stream<i>`` for
+    URLs; repeated stems (same name in different folders) get ``-2``, ``-3``, ..."""
+    stems: list[str] = []
+    seen: dict[str, int] = {}
+    for i, src in enumerate(map(Source.of, sources)):
+        if src.path == "-":
+            stem = "stdin"
+        elif src.is_stream:
+            stem = f"stream{i}"
+        else:
+            stem = _SEQUENCE.sub("", Path(src.path).stem).strip("_-.") or f"input{i}"
+        n = seen.get(stem, 0) + 1
+        seen[stem] = n
+        stems.append(stem if n == 1 else f"{stem}-{n}")
+    return stems
+
+
+def default_sinks(outdir: Path, outputs: Sequence[str], settings: dict[str, Any], source_size: bool = False,
+                  sources: Sequence[str | Source] | None = None) -> Callable[[int, Any], list[Any]]:  # fmt: skip
+    """The CLI's sinks: ``<outdir>/<stem>{_overlay.mp4, _maps/, _maps.npy, _maps.npz, .json}`` with a
+    distinct stem per input (:func:`output_stems`); ``sources`` default to ``settings["inputs"]``."""
     from salrt import sinks as S
 
+    sources = [Source.of(s) for s in (settings["inputs"] if sources is None else sources)]
+    stems = output_stems(sources)
+
     def make(i: int, info: Any) -> list[Any]:
-        src = settings["inputs"][i]
-        stem = Path(src).stem if "://" not in src else f"stream{i}"
+        src, stem = sources[i], stems[i]
         size = (info.height, info.width) if source_size and info else None
         out: list[Any] = []
         if "overlay" in outputs:
-            out.append(S.OverlaySink(outdir / f"{stem}_overlay.mp4", info.fps if info else 25.0, src))
+            out.append(S.OverlaySink(outdir / f"{stem}_overlay.mp4", info.fps if info else 25.0,
+                                     src.audio or src.path))  # fmt: skip
         if "png" in outputs:
             out.append(S.PngSink(outdir / f"{stem}_maps", size))
         for kind in ("npy", "npz"):
             if kind in outputs:
-                out.append(S.NpySink(outdir / f"{stem}_maps.npy", size, compress=kind == "npz"))
-        out.append(S.JsonSidecar(outdir / f"{stem}.json", {**settings, "input": src}))
+                out.append(S.NpySink(outdir / f"{stem}_maps.{kind}", size, compress=kind == "npz"))
+        out.append(S.JsonSidecar(outdir / f"{stem}.json", {**settings, "input": src.path}))
         return out
 
     return make

@@ -1,16 +1,24 @@
-"""Outputs of the runtime: overlay video, PNG maps, one .npy per video, a JSON sidecar.
+"""Outputs of the runtime: overlay video, PNG maps, ``.npy``/``.npz`` per video, a JSON sidecar.
 
 Every sink receives ``write(index, time, frame_rgb | None, saliency)`` for each source frame in
-order (saliency: (H, W) float32 in 0..1 at the model's resolution) and ``close()`` exactly once;
-``close`` finalises files so they are playable/readable even after an interruption.
+order (saliency: (H, W) float32 in 0..1 at the model's resolution) and ``close()`` exactly once.
+
+Crash safety (what survives a SIGKILL or power loss at any moment): the ``.npy`` carries a valid
+header from its first frame, its frame count updated after every frame (``np.load`` and
+``mmap_mode`` read it); the overlay is a fragmented MP4 (playable up to its last fragment, about
+one second); PNGs and JSON files are written to a temporary name and renamed, so a file with a
+final name is always complete; the JSON sidecar is rewritten every few seconds.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import time as _time
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -18,6 +26,15 @@ from salrt.errors import SalrtError
 from salrt.io.imaging import pil_resize
 
 SINKS = ("overlay", "png", "npy", "npz")
+log = logging.getLogger("salrt.sinks")
+
+
+class Sink(Protocol):
+    """What the runtime writes maps to."""
+
+    def write(self, index: int, time: float, frame: np.ndarray | None, sal: np.ndarray) -> None: ...
+
+    def close(self) -> None: ...
 
 
 def colormap_jet(x: np.ndarray) -> np.ndarray:
@@ -27,6 +44,9 @@ def colormap_jet(x: np.ndarray) -> np.ndarray:
     g = np.clip(1.5 - np.abs(4 * x - 2), 0, 1)
     b = np.clip(1.5 - np.abs(4 * x - 1), 0, 1)
     return (np.stack([r, g, b], -1) * 255).astype(np.uint8)
+
+
+_JET_LUT = colormap_jet(np.arange(256) / 255.0)  # (256, 3): jet of each uint8 level
 
 
 def resize_map(m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -41,63 +61,179 @@ def to_u8(m: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(m * 255.0), 0, 255).astype(np.uint8)
 
 
-def write_png(path: Path, gray: np.ndarray) -> None:
-    """8-bit grey PNG through FFmpeg's PNG encoder (no Pillow needed)."""
+def _scale_u8(img: np.ndarray, size: tuple[int, int], fmt: str) -> np.ndarray:
+    """A uint8 gray (h, w) or rgb24 (h, w, 3) image scaled to ``size`` = (H, W) by FFmpeg's
+    bilinear swscale (fast at any resolution; used for display, never for model inputs)."""
+    import av
+
+    if img.shape[:2] == tuple(size):
+        return img
+    vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format=fmt)
+    return vf.reformat(width=size[1], height=size[0], interpolation="BILINEAR").to_ndarray()
+
+
+def blend_heatmap(frame: np.ndarray, sal: np.ndarray, alpha: float = 0.6) -> np.ndarray:
+    """``frame`` (H, W, 3) uint8 with the jet-coloured ``sal`` (h, w) in 0..1 blended in, the
+    blend weight proportional to saliency (zero saliency leaves the frame untouched)."""
+    h, w = frame.shape[:2]
+    s8 = to_u8(sal)
+    heat = _scale_u8(_JET_LUT[s8], (h, w), "rgb24").astype(np.uint16)
+    a = (_scale_u8(s8, (h, w), "gray").astype(np.uint16) * int(round(alpha * 256))) >> 8  # 0..255 weight
+    out = (frame.astype(np.uint16) * (255 - a[..., None]) + heat * a[..., None]) // 255
+    return out.astype(np.uint8)
+
+
+def even_frame(frame: np.ndarray) -> np.ndarray:
+    """Pad an odd-sized (H, W, 3) frame by repeating its last row/column (4:2:0 needs even sizes)."""
+    h, w = frame.shape[:2]
+    if h % 2 == 0 and w % 2 == 0:
+        return frame
+    return np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+
+
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp")
+
+
+def atomic_write(path: Path, data: bytes | str, sync: bool = True) -> None:
+    """Write ``data`` to ``path`` via a temporary file and a rename: ``path`` is never half-written."""
+    path = Path(path)
+    tmp = _tmp_name(path)
+    with open(tmp, "wb") as f:
+        f.write(data.encode() if isinstance(data, str) else data)
+        if sync:
+            f.flush()
+            os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def png_bytes(gray: np.ndarray) -> bytes:
+    """An 8-bit grey PNG through FFmpeg's PNG encoder (no Pillow needed)."""
     import av
 
     cc = av.CodecContext.create("png", "w")
     cc.width, cc.height, cc.pix_fmt = gray.shape[1], gray.shape[0], "gray"
     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(gray), format="gray")
     packets = [*cc.encode(frame), *cc.encode(None)]
-    Path(path).write_bytes(b"".join(bytes(p) for p in packets))
+    return b"".join(bytes(p) for p in packets)
+
+
+def write_png(path: Path, gray: np.ndarray) -> None:
+    """An 8-bit grey PNG, written atomically."""
+    atomic_write(Path(path), png_bytes(gray), sync=False)
+
+
+# audio codecs FFmpeg's MP4 muxer takes by stream copy (PCM, e.g. from AVI or WAV, it refuses)
+_MP4_AUDIO = {"aac", "mp3", "mp2", "opus", "flac", "alac", "ac3", "eac3"}
 
 
 class AudioPassthrough:
-    """Stream copy of a source file's first audio stream into an output container. The output
-    stream must be added (``add``) before the first packet is muxed; ``copy`` at the end."""
+    """The source file's first audio stream in an output container, interleaved with the video
+    as it is written and cut where the video ends (an interrupted run's overlay has audio as long
+    as its video). Stream copy where the container takes the codec, else re-encoded to AAC (PCM
+    from AVI or WAV into MP4). ``add`` before the first packet is muxed, ``finish`` at the end."""
 
     def __init__(self, source: str | None) -> None:
         self.source, self.stream = source, None
+        self._src: Any = None
+        self._packets: Any = None
+        self._next: Any = None
+        self._t0: float | None = None
+        self._resampler: Any = None  # set when re-encoding
+        self._samples = 0
 
     def add(self, container: Any) -> None:
         import av
 
-        if not (self.source and Path(self.source).is_file()):
-            return  # live sources: no passthrough
-        try:
-            with av.open(self.source) as src:
-                if src.streams.audio:
-                    self.stream = container.add_stream_from_template(src.streams.audio[0])
-        except (av.FFmpegError, ValueError):
-            self.stream = None
-
-    def copy(self, container: Any) -> None:
-        import av
-
-        if self.stream is None:
+        if not self.source or self.source == "-" or not Path(self.source).is_file():
+            log.warning("%s: the overlay has no audio track (audio is copied from files only, not from "
+                        "streams or stdin)", self.source if self.source != "-" else "stdin")  # fmt: skip
             return
         try:
-            with av.open(self.source) as src:
-                for pkt in src.demux(src.streams.audio[0]):
-                    if pkt.dts is None:
-                        continue
+            self._src = av.open(self.source)
+            if self._src.streams.audio:
+                src = self._src.streams.audio[0]
+                if "mp4" in container.format.name and src.codec_context.name not in _MP4_AUDIO:
+                    cc = src.codec_context
+                    n = cc.layout.nb_channels
+                    layout = {1: "mono", 2: "stereo", 6: "5.1"}.get(n, "stereo")  # AAC needs a named layout
+                    self.stream = container.add_stream("aac", rate=cc.sample_rate, layout=layout)
+                    self._resampler = av.AudioResampler(format="fltp", layout=layout, rate=cc.sample_rate)
+                else:
+                    self.stream = container.add_stream_from_template(src)
+                self._packets = self._src.demux(src)
+        except (av.FFmpegError, ValueError, OSError):
+            self.stream = None
+        if self.stream is None:
+            self._close_source()
+
+    def feed(self, container: Any, until: float) -> None:
+        """Mux the source's audio packets that start before ``until`` seconds (video time)."""
+        import av
+
+        if self._packets is None:
+            return
+        try:
+            while True:
+                pkt = self._next if self._next is not None else next(self._packets, None)
+                self._next = None
+                if pkt is None:
+                    self._close_source()
+                    return
+                if pkt.dts is None or pkt.pts is None:
+                    continue
+                t = float(pkt.pts * pkt.time_base)
+                self._t0 = t if self._t0 is None else self._t0
+                if t - self._t0 >= until:
+                    self._next = pkt
+                    return
+                if self._resampler is None:
                     pkt.stream = self.stream
                     container.mux(pkt)
+                    continue
+                for frame in pkt.decode():
+                    for f in self._resampler.resample(frame):
+                        self._encode(container, f)
         except av.FFmpegError:
-            pass  # the video stays playable; the audio track may be cut short
+            self._close_source()  # the video stays playable; the audio track ends here
+
+    def _encode(self, container: Any, frame: Any) -> None:
+        frame.pts, frame.time_base = self._samples, Fraction(1, frame.sample_rate)
+        self._samples += frame.samples
+        for p in self.stream.encode(frame):
+            container.mux(p)
+
+    def finish(self, container: Any, until: float) -> None:
+        """The audio up to ``until`` seconds, the encoder flushed when re-encoding."""
+        self.feed(container, until)
+        if self._resampler is not None and self.stream is not None:
+            for p in self.stream.encode(None):
+                container.mux(p)
+        self._close_source()
+
+    def _close_source(self) -> None:
+        self._packets = self._next = None
+        if self._src is not None:
+            self._src.close()
+            self._src = None
 
 
 class VideoFileSink:
-    """Base of the sinks that encode a video file: frame timing, audio passthrough, finalising."""
+    """Base of the sinks that encode a video file: frame timing, audio passthrough, finalising.
+    ``fragmented``: a fragmented MP4 (playable after a hard kill up to its last ~1 s fragment)."""
 
-    def __init__(self, path: Path, fps: float, source: str | None) -> None:
+    def __init__(self, path: Path, fps: float, source: str | None, fragmented: bool = False) -> None:
         import av
 
         self.path, self.fps, self.source = Path(path), fps, source
-        self.container = av.open(str(path), "w")
+        # fragmented: a moov up front, a fragment per keyframe (one per second), each flushed to disk
+        opts = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"} if fragmented else {}
+        self.container = av.open(str(path), "w", options=opts)
+        self.fragmented = fragmented
         self.stream: Any = None
         self.audio = AudioPassthrough(source)
         self.tb = Fraction(1, 90000)
+        self.end_time = 0.0  # video time written so far (last frame + one frame period)
 
     def _add_video(self, codec: str, h: int, w: int) -> Any:
         """The yuv420p video stream at the source fps (before any packet; audio stream added too)."""
@@ -105,6 +241,8 @@ class VideoFileSink:
         s.width, s.height, s.pix_fmt = w, h, "yuv420p"
         s.time_base = self.tb
         s.codec_context.time_base = self.tb
+        if self.fragmented:  # a keyframe (so a fragment) every second
+            s.codec_context.gop_size = max(1, int(round(self.fps)))
         self.audio.add(self.container)  # streams must all exist before the first packet is written
         self.stream = s
         return s
@@ -114,21 +252,27 @@ class VideoFileSink:
         vf.time_base = self.tb
         for p in self.stream.encode(vf):
             self.container.mux(p)
+        self.end_time = time + 1.0 / self.fps
+        self.audio.feed(self.container, self.end_time)
 
     def close(self) -> None:
-        if self.stream is not None:
-            for p in self.stream.encode(None):
-                self.container.mux(p)
-        self.audio.copy(self.container)
-        self.container.close()
+        try:
+            if self.stream is not None:
+                for p in self.stream.encode(None):
+                    self.container.mux(p)
+                self.audio.finish(self.container, self.end_time)
+        finally:
+            self.audio._close_source()
+            self.container.close()
 
 
 class OverlaySink(VideoFileSink):
-    """The input frames with the colour-mapped map blended in (source size and fps), H.264 by
-    default, the source's audio copied in at ``close`` when the source is a file."""
+    """The input frames with the colour-mapped map blended in (source size, odd sizes padded by
+    one row/column, source fps), H.264 in a fragmented MP4, the source's audio copied alongside
+    when the source is a file."""
 
-    def __init__(self, path: Path, fps: float, source: str | None, codec: str = "libx264", alpha: float = 0.45) -> None:
-        super().__init__(path, fps, source)
+    def __init__(self, path: Path, fps: float, source: str | None, codec: str = "libx264", alpha: float = 0.6) -> None:
+        super().__init__(path, fps, source, fragmented=True)
         self.codec, self.alpha = codec, alpha
 
     def write(self, index: int, time: float, frame: np.ndarray | None, sal: np.ndarray) -> None:
@@ -136,17 +280,21 @@ class OverlaySink(VideoFileSink):
 
         if frame is None:
             raise SalrtError("overlay output needs the source frames (keep_frames)")
-        h, w = frame.shape[:2]
+        out = even_frame(blend_heatmap(frame, sal, self.alpha))
         if self.stream is None:
-            self._add_video(self.codec, h - h % 2, w - w % 2)
-        heat = colormap_jet(resize_map(sal, (h, w))).astype(np.float32)
-        out = (frame.astype(np.float32) * (1 - self.alpha) + heat * self.alpha).astype(np.uint8)
-        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(out[: h - h % 2, : w - w % 2]), format="rgb24")
-        self._mux(vf, time)
+            h, w = frame.shape[:2]
+            if (h, w) != out.shape[:2]:
+                log.warning("%s: %dx%d frames padded to %dx%d in the overlay (H.264 4:2:0 needs even sizes)",
+                            self.path.name, w, h, out.shape[1], out.shape[0])  # fmt: skip
+            self._add_video(self.codec, out.shape[0], out.shape[1])
+            if self.codec == "libx264":
+                self.stream.options = {"preset": "veryfast"}
+        self._mux(av.VideoFrame.from_ndarray(np.ascontiguousarray(out), format="rgb24"), time)
 
 
 class PngSink:
-    """``<dir>/<frame:05d>.png`` (1-based, the naming ``salrt eval`` reads), 8-bit grey."""
+    """``<dir>/<frame:05d>.png`` (1-based, the naming ``salrt eval`` reads), 8-bit grey, each
+    written to a temporary name and renamed (a half-written PNG never carries a final name)."""
 
     def __init__(self, directory: Path, size: tuple[int, int] | None = None) -> None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -160,50 +308,104 @@ class PngSink:
         pass
 
 
-class NpySink:
-    """One uint8 ``.npy`` (N, H, W) per video, written incrementally (flat memory); the header's
-    frame count is rewritten at ``close`` so an interrupted run still leaves a valid file.
-    ``compress=True`` turns it into ``.npz`` (``maps``, ``times``) at close, streaming from disk."""
+class NpyWriter:
+    """An uint8 ``.npy`` of shape (N, H, W) growing one frame at a time, valid at every moment:
+    the header is written with the first frame and its count rewritten after each frame's data
+    (so the count never exceeds the data on disk, whatever moment the process dies)."""
 
-    _HEADER = 128
+    HEADER = 128  # fixed header size: the count can grow without moving the data
 
-    def __init__(self, path: Path, size: tuple[int, int] | None = None, compress: bool = False) -> None:
-        self.path, self.size, self.n, self.shape, self.compress = path, size, 0, None, compress
-        self.times: list[float] = []
-        self.f = path.open("wb")
-        self.f.write(b"\0" * self._HEADER)
+    def __init__(self, path: Path) -> None:
+        self.path, self.n, self.shape = Path(path), 0, None
+        self.fd: int | None = None
 
-    def write(self, index: int, time: float, frame: np.ndarray | None, sal: np.ndarray) -> None:
-        m = to_u8(resize_map(sal, self.size) if self.size else sal)
-        self.shape = m.shape
-        self.f.write(m.tobytes())
-        self.times.append(time)
+    def _header(self) -> bytes:
+        h, w = self.shape or (0, 0)
+        text = f"{{'descr': '|u1', 'fortran_order': False, 'shape': ({self.n}, {h}, {w}), }}"
+        magic = b"\x93NUMPY\x01\x00"
+        body = text.encode().ljust(self.HEADER - len(magic) - 2 - 1) + b"\n"
+        return magic + len(body).to_bytes(2, "little") + body
+
+    def append(self, m: np.ndarray) -> None:
+        if self.fd is None:
+            self.shape = m.shape
+            self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            os.write(self.fd, self._header())
+        if m.shape != self.shape:
+            raise SalrtError(f"{self.path.name}: map of shape {m.shape} after maps of shape {self.shape}")
+        os.pwrite(self.fd, np.ascontiguousarray(m, np.uint8).tobytes(), self.HEADER + self.n * m.size)
         self.n += 1
+        os.pwrite(self.fd, self._header(), 0)
 
     def close(self) -> None:
-        h, w = self.shape or (0, 0)
-        header = f"{{'descr': '|u1', 'fortran_order': False, 'shape': ({self.n}, {h}, {w}), }}"
-        body = b"\x93NUMPY\x01\x00"
-        text = header.encode().ljust(self._HEADER - len(body) - 2 - 1) + b"\n"
-        self.f.seek(0)
-        self.f.write(body + len(text).to_bytes(2, "little") + text)
-        self.f.close()
-        if self.compress:
-            maps = np.load(self.path, mmap_mode="r")
-            np.savez_compressed(self.path.with_suffix(".npz"), maps=maps, times=np.asarray(self.times))
-            del maps
-            self.path.unlink()
+        if self.fd is not None:
+            os.fsync(self.fd)
+            os.close(self.fd)
+            self.fd = None
+
+
+class NpySink:
+    """One uint8 ``.npy`` (N, H, W) per video (``<name>.npy``), written as frames arrive (flat
+    memory, readable at every moment). ``compress=True`` writes ``<name>.npz`` (``maps``,
+    ``times``) at close instead, streaming from ``<name>.partial.npy``, which is left readable if
+    the run is killed before then."""
+
+    def __init__(self, path: Path, size: tuple[int, int] | None = None, compress: bool = False) -> None:
+        self.path, self.size, self.compress = Path(path), size, compress
+        self.times: list[float] = []
+        raw = self.path.with_suffix(".partial.npy") if compress else self.path.with_suffix(".npy")
+        self.writer = NpyWriter(raw)
+
+    def write(self, index: int, time: float, frame: np.ndarray | None, sal: np.ndarray) -> None:
+        self.writer.append(to_u8(resize_map(sal, self.size) if self.size else sal))
+        self.times.append(time)
+
+    def close(self) -> None:
+        self.writer.close()
+        if not self.compress or self.writer.shape is None:
+            return
+        raw = self.writer.path
+        final = self.path.with_suffix(".npz")
+        tmp = _tmp_name(final)
+        maps = np.load(raw, mmap_mode="r")
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, maps=maps, times=np.asarray(self.times))
+        del maps
+        os.replace(tmp, final)
+        raw.unlink()
 
 
 class JsonSidecar:
-    """Per-frame timestamps and the run settings, written at ``close``."""
+    """Per-frame timestamps, mean and peak (row, column at the model's map resolution) and the run
+    settings, rewritten atomically every ``interval_s`` seconds (longer as the file grows, so a
+    long stream spends at most ~5 % of its time on it) and at ``close``. Frames are kept as
+    numpy rows (~32 bytes each), so memory stays flat over hours of stream."""
 
-    def __init__(self, path: Path, settings: dict[str, Any]) -> None:
-        self.path, self.settings, self.frames = path, settings, []
+    def __init__(self, path: Path, settings: dict[str, Any], interval_s: float = 2.0) -> None:
+        self.path, self.settings, self.interval_s = path, settings, interval_s
+        self.rows = np.zeros((1024, 5), np.float64)  # index, time, mean, peak row, peak column
+        self.n = 0
+        self._last, self._cost = _time.monotonic(), 0.0
 
     def write(self, index: int, time: float, frame: np.ndarray | None, sal: np.ndarray) -> None:
-        self.frames.append({"frame": index, "time": round(time, 6), "mean": float(sal.mean()),
-                            "peak": [int(v) for v in np.unravel_index(int(sal.argmax()), sal.shape)]})  # fmt: skip
+        if self.n == len(self.rows):
+            self.rows = np.concatenate([self.rows, np.zeros_like(self.rows)])
+        r, c = np.unravel_index(int(sal.argmax()), sal.shape)
+        self.rows[self.n] = (index, time, float(sal.mean()), r, c)
+        self.n += 1
+        if _time.monotonic() - self._last >= max(self.interval_s, 20 * self._cost):
+            self._save()
+
+    @property
+    def frames(self) -> list[dict[str, Any]]:
+        return [{"frame": int(i), "time": round(float(t), 6), "mean": float(m), "peak": [int(r), int(c)]}
+                for i, t, m, r, c in self.rows[: self.n]]  # fmt: skip
+
+    def _save(self) -> None:
+        t0 = _time.monotonic()
+        atomic_write(self.path, json.dumps({"settings": self.settings, "frames": self.frames}, indent=1, default=str))
+        self._last = _time.monotonic()
+        self._cost = self._last - t0
 
     def close(self) -> None:
-        self.path.write_text(json.dumps({"settings": self.settings, "frames": self.frames}, indent=1, default=str))
+        self._save()

@@ -219,6 +219,12 @@ def validate(path: Path, module: nn.Module, spec: dict[str, Any], fp16: bool, ba
     return {"batch": batch, "outputs": errors}
 
 
+def check_opset(opset: int) -> None:
+    """Raise :class:`ExportError` for an opset outside what the exporters and TensorRT parse."""
+    if not 9 <= opset <= 20:
+        raise ExportError(f"opset {opset} outside 9..20 (the range TensorRT 10 parses)")
+
+
 def export_onnx(model: nn.Module, out_dir: str | Path, *, precision: str = "fp32", batch: BatchSpec | str = "1",
                 opset: int = 17, steps: int = 4, graphs: tuple[str, ...] | None = None, simplify: bool = True,
                 check_batches: tuple[int, ...] | None = None, log: Callable[[str], None] | None = None,
@@ -231,8 +237,7 @@ def export_onnx(model: nn.Module, out_dir: str | Path, *, precision: str = "fp32
 
     if precision not in ("fp32", "fp16"):
         raise ExportError(f"unknown precision {precision!r}: use fp32 or fp16 (bf16 is a TensorRT build flag)")
-    if not 9 <= opset <= 20:
-        raise ExportError(f"opset {opset} outside 9..20 (the range TensorRT 10 parses)")
+    check_opset(opset)
     known = graph_names(model)
     graphs = known if graphs is None else graphs
     unknown = set(graphs) - set(known)

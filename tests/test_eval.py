@@ -98,7 +98,7 @@ def test_missing_predictions_are_reported(tmp_path: Path, capsys: pytest.Capture
     (tmp_path / "pred" / "v1" / "00003.png").unlink()
     args = ["eval", "--dataset", "avad", "--root", str(tmp_path / "data"), "--predictions", str(tmp_path / "pred"),
             "--out", str(tmp_path / "res"), "--workers", "1", "--quiet"]  # fmt: skip
-    assert main(args) == 2
+    assert main(args) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "00003.png" in err and "--allow-missing" in err
     assert main([*args, "--allow-missing"]) == 0
@@ -126,15 +126,17 @@ def test_dhf1k_and_plain_layouts(tmp_path: Path) -> None:
 
 
 def test_bad_input_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    for args, needle in (
-        (["--dataset", "avad", "--root", str(tmp_path), "--predictions", str(tmp_path)], "fold list not found"),
-        (["--dataset", "nope", "--root", str(tmp_path), "--predictions", str(tmp_path)], "unknown dataset"),
-        (["--dataset", "avad", "--root", str(tmp_path)], "fold list not found"),
-        (["--dataset", "plain", "--predictions", str(tmp_path)], "--dataset plain needs"),
+    for args, code, needle in (
+        (["--dataset", "avad", "--root", str(tmp_path), "--predictions", str(tmp_path)], 1, "fold list not found"),
+        (["--dataset", "avad", "--root", str(tmp_path)], 2, "exactly one of --predictions"),
+        (["--dataset", "plain", "--predictions", str(tmp_path)], 2, "--dataset plain needs"),
     ):
-        assert main(["eval", *args, "--quiet"]) == 2
+        assert main(["eval", *args, "--quiet"]) == code
         err = capsys.readouterr().err.strip()
         assert needle in err and err.count("\n") == 0
+    with pytest.raises(SystemExit) as e:  # argparse: not a known layout
+        main(["eval", "--dataset", "nope", "--root", str(tmp_path), "--predictions", str(tmp_path)])
+    assert e.value.code == 2 and "invalid choice" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("model", ["diffsal", "avrsp", "tavdiff"])

@@ -106,13 +106,13 @@ def test_unreachable_stream_is_reported_without_stopping_others(tmp_path: Path) 
 
 def test_cli_run_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     clip = make_clip(tmp_path / "a.mp4", seed=7, seconds=0.2, **SMALL)
-    for args, needle in (
-        ([str(clip.path), "-o", str(tmp_path / "o"), "--config", "tiny"], "meaningless"),
-        ([str(tmp_path / "nope.mp4"), "-o", str(tmp_path / "o")], "no such file"),
-        ([str(clip.path), "-o", str(tmp_path / "o"), "--outputs", "gif"], "unknown output"),
-        ([str(clip.path), "-o", str(tmp_path / "o"), "--backend", "onnxruntime"], "--export-dir"),
+    for args, code, needle in (
+        ([str(clip.path), "-o", str(tmp_path / "o"), "--config", "tiny"], 2, "meaningless"),
+        ([str(tmp_path / "nope.mp4"), "-o", str(tmp_path / "o")], 1, "no such file"),
+        ([str(clip.path), "-o", str(tmp_path / "o"), "--outputs", "gif"], 2, "unknown output"),
+        ([str(clip.path), "-o", str(tmp_path / "o"), "--backend", "onnxruntime"], 2, "--export-dir"),
     ):
-        assert main(["run", *args, "--quiet"]) == 2
+        assert main(["run", *args, "--quiet"]) == code
         err = capsys.readouterr().err.strip()
         assert needle in err and err.count("\n") == 0
 

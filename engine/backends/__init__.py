@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from salrt.backends.base import Backend, MissingDependency, require
+from salrt.errors import UsageError
 
 BACKENDS = ("torch", "torch-compile", "onnxruntime", "tensorrt")
 
@@ -20,20 +21,20 @@ def load_backend(name: str, *, model: Any = None, export_dir: str | None = None,
     """Build a backend. Torch backends take a loaded ``model``; the others an ``export_dir``."""
     if name in ("torch", "torch-compile"):
         if model is None:
-            raise ValueError(f"backend {name!r} needs a model")
+            raise UsageError(f"backend {name!r} needs a model")
         from salrt.backends.torch_backend import TorchBackend
 
         return TorchBackend(model, compile=name == "torch-compile")
     if name == "onnxruntime":
         if export_dir is None:
-            raise ValueError("backend 'onnxruntime' needs an export directory (salrt export --format onnx)")
+            raise UsageError("backend 'onnxruntime' needs an export directory (salrt export --format onnx)")
         from salrt.backends.onnxruntime_backend import OnnxRuntimeBackend
 
         return OnnxRuntimeBackend(export_dir, providers=providers, device=device)
     if name == "tensorrt":
         if export_dir is None:
-            raise ValueError("backend 'tensorrt' needs an export directory (salrt export --format tensorrt)")
+            raise UsageError("backend 'tensorrt' needs an export directory (salrt export --format tensorrt)")
         from salrt.backends.tensorrt_backend import TensorRTBackend
 
         return TensorRTBackend(export_dir)
-    raise ValueError(f"unknown backend {name!r}; available: {', '.join(BACKENDS)}")
+    raise UsageError(f"unknown backend {name!r}; available: {', '.join(BACKENDS)}")

@@ -2,26 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, Protocol, runtime_checkable
 
-from salrt.errors import SalrtError
-
-_EXTRAS = {"onnxruntime": "onnx", "tensorrt": "tensorrt", "torch": "torch", "onnx": "export", "onnxsim": "export",
-           "av": "core", "skimage": "eval", "PIL": "eval"}  # fmt: skip
-
-
-class MissingDependency(SalrtError, ImportError):
-    """An optional package needed by the requested feature is not installed."""
-
-
-def require(module: str, feature: str) -> Any:
-    """Import ``module`` or raise one clear message naming the extra that installs it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        extra = _EXTRAS.get(module.split(".")[0], module)
-        raise MissingDependency(f"{feature} needs the '{module}' package: pip install 'salrt[{extra}]'") from None
+from salrt.errors import MissingDependency, require  # noqa: F401 - re-exported for backends
 
 
 @runtime_checkable

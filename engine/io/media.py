@@ -229,6 +229,12 @@ class MediaClips:
                 return
             except av.FFmpegError:  # truncated or unreadable container data: end of input
                 self.stats.read_errors += 1
+                for s in streams:  # the frames still held in the decoders are part of the input
+                    try:
+                        for frame in s.decode(None):
+                            yield ("v" if s is self._vs else "a"), frame
+                    except av.FFmpegError:
+                        pass
                 return
             try:
                 frames = packet.decode()
@@ -490,3 +496,12 @@ def open_media(source: str, **kwargs: Any) -> MediaClips:
     """
     return MediaClips(source, **kwargs)
 
+
+
+def probe(source: str, **kwargs: Any) -> MediaInfo:
+    """What is known about ``source`` once opened (no frame decoded); options as :func:`open_media`."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        media = MediaClips(source, **kwargs)
+    media.close()
+    return media.info

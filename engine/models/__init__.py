@@ -50,16 +50,39 @@ def load_model(
             raise SalrtError(f"{checkpoint}: holds a {meta.get('model')!r} model, not {key!r}")
         cfg = cfg_cls.from_dict(meta["config"])
     model = model_cls(cfg)
-    if state is not None:
-        ckpt.check_and_load(model, state, str(checkpoint))
-    elif checkpoint is not None and key == "diffsal":
-        ckpt.load_diffsal_checkpoint(model, checkpoint)
-    elif checkpoint is not None:  # no authors' release exists: a state dict in salrt's names
-        ckpt.check_and_load(model, ckpt.extract_state_dict(ckpt.read_torch_file(checkpoint), str(checkpoint)), str(checkpoint))
+    try:
+        if state is not None:
+            ckpt.check_and_load(model, state, str(checkpoint))
+        elif checkpoint is not None and key == "diffsal":
+            ckpt.load_diffsal_checkpoint(model, checkpoint)
+        elif checkpoint is not None:  # no authors' release exists: a state dict in salrt's names
+            sd = ckpt.extract_state_dict(ckpt.read_torch_file(checkpoint), str(checkpoint))
+            ckpt.check_and_load(model, sd, str(checkpoint))
+    except ckpt.CheckpointError:
+        if state is None and checkpoint is not None and isinstance(config, str | None):
+            _suggest_preset(key, cfg_cls, config or "paper", checkpoint)
+        raise
     for backbone, path in (pretrained or {}).items():
         load_backbone(model, backbone, path)
     model.eval().requires_grad_(False)
     return model.to(device=device, dtype=dtype)
+
+
+def _suggest_preset(key: str, cfg_cls: type, preset: str, checkpoint: str | os.PathLike[str]) -> None:
+    """Raise a CheckpointError naming the preset whose tensors (names and shapes) the weights fit,
+    when the requested ``preset`` does not fit them but another does."""
+    from salrt import checkpoint as ckpt
+
+    sd = ckpt.extract_state_dict(ckpt.read_torch_file(checkpoint), str(checkpoint))
+    shapes = {k: tuple(v.shape) for k, v in sd.items()}
+    for name in cfg_cls.preset_names():
+        if name == preset:
+            continue
+        with torch.device("meta"):
+            other = MODELS[key][0](cfg_cls.preset(name))
+        if {k: tuple(v.shape) for k, v in other.state_dict().items()} == shapes:
+            raise ckpt.CheckpointError(f"{checkpoint}: these are weights of the {name!r} config of {key}, not "
+                                       f"{preset!r}: pass --config {name} (config={name!r})")  # fmt: skip
 
 
 def load_backbone(model: torch.nn.Module, backbone: str, path: str | os.PathLike[str]) -> list[str]:

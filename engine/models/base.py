@@ -20,6 +20,7 @@ from torch import nn
 from salrt.io import audio as A
 from salrt.models.blocks import check_input
 from salrt.models.mvit import MViTConfig
+from salrt.errors import UsageError
 
 
 class ConfigMixin:
@@ -40,7 +41,7 @@ class ConfigMixin:
         fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
         unknown = set(data) - fields
         if unknown:
-            raise ValueError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
+            raise UsageError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
         kw: dict[str, Any] = {}
         for k, v in data.items():
             sub = hints.get(k)
@@ -64,11 +65,16 @@ class ConfigMixin:
         return (1, self.audio_slices, self.audio_height, self.audio_width)  # type: ignore[attr-defined]
 
     @classmethod
+    def preset_names(cls) -> tuple[str, ...]:
+        """The names :meth:`preset` accepts."""
+        return ("paper", *cls.PRESETS)
+
+    @classmethod
     def preset(cls, name: str) -> Any:
         if name == "paper":
             return cls()
         if name not in cls.PRESETS:
-            raise ValueError(f"unknown {cls.__name__} preset {name!r} (choose from: paper, {', '.join(cls.PRESETS)})")
+            raise UsageError(f"unknown {cls.__name__} preset {name!r} (choose from: paper, {', '.join(cls.PRESETS)})")
         return cls(**cls.PRESETS[name])
 
 
@@ -157,7 +163,7 @@ class DiffusionModel(SaliencyModel):
     def step_counts(self, features: Any, steps: int | None) -> list[int]:
         """DDIM steps per batch item: ``steps`` for all, or the model's own choice when None."""
         if steps is None:
-            raise ValueError(f"{self.name} has no adaptive step count: pass steps")
+            raise UsageError(f"{self.name} has no adaptive step count: pass steps")
         return [int(steps)] * self.batch_of(features)
 
     @staticmethod
@@ -172,7 +178,7 @@ class DiffusionModel(SaliencyModel):
                noise: torch.Tensor | None = None, generator: torch.Generator | None = None, **conditions: Any) -> torch.Tensor:  # fmt: skip
         """DDIM from x_T (``noise`` or drawn from ``generator``) -> maps (B,1,H,W) clamped to 0..1."""
         if eta < 0:
-            raise ValueError(f"eta must be >= 0, got {eta}")
+            raise UsageError(f"eta must be >= 0, got {eta}")
         feats = self.encode(video, audio, **conditions)
         b = self.batch_of(feats)
         p = next(self.parameters())
@@ -182,7 +188,7 @@ class DiffusionModel(SaliencyModel):
         else:
             x_T = self.check("noise", noise, shape[1:])
             if x_T.shape[0] != b:
-                raise ValueError(f"noise batch {x_T.shape[0]} does not match the clip batch {b}")
+                raise UsageError(f"noise batch {x_T.shape[0]} does not match the clip batch {b}")
             if generator is None and eta > 0:
                 generator = torch.Generator(device=p.device).manual_seed(0)
         counts = self.step_counts(feats, steps)

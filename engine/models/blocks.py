@@ -7,6 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from salrt.errors import UsageError
 
 
 def check_input(model: nn.Module, name: str, x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
@@ -14,7 +15,7 @@ def check_input(model: nn.Module, name: str, x: torch.Tensor, shape: tuple[int, 
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() != len(shape) + 1 or tuple(x.shape[1:]) != tuple(shape):
-        raise ValueError(f"{name} must have shape (B, {', '.join(map(str, shape))}), got {tuple(x.shape)}")
+        raise UsageError(f"{name} must have shape (B, {', '.join(map(str, shape))}), got {tuple(x.shape)}")
     if not x.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
     p = next(model.parameters())
@@ -25,7 +26,7 @@ def check_batch(*xs: torch.Tensor) -> int:
     """The common batch size of ``xs``; a clear error when they differ."""
     sizes = {int(x.shape[0]) for x in xs}
     if len(sizes) != 1:
-        raise ValueError(f"inputs have different batch sizes: {sorted(sizes)}")
+        raise UsageError(f"inputs have different batch sizes: {sorted(sizes)}")
     return sizes.pop()
 
 

@@ -17,6 +17,7 @@ from salrt.models.mvit import MViT, MViTConfig
 from salrt.models.saliency_unet import SaliencyUNet, UNetConfig
 from salrt.models.vggish import AudioEncoder
 from salrt.sampling.ddim import DDIMScheduler
+from salrt.errors import UsageError
 
 # Per-channel pixel statistics on the 0..255 scale (the reference's dataset.json).
 VIDEO_MEAN = (114.7748, 107.7354, 99.4750)
@@ -37,17 +38,17 @@ class DiffSalConfig(MViTVGGishConfig):
 
     def __post_init__(self) -> None:
         if self.height % 32 or self.width % 32:
-            raise ValueError(f"video size must be a multiple of 32, got {self.height}x{self.width}")
+            raise UsageError(f"video size must be a multiple of 32, got {self.height}x{self.width}")
         if (self.height // 32, self.width // 32) != (self.audio_height // 16, self.audio_width // 16):
-            raise ValueError(
+            raise UsageError(
                 "the audio feature grid (audio size / 16) must equal the coarsest video grid (video size / 32): "
                 f"{self.audio_height}x{self.audio_width} vs {self.height}x{self.width}"
             )
         if self.frames // 2 + 1 != self.audio_slices:
-            raise ValueError(f"audio_slices must be frames/2 + 1 (= {self.frames // 2 + 1}), got {self.audio_slices}")
+            raise UsageError(f"audio_slices must be frames/2 + 1 (= {self.frames // 2 + 1}), got {self.audio_slices}")
         t = self.frames // 2 + 1
         if (t - self.temporal_kernel) // self.temporal_kernel + 1 != 1:
-            raise ValueError("the temporal reduction must yield exactly one frame")
+            raise UsageError("the temporal reduction must yield exactly one frame")
 
     def unet(self) -> UNetConfig:
         chans = self.mvit.out_channels[::-1]
@@ -72,8 +73,12 @@ class DiffSalConfig(MViTVGGishConfig):
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - fields
         if unknown:
-            raise ValueError(f"unknown DiffSal config keys: {sorted(unknown)}")
+            raise UsageError(f"unknown DiffSal config keys: {sorted(unknown)}")
         return cls(mvit=mvit, **{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+    @classmethod
+    def preset_names(cls) -> tuple[str, ...]:
+        return ("paper", "tiny")
 
     @classmethod
     def preset(cls, name: str) -> "DiffSalConfig":
@@ -87,7 +92,7 @@ class DiffSalConfig(MViTVGGishConfig):
                 vggish_channels=(8, 8, 16, 16), audio_heads=2, audio_dim_head=8, audio_mlp_dim=16,
                 group_norm_groups=4,
             )  # fmt: skip
-        raise ValueError(f"unknown DiffSal preset {name!r} (choose 'paper' or 'tiny')")
+        raise UsageError(f"unknown DiffSal preset {name!r} (choose 'paper' or 'tiny')")
 
 
 class DiffSalFeatures(NamedTuple):
@@ -128,7 +133,7 @@ class DiffSal(DiffusionModel):
         video = self.check("video", video, cfg.video_shape)
         audio = self.check("audio", audio, cfg.audio_shape)
         if video.shape[0] != audio.shape[0]:
-            raise ValueError(f"video and audio batch sizes differ: {video.shape[0]} vs {audio.shape[0]}")
+            raise UsageError(f"video and audio batch sizes differ: {video.shape[0]} vs {audio.shape[0]}")
         scales = tuple(self.video_encoder(video))
         audio_feats = self.audio_encoder(audio)
         aligned = tuple(self.denoiser.align_audio(audio_feats, scales))
@@ -139,7 +144,7 @@ class DiffSal(DiffusionModel):
         cfg = self.config
         x_t = self.check("x_t", x_t, (1, cfg.height, cfg.width))
         if t.dim() != 1 or t.shape[0] != x_t.shape[0] or t.is_floating_point():
-            raise ValueError(f"t must be an integer tensor of shape ({x_t.shape[0]},), got {t.dtype} {tuple(t.shape)}")
+            raise UsageError(f"t must be an integer tensor of shape ({x_t.shape[0]},), got {t.dtype} {tuple(t.shape)}")
         return self.denoiser(x_t, t.to(x_t.device), features.video, features.audio_aligned)
 
     def parameter_counts(self) -> dict[str, int]:

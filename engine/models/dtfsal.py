@@ -37,6 +37,7 @@ from salrt.models.base import MViTVGGishConfig, SaliencyModel
 from salrt.models.blocks import ConvBNReLU3d, DeformConv2d, LayerNorm3d, check_batch, upsample_to
 from salrt.models.mvit import MViT, MViTConfig
 from salrt.models.vggish import AudioEncoder
+from salrt.errors import UsageError
 
 _TINY_MVIT = MViTConfig(embed_dim=8, depth=4, num_heads=1, downscale_layers=(1, 2, 3), table_input=(8, 64, 64))
 
@@ -231,7 +232,7 @@ class DTFSal(SaliencyModel):
         feats = [blk(f) for blk, f in zip(self.enhance, feats)]
         if cfg.use_audio:
             if audio is None:
-                raise ValueError("DTFSal needs audio (build DTFSalConfig(use_audio=False) for DTFSal(V))")
+                raise UsageError("DTFSal needs audio (build DTFSalConfig(use_audio=False) for DTFSal(V))")
             audio = self.check("audio", audio, cfg.audio_shape)
             check_batch(video, audio)
             i = cfg.amfb_stage - 1

@@ -52,6 +52,7 @@ from salrt.models.mvit import MViT, MViTConfig
 from salrt.models.vggish import AudioEncoder
 from salrt.sampling.ddim import DDIMScheduler
 from salrt.sampling.schedule import adaptive_step_count
+from salrt.errors import UsageError
 
 _TINY_MVIT = MViTConfig(embed_dim=8, depth=4, num_heads=1, downscale_layers=(1, 2, 3), table_input=(16, 64, 64))
 
@@ -319,7 +320,7 @@ class MUBiC(DiffusionModel):
         cfg = self.config
         x_t = self.check("x_t", x_t, (1, cfg.height, cfg.width))
         if t.dim() != 1 or t.shape[0] != x_t.shape[0] or t.is_floating_point():
-            raise ValueError(f"t must be an integer tensor of shape ({x_t.shape[0]},), got {t.dtype} {tuple(t.shape)}")
+            raise UsageError(f"t must be an integer tensor of shape ({x_t.shape[0]},), got {t.dtype} {tuple(t.shape)}")
         temb = self.time_mlp(sinusoidal_embedding(t.to(x_t.device), cfg.time_dim).to(x_t.dtype))
         noise_feats = self.noise_encoder(x_t, temb)
         prev = None

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from salrt.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -255,7 +256,7 @@ class MAMStage(nn.Module):
         if (h, w) != size:
             factor = size[0] // h  # reference: one integer factor, taken from the heights
             if (h * factor, w * factor) != tuple(size):
-                raise ValueError(f"audio features {h}x{w} cannot be upsampled by an integer factor to {size}")
+                raise UsageError(f"audio features {h}x{w} cannot be upsampled by an integer factor to {size}")
             y = F.interpolate(y, size=(h * factor, w * factor), mode="nearest")
         return y.reshape(b, t, *y.shape[1:]).transpose(1, 2).contiguous()
 

@@ -43,6 +43,7 @@ from salrt.models.clip_text import CLIPTextConfig, CLIPTextEncoder
 from salrt.models.s3d import S3D
 from salrt.models.soundnet import SoundNet
 from salrt.sampling.ddim import DDIMScheduler
+from salrt.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -209,7 +210,7 @@ class TAVDiff(DiffusionModel):
             warnings.warn("tavdiff: no captions given; running the audio-visual (AV) variant", stacklevel=2)
             text = torch.zeros(b, cfg.text.context, dtype=torch.long, device=video.device)
         if text.dim() != 2 or text.shape != (b, cfg.text.context) or text.is_floating_point():
-            raise ValueError(f"text must be int64 token ids of shape ({b}, {cfg.text.context}), got {text.dtype} {tuple(text.shape)}")
+            raise UsageError(f"text must be int64 token ids of shape ({b}, {cfg.text.context}), got {text.dtype} {tuple(text.shape)}")
         text = text.to(video.device)
         fv = self.video_encoder(video)[-1]  # (B, Cv, t, h, w)
         vis = fv.flatten(2).transpose(1, 2)  # (B, P, Cv)
@@ -234,5 +235,5 @@ class TAVDiff(DiffusionModel):
         cfg = self.config
         x_t = self.check("x_t", x_t, (1, cfg.height, cfg.width))
         if t.dim() != 1 or t.shape[0] != x_t.shape[0] or t.is_floating_point():
-            raise ValueError(f"t must be an integer tensor of shape ({x_t.shape[0]},), got {t.dtype} {tuple(t.shape)}")
+            raise UsageError(f"t must be an integer tensor of shape ({x_t.shape[0]},), got {t.dtype} {tuple(t.shape)}")
         return self.denoiser(x_t, t.to(x_t.device), features.cond)

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from salrt.sampling.schedule import DDIMStep, apply_ddim, ddim_plan, diffsal_cosine_betas
+from salrt.errors import UsageError
 
 
 class DDIMScheduler:
@@ -23,7 +24,7 @@ class DDIMScheduler:
     def __init__(self, num_timesteps: int = 1000, betas: np.ndarray | None = None) -> None:
         betas = diffsal_cosine_betas(num_timesteps) if betas is None else np.asarray(betas, dtype=np.float64)
         if betas.shape != (num_timesteps,):
-            raise ValueError(f"betas must have shape ({num_timesteps},), got {betas.shape}")
+            raise UsageError(f"betas must have shape ({num_timesteps},), got {betas.shape}")
         self.num_timesteps = num_timesteps
         # Reference quirk kept: betas go to float32 first and the cumulative product runs in float32.
         b32 = torch.tensor(betas, dtype=torch.float32)

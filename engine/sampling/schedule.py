@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from salrt.errors import UsageError
 
 
 def diffsal_cosine_betas(num_timesteps: int = 1000, s: float = 0.008) -> np.ndarray:
@@ -33,7 +34,7 @@ class DDIMStep:
 def ddim_plan(steps: int, num_timesteps: int = 1000) -> list[DDIMStep]:
     """Visited timesteps, largest first: skip = T // steps, range(0, T, skip) reversed."""
     if not isinstance(steps, int) or steps < 1 or steps > num_timesteps:
-        raise ValueError(f"steps must be an integer in 1..{num_timesteps}, got {steps!r}")
+        raise UsageError(f"steps must be an integer in 1..{num_timesteps}, got {steps!r}")
     seq = list(range(0, num_timesteps, num_timesteps // steps))
     nxt = [-1] + seq[:-1]
     return [DDIMStep(t, tn) for t, tn in zip(reversed(seq), reversed(nxt))]
