@@ -94,10 +94,13 @@ class RoiEncoderSink(VideoFileSink):
 
         if frame is None:
             raise SalrtError("ROI encoding needs the source frames (keep_frames)")
-        frame = even_frame(frame)  # odd sizes padded by one row/column (4:2:0 needs even sizes)
+        if getattr(frame, "format", None) == "yuv420p":
+            vf = frame.av_frame()
+        else:  # RGB (a numpy array or an odd-sized source frame): odd sizes padded by one row/column
+            rgb = even_frame(frame.rgb() if hasattr(frame, "rgb") else frame)
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(format="yuv420p")
         if self.stream is None:
-            self._open(*frame.shape[:2])
-        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24").reformat(format="yuv420p")
+            self._open(vf.height, vf.width)
         if self.mapper is not None:
             off = self.mapper(sal)
             self.offsets.append(off)

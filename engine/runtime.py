@@ -89,7 +89,7 @@ class RunOptions:
     seed: int = 0
     contract: InputContract = dataclasses.field(default_factory=InputContract)  # the model's clip format
     captions: Any = None  # salrt.captions.Captions for text-conditioned models
-    frame_budget_mb: float = 512.0  # source frames held for outputs (overlay) across all inputs
+    frame_budget_mb: float = 256.0  # source frames held for outputs (overlay) across all inputs
     stats_interval_s: float = 5.0  # rewrite of the statistics file during a run
 
     def __post_init__(self) -> None:

@@ -1,7 +1,8 @@
 """Outputs of the runtime: overlay video, PNG maps, ``.npy``/``.npz`` per video, a JSON sidecar.
 
-Every sink receives ``write(index, time, frame_rgb | None, saliency)`` for each source frame in
-order (saliency: (H, W) float32 in 0..1 at the model's resolution) and ``close()`` exactly once.
+Every sink receives ``write(index, time, frame, saliency)`` for each source frame in order
+(``frame``: the :class:`salrt.io.media.SourceFrame` when the run keeps frames, else None;
+saliency: (h, w) float32 in 0..1 at the model's resolution) and ``close()`` exactly once.
 
 Crash safety (what survives a SIGKILL or power loss at any moment): the ``.npy`` carries a valid
 header from its first frame, its frame count updated after every frame (``np.load`` and
@@ -32,7 +33,7 @@ log = logging.getLogger("salrt.sinks")
 class Sink(Protocol):
     """What the runtime writes maps to."""
 
-    def write(self, index: int, time: float, frame: np.ndarray | None, sal: np.ndarray) -> None: ...
+    def write(self, index: int, time: float, frame: Any, sal: np.ndarray) -> None: ...
 
     def close(self) -> None: ...
 
@@ -81,6 +82,26 @@ def blend_heatmap(frame: np.ndarray, sal: np.ndarray, alpha: float = 0.6) -> np.
     a = (_scale_u8(s8, (h, w), "gray").astype(np.uint16) * int(round(alpha * 256))) >> 8  # 0..255 weight
     out = (frame.astype(np.uint16) * (255 - a[..., None]) + heat * a[..., None]) // 255
     return out.astype(np.uint8)
+
+
+def blend_heatmap_yuv(frame: Any, sal: np.ndarray, alpha: float = 0.6) -> Any:
+    """:func:`blend_heatmap` on a yuv420p :class:`~salrt.io.media.SourceFrame`, plane by plane
+    (no full-resolution RGB is made); returns a yuv420p PyAV frame for the encoder."""
+    import av
+
+    h, w = frame.height, frame.width
+    s8 = to_u8(sal)
+    heat = av.VideoFrame.from_ndarray(np.ascontiguousarray(_JET_LUT[s8]), format="rgb24")
+    heat = heat.reformat(width=w, height=h, format="yuv420p", interpolation="BILINEAR").to_ndarray()
+    k = int(round(alpha * 256))
+    out = np.empty_like(frame.data)
+    for rows, size in ((slice(0, h), (h, w)), (slice(h, None), (h // 2, w // 2))):  # Y, then U and V
+        a = (_scale_u8(s8, size, "gray").astype(np.uint16) * k) >> 8
+        if rows.start:  # U and V planes are stored one after the other in the chroma rows
+            a = np.concatenate([a.reshape(-1), a.reshape(-1)]).reshape(h // 2, w)
+        src, hot = frame.data[rows].astype(np.uint16), heat[rows].astype(np.uint16)
+        out[rows] = ((src * (255 - a) + hot * a) // 255).astype(np.uint8)
+    return av.VideoFrame.from_ndarray(out, format="yuv420p")
 
 
 def even_frame(frame: np.ndarray) -> np.ndarray:
@@ -275,21 +296,26 @@ class OverlaySink(VideoFileSink):
         super().__init__(path, fps, source, fragmented=True)
         self.codec, self.alpha = codec, alpha
 
-    def write(self, index: int, time: float, frame: np.ndarray | None, sal: np.ndarray) -> None:
+    def write(self, index: int, time: float, frame: Any, sal: np.ndarray) -> None:
         import av
 
         if frame is None:
             raise SalrtError("overlay output needs the source frames (keep_frames)")
-        out = even_frame(blend_heatmap(frame, sal, self.alpha))
+        if getattr(frame, "format", None) == "yuv420p":
+            vf, (h2, w2) = blend_heatmap_yuv(frame, sal, self.alpha), (frame.height, frame.width)
+        else:  # RGB (odd sizes): padded to even
+            rgb = frame.rgb() if hasattr(frame, "rgb") else frame
+            out = even_frame(blend_heatmap(rgb, sal, self.alpha))
+            vf, (h2, w2) = av.VideoFrame.from_ndarray(np.ascontiguousarray(out), format="rgb24"), out.shape[:2]
         if self.stream is None:
             h, w = frame.shape[:2]
-            if (h, w) != out.shape[:2]:
+            if (h, w) != (h2, w2):
                 log.warning("%s: %dx%d frames padded to %dx%d in the overlay (H.264 4:2:0 needs even sizes)",
-                            self.path.name, w, h, out.shape[1], out.shape[0])  # fmt: skip
-            self._add_video(self.codec, out.shape[0], out.shape[1])
-            if self.codec == "libx264":
-                self.stream.options = {"preset": "veryfast"}
-        self._mux(av.VideoFrame.from_ndarray(np.ascontiguousarray(out), format="rgb24"), time)
+                            self.path.name, w, h, w2, h2)  # fmt: skip
+            self._add_video(self.codec, h2, w2)
+            if self.codec == "libx264":  # a preview: above 1080p x264's lighter preset (4K: ~180 MB instead of ~600)
+                self.stream.options = {"preset": "ultrafast" if h2 * w2 > 1920 * 1088 else "veryfast"}
+        self._mux(vf, time)
 
 
 class PngSink:

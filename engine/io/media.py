@@ -58,6 +58,52 @@ class MediaStats:
 
 
 @dataclasses.dataclass(frozen=True)
+class SourceFrame:
+    """A decoded source frame kept for outputs (overlays, ROI encoding) at source resolution:
+    yuv420p planes as FFmpeg decoded them (half the bytes of RGB), or RGB for odd sizes."""
+
+    data: np.ndarray  # yuv420p: (H * 3 // 2, W) uint8; rgb24: (H, W, 3) uint8
+    format: str  # "yuv420p" or "rgb24"
+    width: int
+    height: int
+
+    @classmethod
+    def of(cls, frame: Any) -> "SourceFrame":
+        """From a decoded PyAV frame."""
+        if frame.width % 2 == 0 and frame.height % 2 == 0:
+            data = frame.to_ndarray(format="yuv420p") if frame.format.name == "yuv420p" else \
+                frame.reformat(format="yuv420p").to_ndarray()  # fmt: skip
+            return cls(data, "yuv420p", frame.width, frame.height)
+        return cls(frame.to_ndarray(format="rgb24"), "rgb24", frame.width, frame.height)
+
+    @property
+    def nbytes(self) -> int:
+        return self.data.nbytes
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(H, W, 3), the shape of :meth:`rgb`."""
+        return (self.height, self.width, 3)
+
+    def av_frame(self) -> Any:
+        """A PyAV VideoFrame of the data (yuv420p or rgb24)."""
+        import av
+
+        return av.VideoFrame.from_ndarray(self.data, format=self.format)
+
+    def rgb(self) -> np.ndarray:
+        """(H, W, 3) uint8 RGB."""
+        return self.data if self.format == "rgb24" else self.av_frame().to_ndarray(format="rgb24")
+
+    def planes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Views of the Y (H, W), U and V (H/2, W/2) planes of a yuv420p frame."""
+        h, w = self.height, self.width
+        y = self.data[:h]
+        uv = self.data[h:].reshape(2, h // 2, w // 2)
+        return y, uv[0], uv[1]
+
+
+@dataclasses.dataclass(frozen=True)
 class Clip:
     """One model input. ``video`` (3, T, H, W) and ``audio`` (1, 9, h, w): numpy on CPU,
     torch tensors on ``device`` when one was given."""
@@ -72,9 +118,9 @@ class Clip:
     has_audio: bool
     fps: float
     timing: str  # "index" (constant rate, reference formula) or "timestamps"
-    target_frame: np.ndarray | None = None  # original RGB (H, W, 3) when keep_frames=True
+    target_frame: SourceFrame | None = None  # the original frame when keep_frames=True
     # every source frame since the previous clip's target up to this target, as (index, time,
-    # RGB or None without keep_frames), so sinks can write every frame even at stride > 1
+    # SourceFrame or None without keep_frames), so sinks can write every frame even at stride > 1
     new_frames: tuple[tuple[int, float, np.ndarray | None], ...] = ()
 
 
@@ -295,7 +341,7 @@ class MediaClips:
         before = self.clip_len // 2 if self.target == "centre" else self.clip_len - 1
         after = self.clip_len - before - 1
         frames: collections.deque[_Frame] = collections.deque()
-        raw_pending: collections.deque[tuple[int, float, np.ndarray | None]] = collections.deque()
+        raw_pending: collections.deque[tuple[int, float, SourceFrame | None]] = collections.deque()
         ring = AudioRing()
         audio_rate = self.info.sample_rate or 0
         audio_eof = self._as is None
@@ -446,7 +492,7 @@ class MediaClips:
                     timing = "timestamps"
                 rgb = frame.to_ndarray(format="rgb24")
                 frames.append(_Frame(n_frames, rel, self._preprocess(rgb)))
-                raw_pending.append((n_frames, rel, rgb if self.keep_frames else None))
+                raw_pending.append((n_frames, rel, SourceFrame.of(frame) if self.keep_frames else None))
                 n_frames += 1
                 self.stats.video_frames += 1
                 self.stats.max_buffered_frames = max(self.stats.max_buffered_frames, len(frames))
@@ -490,7 +536,8 @@ def open_media(source: str, **kwargs: Any) -> MediaClips:
       ``"fast"`` (one antialiased bilinear pass);
     - ``resampler``: ``"swr"`` (FFmpeg) or ``"resampy"`` (the reference's, exact);
     - ``format``/``options``/``timeout``: passed to FFmpeg (e.g. ``format="v4l2"``);
-    - ``keep_frames``: attach the original RGB target frame to each clip (for overlays);
+    - ``keep_frames``: attach every source frame (a :class:`SourceFrame`, yuv420p as decoded) to the
+      clips, for overlays and ROI encoding;
     - ``audio``: a separate audio file, decoded up front and aligned with the first frame
       (datasets stored as image sequences + wav: ``source="dir/img_%05d.jpg", format="image2"``).
     """
