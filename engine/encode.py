@@ -53,7 +53,6 @@ class RoiEncoderSink(VideoFileSink):
         self.offsets: list[np.ndarray] = []
 
     def _open(self, h: int, w: int) -> None:
-        s = self._add_video(self.codec, h, w)
         opts = dict(self.extra)
         if self.codec == "libx264":
             opts.setdefault("preset", self.preset or "veryfast")  # keeps adaptive quantisation (ROI needs it)
@@ -65,9 +64,7 @@ class RoiEncoderSink(VideoFileSink):
             opts.setdefault("svtav1-params", "log-level=1")
         if self.crf is not None:
             opts["crf"] = str(self.crf)
-        else:
-            s.codec_context.bit_rate = int(self.bitrate)
-        s.options = opts
+        self._add_video(self.codec, h, w, opts, bit_rate=None if self.crf is not None else int(self.bitrate))
         self.mapper = QpMapper((h, w), BLOCKS[CODECS[self.codec]], self.roi) if self.roi else None
 
     def _with_roi(self, frame: Any, offsets: np.ndarray) -> Any:

@@ -144,7 +144,7 @@ def write_png(path: Path, gray: np.ndarray) -> None:
     atomic_write(Path(path), png_bytes(gray), sync=False)
 
 
-# audio codecs FFmpeg's MP4 muxer takes by stream copy (PCM, e.g. from AVI or WAV, it refuses)
+# audio codecs FFmpeg's MP4 muxer takes by stream copy (others, e.g. PCM from AVI or WAV, are re-encoded to AAC)
 _MP4_AUDIO = {"aac", "mp3", "mp2", "opus", "flac", "alac", "ac3", "eac3"}
 
 
@@ -154,8 +154,8 @@ class AudioPassthrough:
     as its video). Stream copy where the container takes the codec, else re-encoded to AAC (PCM
     from AVI or WAV into MP4). ``add`` before the first packet is muxed, ``finish`` at the end."""
 
-    def __init__(self, source: str | None) -> None:
-        self.source, self.stream = source, None
+    def __init__(self, source: str | None, quiet: bool = False) -> None:
+        self.source, self.stream, self.quiet = source, None, quiet
         self._src: Any = None
         self._packets: Any = None
         self._next: Any = None
@@ -167,14 +167,21 @@ class AudioPassthrough:
         import av
 
         if not self.source or self.source == "-" or not Path(self.source).is_file():
+            if self.quiet:
+                return
             log.warning("%s: the overlay has no audio track (audio is copied from files only, not from "
                         "streams or stdin)", self.source if self.source != "-" else "stdin")  # fmt: skip
             return
         try:
             self._src = av.open(self.source)
-            if self._src.streams.audio:
-                src = self._src.streams.audio[0]
-                if "mp4" in container.format.name and src.codec_context.name not in _MP4_AUDIO:
+            src = self._src.streams.audio[0] if self._src.streams.audio else None
+            if src is not None and not (src.codec_context.sample_rate and src.codec_context.layout.nb_channels):
+                log.warning("%s: its audio stream has no sample rate or channels (damaged); the output has no "
+                            "audio track", self.source)  # fmt: skip
+            elif src is not None:
+                cc = src.codec_context
+                # ADTS AAC (MPEG-TS, .aac: no extradata) needs a header MP4 cannot write before the first packet
+                if "mp4" in container.format.name and (cc.name not in _MP4_AUDIO or cc.name == "aac" and not cc.extradata):
                     cc = src.codec_context
                     n = cc.layout.nb_channels
                     layout = {1: "mono", 2: "stereo", 6: "5.1"}.get(n, "stereo")  # AAC needs a named layout
@@ -209,8 +216,14 @@ class AudioPassthrough:
                     self._next = pkt
                     return
                 if self._resampler is None:
-                    pkt.stream = self.stream
-                    container.mux(pkt)
+                    try:
+                        pkt.stream = self.stream
+                        container.mux(pkt)
+                    except av.FFmpegError as exc:  # a damaged packet (timestamps): the audio ends here
+                        log.warning("%s: audio copy stopped at %.2f s (%s)", self.source, t - self._t0,
+                                    exc.strerror or exc)  # fmt: skip
+                        self._close_source()
+                        return
                     continue
                 for frame in pkt.decode():
                     for f in self._resampler.resample(frame):
@@ -244,27 +257,50 @@ class VideoFileSink:
     ``fragmented``: a fragmented MP4 (playable after a hard kill up to its last ~1 s fragment)."""
 
     def __init__(self, path: Path, fps: float, source: str | None, fragmented: bool = False) -> None:
-        import av
-
-        self.path, self.fps, self.source = Path(path), fps, source
-        # fragmented: a moov up front, a fragment per keyframe (one per second), each flushed to disk
-        opts = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"} if fragmented else {}
-        self.container = av.open(str(path), "w", options=opts)
-        self.fragmented = fragmented
+        self.path, self.fps, self.source, self.fragmented = Path(path), fps, source, fragmented
+        self.container = self._open_container()
         self.stream: Any = None
         self.audio = AudioPassthrough(source)
         self.tb = Fraction(1, 90000)
         self.end_time = 0.0  # video time written so far (last frame + one frame period)
 
-    def _add_video(self, codec: str, h: int, w: int) -> Any:
-        """The yuv420p video stream at the source fps (before any packet; audio stream added too)."""
-        s = self.container.add_stream(codec, rate=Fraction(self.fps).limit_denominator(1001))
-        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-        s.time_base = self.tb
-        s.codec_context.time_base = self.tb
-        if self.fragmented:  # a keyframe (so a fragment) every second
-            s.codec_context.gop_size = max(1, int(round(self.fps)))
-        self.audio.add(self.container)  # streams must all exist before the first packet is written
+    def _open_container(self) -> Any:
+        import av
+
+        # fragmented: a moov up front, a fragment per keyframe (one per second), each flushed to disk
+        opts = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"} if self.fragmented else {}
+        return av.open(str(self.path), "w", options=opts)
+
+    def _add_video(self, codec: str, h: int, w: int, options: dict[str, str] | None = None,
+                   bit_rate: int | None = None) -> Any:  # fmt: skip
+        """The yuv420p video stream at the source fps, the audio stream, and the file header. An
+        audio stream the container refuses at the header (damaged parameters) is left out, warned."""
+        import av
+
+        for with_audio in (True, False):
+            s = self.container.add_stream(codec, rate=Fraction(self.fps).limit_denominator(1001))
+            s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+            s.time_base = self.tb
+            s.codec_context.time_base = self.tb
+            if bit_rate:
+                s.codec_context.bit_rate = int(bit_rate)
+            if self.fragmented:  # a keyframe (so a fragment) every second
+                s.codec_context.gop_size = max(1, int(round(self.fps)))
+            if options:
+                s.options = dict(options)
+            if with_audio:
+                self.audio.add(self.container)  # streams must all exist before the header is written
+            try:
+                self.container.start_encoding()
+                break
+            except av.FFmpegError as exc:
+                if not with_audio or self.audio.stream is None:
+                    raise
+                log.warning("%s: the source's audio cannot be written (%s); %s has no audio track", self.source,
+                            exc.strerror or exc, self.path.name)  # fmt: skip
+                self.audio = AudioPassthrough(None, quiet=True)
+                self.container.close()
+                self.container = self._open_container()
         self.stream = s
         return s
 
@@ -312,9 +348,9 @@ class OverlaySink(VideoFileSink):
             if (h, w) != (h2, w2):
                 log.warning("%s: %dx%d frames padded to %dx%d in the overlay (H.264 4:2:0 needs even sizes)",
                             self.path.name, w, h, w2, h2)  # fmt: skip
-            self._add_video(self.codec, h2, w2)
-            if self.codec == "libx264":  # a preview: above 1080p x264's lighter preset (4K: ~180 MB instead of ~600)
-                self.stream.options = {"preset": "ultrafast" if h2 * w2 > 1920 * 1088 else "veryfast"}
+            # a preview: above 1080p x264's lighter preset (4K: ~180 MB of encoder memory instead of ~600)
+            opts = {"preset": "ultrafast" if h2 * w2 > 1920 * 1088 else "veryfast"} if self.codec == "libx264" else None
+            self._add_video(self.codec, h2, w2, opts)
         self._mux(vf, time)
 
 
@@ -412,7 +448,7 @@ class JsonSidecar:
         self.rows = np.zeros((1024, 5), np.float64)  # index, time, mean, peak row, peak column
         self.n = 0
         self._last, self._cost = _time.monotonic(), 0.0
-
+        self._save()  # exists (valid, no frames yet) from the start
     def write(self, index: int, time: float, frame: np.ndarray | None, sal: np.ndarray) -> None:
         if self.n == len(self.rows):
             self.rows = np.concatenate([self.rows, np.zeros_like(self.rows)])

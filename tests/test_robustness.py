@@ -359,3 +359,14 @@ def test_overlay_is_fragmented(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert rc == 0
     data = (tmp_path / "o" / "f_overlay.mp4").read_bytes()
     assert b"moof" in data and b"mvex" in data
+
+
+def test_overlay_audio_from_mpegts_and_pcm(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """ADTS AAC (MPEG-TS) and PCM (AVI) cannot be stream-copied into MP4: re-encoded to AAC."""
+    for name, kw in (("t.ts", {}), ("p.avi", {"video_codec": "mpeg4"})):
+        clip = make_clip(tmp_path / name, seed=21, seconds=0.4, **SMALL, **kw)
+        rc, _, err = _run(["run", str(clip.path), "-o", str(tmp_path / "o"), "--outputs", "overlay", *TINY], capsys)
+        assert rc == 0 and "error" not in err, err
+        with av.open(str(tmp_path / "o" / f"{clip.path.stem}_overlay.mp4")) as c:
+            assert c.streams.audio[0].codec_context.name == "aac"
+            assert sum(f.samples for f in c.decode(audio=0)) > 0
