@@ -150,8 +150,12 @@ def test_sigint_finalises_outputs(tmp_path: Path) -> None:
 def test_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "-o", str(tmp_path / "d"), "--seconds", "0.4", "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "mean CC against the synthetic ground truth" in out
+    assert "mean CC against the synthetic ground truth" in out and "no better than chance" in out
+    assert "centre-bias map" in out
     assert (tmp_path / "d" / "demo_input_overlay.mp4").is_file()
+    with av.open(str(tmp_path / "d" / "demo_comparison.mp4")) as c:  # input | predicted | ground truth
+        frames = [f for f in c.decode(video=0)]
+        assert len(frames) == 10 and frames[0].width > 3 * frames[0].height
 
 
 def test_failing_output_is_reported_not_hung(tmp_path: Path) -> None:
