@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 import salrt
-from salrt.bench import cpu_name, reference_style_encode, reference_style_sample, reference_style_step
+from salrt.bench import cpu_name
 from salrt.testing import load_synthetic_weights, synthetic_inputs
 
 
@@ -46,7 +46,7 @@ def main() -> None:
     c = model.config
     inputs = [synthetic_inputs(c.video_shape, c.audio_shape, args.batch, seed=s) for s in range(args.reps + 1)]
 
-    ref_out = reference_style_sample(model, *inputs[0], args.steps)  # warm-up, and the outputs to compare
+    ref_out = model.reference_sample(*inputs[0], args.steps)  # warm-up, and the outputs to compare
     ours_out = model.sample(*inputs[0][:2], steps=args.steps, noise=inputs[0][2])
     max_abs = (ref_out - ours_out).abs().max().item()
     t_ref, t_ours = [], []
@@ -54,11 +54,11 @@ def main() -> None:
                                       "reference_style_step_s": [], "salrt_denoise_s": []}  # fmt: skip
     first = model.scheduler.timesteps(args.steps)[0]
     for v, a, n in inputs[1:]:  # rotate inputs, alternate the two loops
-        t_ref.append(_timed(reference_style_sample, model, v, a, n, args.steps)[1])
+        t_ref.append(_timed(model.reference_sample, v, a, n, args.steps)[1])
         t_ours.append(_timed(model.sample, v, a, args.steps, 0.0, n)[1])
-        (vf, af), dt = _timed(reference_style_encode, model, v, a)
+        (vf, af), dt = _timed(model.reference_encode, v, a)
         parts["reference_style_encoders_s"].append(dt)
-        parts["reference_style_step_s"].append(_timed(reference_style_step, model, vf, af, n, first)[1])
+        parts["reference_style_step_s"].append(_timed(model.reference_step, vf, af, n, first)[1])
         with torch.no_grad():
             feats, dt = _timed(model.encode, v, a)
             parts["salrt_encode_s"].append(dt)

@@ -23,39 +23,10 @@ import torch
 import salrt
 from salrt.backends.base import to_numpy
 from salrt.metrics import pearson
-from salrt.models.mvit import reference_attention
 from salrt.testing import load_synthetic_weights, synthetic_inputs
 from salrt.errors import UsageError
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-# ----------------------------------------------------------------------------- baseline
-def reference_style_encode(model: Any, video: torch.Tensor, audio: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """Both encoders, with the MViT attention scores materialised as the reference computes them."""
-    with torch.no_grad(), reference_attention(model):
-        return model.video_encoder(video), model.audio_encoder(audio)
-
-
-def reference_style_step(model: Any, saved: list[torch.Tensor], audio_feats: torch.Tensor, x: torch.Tensor,
-                         step: Any) -> torch.Tensor:  # fmt: skip
-    """One step as the reference runs it: feature copy, alignment inside the step, host round trip."""
-    with torch.no_grad():
-        feats = copy.deepcopy(saved)  # the reference mutates its feature list every step
-        aligned = model.denoiser.align_audio(audio_feats, feats)
-        t = torch.full((x.shape[0],), step.t, dtype=torch.long, device=x.device)
-        x0 = model.denoiser(x, t, feats, aligned)
-        return model.scheduler.step(x0, x, step).cpu().to(x0.device)
-
-
-def reference_style_sample(model: Any, video: torch.Tensor, audio: torch.Tensor, noise: torch.Tensor,
-                           steps: int) -> torch.Tensor:  # fmt: skip
-    """The authors' inference loop (eager fp32): encoders once, then per step the above."""
-    video_feats, audio_feats = reference_style_encode(model, video, audio)
-    x = noise
-    for step in model.scheduler.timesteps(steps):
-        x = reference_style_step(model, video_feats, audio_feats, x, step)
-    return x.clamp(0, 1)
 
 
 # ----------------------------------------------------------------------------- machine
@@ -206,9 +177,9 @@ class Bench:
         from salrt.backends import load_backend
 
         if c.backend == "reference-style":
-            if self.model_name != "diffsal":
+            if not hasattr(self.model, "reference_sample"):
                 raise UsageError(f"{self.model_name} has no public reference code to imitate")
-            return lambda x: reference_style_sample(self.model, x[0], x[1], x[2], c.steps)
+            return lambda x: self.model.reference_sample(x[0], x[1], x[2], c.steps)
         if c.backend in ("torch", "torch-compile"):
             m = self.model if c.precision == "fp32" else copy.deepcopy(self.model).to(DTYPES[c.precision])
             if c.kernels == "triton":
@@ -221,7 +192,7 @@ class Bench:
             from salrt.export.onnx import export_onnx
 
             d = self.cache / f"{self.model_name}_{self.config_name}_{c.precision}_b{c.batch}_s{c.steps}"
-            if not (d / "manifest.json").is_file():
+            if not _current_export(d):
                 self.log(f"exporting {d.name} for {c.backend}")
                 export_onnx(self.model, d, precision=c.precision if c.backend == "onnxruntime" else "fp32",
                             batch=str(c.batch), steps=c.steps)  # fmt: skip
@@ -238,8 +209,11 @@ class Bench:
 
     def run_config(self, c: Config) -> dict[str, Any]:
         row: dict[str, Any] = dataclasses.asdict(c)
+        row["passes"] = self.model.passes(c.steps) if self.model.kind == "diffusion" and c.steps else None
         reason = None if c.backend == "reference-style" else _skip_reason(c, self.device)
-        if c.backend == "reference-style" and self.model_name != "diffsal":
+        if reason is None and c.kernels == "triton" and not self.model.triton_kernels():
+            reason = f"{self.model_name} has no Triton kernels"
+        if c.backend == "reference-style" and not hasattr(self.model, "reference_sample"):
             reason = f"no public reference code for {self.model_name}: speed-ups are against salrt torch fp32"
         if reason:
             return {**row, "skipped": reason}
@@ -345,7 +319,9 @@ def markdown(result: dict[str, Any]) -> str:
              "peak MB | max abs vs fp32 | CC vs fp32 | speed-up |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in result["rows"]:
-        head = f"| {r['backend']} | {r['precision']} | {r['kernels']} | {r['batch']} | {r['steps'] or '-'} |"
+        passes = r.get("passes")
+        steps = f"{r['steps']} ({passes} passes)" if passes and passes != r["steps"] else (r["steps"] or "-")
+        head = f"| {r['backend']} | {r['precision']} | {r['kernels']} | {r['batch']} | {steps} |"
         if "skipped" in r:
             lines.append(head + f" skipped: {r['skipped']} |" + " |" * 8)
             continue
@@ -438,3 +414,16 @@ def plots(result: dict[str, Any], out: Path) -> list[Path]:
 
 def default_threads() -> int:
     return os.cpu_count() or 1
+
+
+def _current_export(directory: Path) -> bool:
+    """Whether ``directory`` holds an export this salrt reads (a cached export from an older
+    version is exported again)."""
+    from salrt.errors import SalrtError
+    from salrt.export.manifest import read_manifest
+
+    try:
+        read_manifest(directory)
+    except SalrtError:
+        return False
+    return True

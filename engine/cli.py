@@ -113,9 +113,10 @@ def _info(args: argparse.Namespace) -> int:
         vs = args.video_shape
         if len(vs) != 4 or vs[0] != 3:
             raise UsageError(f"--video-shape must be 3xTxHxW, got {'x'.join(map(str, vs))}")
-        changes.update(frames=vs[1], height=vs[2], width=vs[3])
-        if args.model.lower() == "diffsal":
-            changes.update(audio_slices=vs[1] // 2 + 1, audio_height=vs[2] // 2, audio_width=vs[3] // 2)
+        try:
+            cfg = cfg.with_video_shape(vs[1], vs[2], vs[3])
+        except (ValueError, RuntimeError) as exc:
+            raise UsageError(f"unsupported input shape: {str(exc).splitlines()[0]}") from None
     if args.audio_shape is not None:
         aus = args.audio_shape
         if len(aus) != 4 or aus[0] != 1 or not hasattr(cfg, "audio_slices"):
@@ -285,8 +286,8 @@ def _backend_for(args: argparse.Namespace):  # noqa: ANN202
         b = load_backend(args.backend, export_dir=args.export_dir, device=args.device)
         return b, InputContract.from_manifest(b.manifest)
     model = _load_for_run(args)
-    if args.kernels is None:  # triton is the default on CUDA
-        args.kernels = "triton" if str(args.device).startswith("cuda") else "torch"
+    if args.kernels is None:  # on CUDA the model's Triton kernels, when it has any
+        args.kernels = "triton" if str(args.device).startswith("cuda") and model.triton_kernels() else "torch"
     if args.kernels == "triton":
         from salrt.kernels import enable
 
@@ -295,6 +296,14 @@ def _backend_for(args: argparse.Namespace):  # noqa: ANN202
             raise UsageError("--kernels triton needs --device cuda (or TRITON_INTERPRET=1 to run them interpreted on CPU)")
         enable(model, force=on_cpu)
     return load_backend(args.backend, model=model), InputContract.of(model.config)
+
+
+def _say_passes(backend: Any, steps: int | None) -> None:
+    """Make visible when ``--steps N`` runs another number of denoiser passes under the model's plan."""
+    passes = backend.passes(steps) if steps is not None and hasattr(backend, "passes") else None
+    if passes is not None and passes != steps:
+        _warn(f"--steps {steps} runs {passes} denoiser passes: the model's timestep plan (kept for its checkpoints) "
+              f"visits {passes} timesteps when {steps} does not divide its 1000 training steps")  # fmt: skip
 
 
 def _sources(args: argparse.Namespace) -> list[Any]:
@@ -334,6 +343,7 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown output {bad[0] if bad else args.outputs!r}; choose from {', '.join(SINKS)}")
     sources = _sources(args)
     backend, contract = _backend_for(args)
+    _say_passes(backend, _steps(args.steps))
     captions = _captions(args, contract)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
@@ -452,6 +462,8 @@ def _bench(args: argparse.Namespace) -> int:
                         kernels, args.device, args.reps, args.warmup, args.stride, out, args.checkpoint, args.video,
                         log)  # fmt: skip
         results[m] = res
+        for st in sorted({(r["steps"], r["passes"]) for r in res["rows"] if r.get("passes") not in (None, r["steps"])}):
+            _warn(f"{m}: --steps {st[0]} runs {st[1]} denoiser passes (the model's timestep plan)")
         _print(bench.markdown(res))
     if len(models) > 1:
         md, rows = bench.cross_model(results)

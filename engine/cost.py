@@ -4,7 +4,8 @@
   (both encoders and one denoiser pass): multiply-accumulates of hooked leaf modules (conv,
   linear, norm, softmax and upsample modules, thop's rules), functional ops such as attention
   matmuls not counted, and parameters of the leaf modules that ran. Counted here with forward
-  hooks that apply thop's rules to the modules as the reference runs them (see ``_REFERENCE_AS``).
+  hooks that apply thop's rules to the modules as the reference runs them (a module's own
+  ``thop_macs`` where the reference runs it differently from salrt's implementation).
 * Full FLOPs: ``torch.utils.flop_counter.FlopCounterMode`` (2 FLOPs per MAC, every matmul and
   attention included) for the video encoder, the audio encoder, the per-clip audio alignment and
   one denoiser pass.
@@ -22,10 +23,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from salrt.models.diffsal import DiffSal
 from salrt.models.mvit import reference_attention
-from salrt.models.saliency_unet import DepthOneConv, MAMStage, TemporalReduce, UpEmbed
-from salrt.models.vggish import AudioTemporalModule
 
 
 def _conv_macs(m: nn.Module, inputs: tuple, out: torch.Tensor) -> tuple[int, int]:
@@ -51,36 +49,6 @@ def _softmax_macs(m: nn.Module, inputs: tuple, out: torch.Tensor) -> tuple[int, 
     return (inputs[0].numel() // n) * (3 * n - 1), 0
 
 
-def _depth_one_conv(m: DepthOneConv, inputs: tuple, out: torch.Tensor) -> tuple[int, int]:
-    # The reference runs a depthwise Conv3d with the full (kt, k, k) kernel on a padded depth-1 volume.
-    return out.numel() * math.prod(m.weight.shape[2:]), m.weight.numel()
-
-
-def _temporal_reduce(m: TemporalReduce, inputs: tuple, out: torch.Tensor) -> tuple[int, int]:
-    # Reference: Conv3d (k,1,1) with one output frame.
-    return out.numel() * m.weight.shape[1] * m.weight.shape[2], m.weight.numel()
-
-
-def _up_embed(m: UpEmbed, inputs: tuple, out: torch.Tensor) -> tuple[int, int]:
-    # Reference: an nn.Upsample(bilinear) module, 11 ops per output element in thop.
-    b, c, t, h, w = inputs[0].shape
-    return 11 * b * t * c * (2 * h) * (2 * w), 0
-
-
-def _audio_temporal(m: AudioTemporalModule, inputs: tuple, out: torch.Tensor) -> tuple[int, int]:
-    # Reference: a patch embedding (LayerNorm, Linear, LayerNorm) computed, then discarded.
-    d = inputs[0].shape[1]
-    n = inputs[0].numel()
-    return 4 * n + d * n + 4 * n, 4 * d + d * d + d
-
-
-def _mam_stage(m: MAMStage, inputs: tuple, out: tuple) -> tuple[int, int]:
-    # Reference: the side-output LayerNorm runs on all T frames; salrt normalises only the k
-    # frames the temporal reduction reads (the module's own hook counts those).
-    b, c, t, h, w = out[0].shape
-    return 4 * b * c * (t - m.k) * h * w, 0
-
-
 _THOP_RULES: dict[type, Callable] = {
     nn.Conv1d: _conv_macs, nn.Conv2d: _conv_macs, nn.Conv3d: _conv_macs,
     # thop counts transposed convolutions with the convolution formula (output x in/groups x kernel)
@@ -88,15 +56,6 @@ _THOP_RULES: dict[type, Callable] = {
     nn.BatchNorm1d: _norm_macs, nn.BatchNorm2d: _norm_macs, nn.BatchNorm3d: _norm_macs, nn.LayerNorm: _norm_macs,
     nn.Linear: _linear_macs, nn.Softmax: _softmax_macs,
 }  # fmt: skip
-_REFERENCE_AS: dict[type, Callable] = {
-    DepthOneConv: _depth_one_conv,
-    TemporalReduce: _temporal_reduce,
-    UpEmbed: _up_embed,
-    AudioTemporalModule: _audio_temporal,
-    MAMStage: _mam_stage,
-}
-
-
 @dataclass
 class CostReport:
     """Parameters per sub-network and cost in both conventions, for one input size and step count.
@@ -140,8 +99,8 @@ def paper_convention(model: nn.Module, inputs: dict[str, torch.Tensor], x_t: tor
             counted[m] = params
         return run
 
-    for mod in model.modules():
-        rule = _REFERENCE_AS.get(type(mod)) or _THOP_RULES.get(type(mod))
+    for mod in model.modules():  # a module's own rule (how the reference runs it) before thop's
+        rule = type(mod).thop_macs if hasattr(mod, "thop_macs") else _THOP_RULES.get(type(mod))
         if rule is not None:
             handles.append(mod.register_forward_hook(hook(rule)))
     try:
@@ -160,31 +119,23 @@ def _count(fn: Callable[[], object]) -> tuple[float, object]:
 
 
 def full_flops(model: nn.Module, inputs: dict[str, torch.Tensor], x_t: torch.Tensor, t: torch.Tensor) -> dict[str, float]:
-    """FLOPs (torch's counter) of each part: DiffSal's video/audio encoder, audio alignment and one
-    denoiser step; ``forward`` for direct models; ``encoders`` + ``denoiser_step`` otherwise."""
+    """FLOPs (torch's counter) of each part the model names (:meth:`cost_parts`): ``forward`` for
+    direct models, ``encoders`` + ``denoiser_step`` for diffusion models unless they split further."""
     out: dict[str, float] = {}
+
+    def count(name: str, fn: Callable[[], object]) -> object:
+        out[name], result = _count(fn)
+        return result
+
     # Count the model's attention, not the fused kernel's padding: use the unfused formulation.
     with torch.no_grad(), reference_attention(model):
-        if isinstance(model, DiffSal):
-            out["video_encoder"], scales = _count(lambda: model.video_encoder(inputs["video"]))
-            out["audio_encoder"], audio_feats = _count(lambda: model.audio_encoder(inputs["audio"]))
-            out["audio_alignment"], aligned = _count(lambda: model.denoiser.align_audio(audio_feats, scales))
-            out["denoiser_step"], _ = _count(lambda: model.denoiser(x_t, t, scales, aligned))
-        elif model.kind == "direct":
-            out["forward"], _ = _count(lambda: model.predict(**inputs))
-        else:
-            out["encoders"], feats = _count(lambda: model.encode(**inputs))
-            out["denoiser_step"], _ = _count(lambda: model.denoise(x_t, t, feats))
+        model.cost_parts(count, inputs, x_t, t)
     return out
 
 
 def meta_inputs(model: nn.Module, batch: int) -> dict[str, torch.Tensor]:
-    """Empty inputs of the model's paper sizes (call under ``torch.device("meta")``)."""
-    cfg = model.config
-    inputs = {"video": torch.empty(batch, *cfg.video_shape), "audio": torch.empty(batch, *cfg.audio_shape)}
-    for name, (shape, dtype) in model.condition_shapes().items():
-        inputs[name] = torch.zeros(batch, *shape, dtype=dtype)
-    return inputs
+    """Empty inputs of the model's configured sizes (call under ``torch.device("meta")``)."""
+    return model.example_inputs(batch)
 
 
 def cost_report(config: object = None, batch: int = 1, steps: int = 4, model: str = "diffsal") -> CostReport:
@@ -203,25 +154,15 @@ def cost_report(config: object = None, batch: int = 1, steps: int = 4, model: st
     return CostReport(net.parameter_counts(), macs, pparams, flops, steps if net.kind != "direct" else 0)
 
 
-# What each paper reports, in its own convention (thop-style MACs called "FLOPs"; parameter counts
-# of the modules thop sees for DiffSal/MUBiC, of the whole model for DTFSal; MB = params x 4 / 2^20).
-PAPER_FIGURES: dict[str, list[tuple[str, float, str, str]]] = {
-    "diffsal": [("params (thop)", 76.57, "M", "paper_params"), ("FLOPs (thop MACs)", 187.31, "G", "paper_macs")],
-    "mubic": [("params (thop)", 79.60, "M", "paper_params"), ("FLOPs (thop MACs)", 192.4, "G", "paper_macs")],
-    "dtfsal": [("params", 49.08, "M", "params"), ("FLOPs (thop MACs)", 297.91, "G", "paper_macs"),
-               ("model size", 187.26, "MB", "size_mb")],
-    "avrsp": [],
-    "tavdiff": [],
-}
-
-
 def paper_comparison(model: str, report: CostReport, batch: int = 1) -> list[dict[str, object]]:
     """Rows ``{quantity, paper, salrt, unit, difference_pct}`` for the figures the model's paper reports."""
     total = float(sum(report.params.values()))
     ours = {"paper_params": report.paper_params / 1e6, "paper_macs": report.paper_macs / batch / 1e9,
             "params": total / 1e6, "size_mb": total * 4 / 2**20}  # fmt: skip
+    from salrt.models import MODELS
+
     rows = []
-    for quantity, value, unit, key in PAPER_FIGURES.get(model, []):
+    for quantity, value, unit, key in MODELS[model][0].paper_figures:
         rows.append({"quantity": quantity, "paper": value, "salrt": ours[key], "unit": unit,
                      "difference_pct": 100.0 * (ours[key] - value) / value})  # fmt: skip
     return rows

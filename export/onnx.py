@@ -21,24 +21,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from salrt.cost import meta_inputs
 from salrt.errors import SalrtError
+from salrt.export.manifest import graph_order
 from salrt.io.contract import InputContract
 from salrt.metrics import pearson
-from salrt.export.graphs import (AUDIO_FEATURES, DENOISER_VIDEO, VIDEO_FEATURES, AudioEncoderGraph, ConditionalDenoiserGraph,
-                                 ConditionalEncoderGraph, SamplerGraph, DenoiserGraph, PredictorGraph,
-                                 VideoEncoderGraph)  # fmt: skip
-from salrt.models.diffsal import DiffSal
-
-GRAPHS = ("video_encoder", "audio_encoder", "denoiser", "sampler")  # DiffSal's graph set
-OTHER_GRAPHS = {"direct": ("predictor",), "diffusion": ("encoder", "denoiser", "sampler")}  # the other models'
 
 
 def graph_names(model: nn.Module) -> tuple[str, ...]:
-    """The graphs ``salrt export`` writes for ``model``."""
-    if isinstance(model, DiffSal):
-        return GRAPHS
-    return OTHER_GRAPHS[model.kind]
+    """The graphs ``salrt export`` writes for ``model`` (the ones it declares)."""
+    return graph_order(model.graph_roles())
+
+
 FP32_TOLERANCE = 1e-4  # max abs error on maps (and features) in fp32
 
 
@@ -70,52 +63,6 @@ class BatchSpec:
         if len(parts) != 3 or not 1 <= parts[0] <= parts[1] <= parts[2]:
             raise ExportError(f"invalid batch {text!r}: need 1 <= MIN <= OPT <= MAX")
         return cls(*parts)
-
-
-def _io_spec(model: nn.Module, batch: int) -> dict[str, dict[str, tuple[int, ...]]]:
-    """Shapes of every graph's inputs and outputs at ``batch`` (from a meta-device trace)."""
-    cfg = model.config
-    x = (batch, 1, cfg.height, cfg.width)
-    with torch.device("meta"):
-        meta_in = meta_inputs(model, batch)
-    ins = {k: tuple(v.shape) for k, v in meta_in.items()}
-    if model.kind == "direct":
-        return {"predictor": {"inputs": ins, "outputs": {"map": x}}}
-    feats = _run_meta(model, meta_in)
-    sampler = {"inputs": {**ins, "noise": x}, "outputs": {"map": x}}
-    if isinstance(model, DiffSal):
-        v = dict(zip(VIDEO_FEATURES, (tuple(f.shape) for f in feats.video)))
-        a = dict(zip(AUDIO_FEATURES, (tuple(f.shape) for f in feats.audio_aligned)))
-        return {
-            "video_encoder": {"inputs": {"video": ins["video"]}, "outputs": v},
-            "audio_encoder": {"inputs": {"audio": ins["audio"]}, "outputs": a},
-            "denoiser": {"inputs": {"x_t": x, "t": (batch,), **{k: v[k] for k in DENOISER_VIDEO}, **a},
-                         "outputs": {"x0": x}},
-            "sampler": sampler,
-        }  # fmt: skip
-    fspec = {f"f{i}": tuple(f.shape) for i, f in enumerate(model.feature_tensors(feats))}
-    enc_out = {**fspec, **({"steps_raw": (batch,)} if hasattr(model, "raw_step_count") else {})}
-    return {"encoder": {"inputs": ins, "outputs": enc_out},
-            "denoiser": {"inputs": {"x_t": x, "t": (batch,), **fspec}, "outputs": {"x0": x}},
-            "sampler": sampler}  # fmt: skip
-
-
-def _run_meta(model: nn.Module, inputs: dict[str, torch.Tensor]) -> Any:
-    """The model's per-clip features for meta ``inputs`` (on a meta copy: the model is not moved)."""
-    import copy
-
-    meta = copy.deepcopy(model).to("meta")
-    with torch.no_grad():
-        return meta.encode(**inputs)
-
-
-def _module(model: nn.Module, name: str, steps: int, spec: dict[str, Any]) -> nn.Module:
-    if not isinstance(model, DiffSal):
-        return {"predictor": PredictorGraph, "encoder": ConditionalEncoderGraph, "denoiser": ConditionalDenoiserGraph,
-                "sampler": lambda m: SamplerGraph(m, steps)}[name](model)  # fmt: skip
-    hw = spec["video_encoder"]["outputs"]["v0"][-2:]
-    return {"video_encoder": VideoEncoderGraph, "audio_encoder": lambda m: AudioEncoderGraph(m, hw),
-            "denoiser": DenoiserGraph, "sampler": lambda m: SamplerGraph(m, steps)}[name](model)  # fmt: skip
 
 
 def random_inputs(spec: dict[str, tuple[int, ...]], seed: int, dtype: np.dtype, num_timesteps: int = 1000) -> dict[str, np.ndarray]:
@@ -253,20 +200,24 @@ def export_onnx(model: nn.Module, out_dir: str | Path, *, precision: str = "fp32
 
         model = copy.deepcopy(model).float().cpu()
     model = model.eval()
-    half: list[DiffSal] = []
+    half: list[nn.Module] = []
 
-    def half_model() -> DiffSal:
+    def half_model() -> nn.Module:
         if not half:
             import copy
 
             half.append(copy.deepcopy(model).half())
         return half[0]
-    spec = _io_spec(model, bs.opt)
+    spec = model.graph_io(bs.opt)
+    modules = model.export_graphs(steps)
     manifest: dict[str, Any] = {
         "format": "salrt-onnx/1", "model": model.name, "config": model.config.to_dict(), "precision": precision,
         "batch": dataclasses.asdict(bs), "opset": opset, "steps": steps, "eta": 0.0,
         "kind": model.kind, "contract": InputContract.of(model.config).to_dict(),
-        "timesteps": [s.t for s in model.scheduler.timesteps(steps)] if hasattr(model, "scheduler") else [],
+        "graph_roles": model.graph_roles(),
+        "timesteps": [s.t for s in model.scheduler.timesteps(steps)] if model.kind == "diffusion" else [],
+        "alphas_cumprod": [float(a) for a in model.scheduler.alphas_cumprod] if model.kind == "diffusion" else [],
+        "adaptive_max_steps": int(model.config.max_steps) if hasattr(model, "raw_step_count") else None,
         "preprocessing": {"video": {"layout": "B,3,T,H,W RGB", "range": "0..255 then (x - mean) / std",
                                     "mean": list(imaging.VIDEO_MEAN), "std": list(imaging.VIDEO_STD),
                                     "resize": "reference (Pillow 9.4 bicubic 320x240, then bilinear)"},
@@ -279,13 +230,13 @@ def export_onnx(model: nn.Module, out_dir: str | Path, *, precision: str = "fp32
     }  # fmt: skip
     for name in graphs:
         t0 = time.perf_counter()
-        module = _module(model, name, steps, spec).eval()
+        module = modules[name].eval()
         gspec = spec[name]
         inputs = random_inputs(gspec["inputs"], 1, np.float32)
         args = tuple(torch.from_numpy(v) for v in inputs.values())
         traced = module
         if precision == "fp16":  # trace the half-precision model: a native fp16 graph
-            traced = _module(half_model(), name, steps, spec).eval()
+            traced = half_model().export_graphs(steps)[name].eval()
             args = tuple(a.half() if a.is_floating_point() else a for a in args)
         say(f"{name}: tracing")
         m = _trace(traced, args, list(gspec["inputs"]), list(gspec["outputs"]), bs, opset)

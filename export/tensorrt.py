@@ -92,7 +92,7 @@ def build_engine(onnx_path: str | Path, out_path: str | Path, *, precision: str 
     ``{"min": , "opt": , "max": }`` for the batch axis of every input.
     """
     if trt is None:
-        from salrt.backends.base import require
+        from salrt.errors import require
 
         trt = require("tensorrt", "building TensorRT engines")
     if precision not in ("fp32", "fp16", "bf16"):
@@ -140,10 +140,10 @@ def build_engines(export_dir: str | Path, *, precision: str = "fp16", workspace_
     records them in the manifest under ``tensorrt``."""
     import shutil
 
-    from salrt.backends.onnxruntime_backend import read_manifest
+    from salrt.export.manifest import read_manifest
 
     if trt is None:
-        from salrt.backends.base import require
+        from salrt.errors import require
 
         trt = require("tensorrt", "building TensorRT engines")
     d = Path(export_dir)

@@ -10,13 +10,9 @@ import pytest
 import torch
 
 import salrt
-from salrt.checkpoint import (
-    REFERENCE_IGNORED,
-    load_mvit_pretrained,
-    load_vggish_pretrained,
-    reference_to_salrt,
-    salrt_to_reference,
-)
+from salrt.models.diffsal import REFERENCE_IGNORED, reference_to_salrt, salrt_to_reference
+from salrt.models.mvit import load_mvit_pretrained
+from salrt.models.vggish import load_vggish_pretrained
 from salrt.errors import CheckpointError
 
 SPEC = Path(__file__).resolve().parent / "data" / "diffsal_reference_state_dict.json"  # copy of shared/spec

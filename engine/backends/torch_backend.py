@@ -13,10 +13,13 @@ class TorchBackend:
 
     steps = None
 
+    max_graphs = 4  # captured (batch, steps) shapes kept (each holds its activations)
+
     def __init__(self, model: Any, compile: bool = False, cuda_graphs: bool = True) -> None:
         self.model = model.eval()
         self.cuda_graphs = cuda_graphs
         self._graphs: dict[tuple[int, int], Any] = {}
+        self._pool: Any = None
         self.name = "torch-compile" if compile else "torch"
         if compile:
             for part in ("video_encoder", "denoiser"):
@@ -43,23 +46,35 @@ class TorchBackend:
     def sample(self, video: Any, audio: Any, steps: int | None = 4, noise: Any = None, seed: int | None = None,
                **conditions: Any) -> torch.Tensor:  # fmt: skip
         cond = {k: self._t(v, torch.long) if not _is_float(v) else self._t(v) for k, v in conditions.items()}
-        if noise is not None and not cond and steps is not None and self._graph_ready():
-            # CUDA + Triton kernels: a clip's whole DDIM loop is one CUDA-graph replay per batch shape
-            from salrt.kernels.sampler import GraphSampler
-
+        if noise is not None and steps is not None and self._graphs_apply():
+            # CUDA: a clip's denoiser passes are one CUDA-graph replay per (batch, steps)
             v, a, n = self._t(video), self._t(audio), self._t(noise)
-            key = (v.shape[0], steps)
-            if key not in self._graphs:
-                self._graphs[key] = GraphSampler(self.model, v.shape[0], steps)
-            return self._graphs[key](v, a, n)
+            return self._graph_for(v.shape[0], steps)(v, a, n, **cond)
         gen = torch.Generator(device=self.device).manual_seed(seed) if seed is not None else None
         return self.model.sample(self._t(video), self._t(audio), steps=steps,
                                  noise=None if noise is None else self._t(noise), generator=gen, **cond)  # fmt: skip
 
-    def _graph_ready(self) -> bool:
-        if not (self.cuda_graphs and self.device.type == "cuda" and self.model.name == "diffsal"):
-            return False
-        return type(self.model.scheduler).__name__ == "TritonDDIMScheduler"
+    def _graphs_apply(self) -> bool:
+        return self.cuda_graphs and self.device.type == "cuda" and self.model.kind == "diffusion"
+
+    def _graph_for(self, batch: int, steps: int) -> Any:
+        """The captured sampler of this (batch, steps), the least recently used dropped beyond
+        ``max_graphs``; all share one memory pool (they replay one at a time)."""
+        from salrt.kernels.sampler import GraphSampler
+
+        key = (batch, steps)
+        if key in self._graphs:
+            self._graphs[key] = self._graphs.pop(key)  # most recently used last
+            return self._graphs[key]
+        if len(self._graphs) >= self.max_graphs:
+            self._graphs.pop(next(iter(self._graphs)))
+        if self._pool is None:
+            self._pool = torch.cuda.graph_pool_handle()
+        self._graphs[key] = GraphSampler(self.model, batch, steps, pool=self._pool)
+        return self._graphs[key]
+
+    def passes(self, steps: int | None) -> int | None:
+        return self.model.passes(steps) if self.model.kind == "diffusion" else None
 
 
 def _is_float(x: Any) -> bool:

@@ -50,10 +50,7 @@ class InputContract:
 
     @classmethod
     def from_manifest(cls, manifest: dict[str, Any]) -> "InputContract":
-        """The contract recorded in an export manifest (exports older than it: DiffSal's, from its config)."""
-        if "contract" in manifest:
-            return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in manifest["contract"].items()})
-        if manifest.get("model") != "diffsal":
-            raise SalrtError(f"export of {manifest.get('model')!r} without an input contract: re-export it")
-        c = manifest["config"]
-        return cls(clip_len=c["frames"], size=(c["height"], c["width"]), audio_size=(c["audio_height"], c["audio_width"]))
+        """The contract recorded in an export manifest."""
+        if "contract" not in manifest:
+            raise SalrtError(f"export of {manifest.get('model')!r} without an input contract: export it again")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in manifest["contract"].items()})

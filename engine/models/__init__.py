@@ -53,11 +53,8 @@ def load_model(
     try:
         if state is not None:
             ckpt.check_and_load(model, state, str(checkpoint))
-        elif checkpoint is not None and key == "diffsal":
-            ckpt.load_diffsal_checkpoint(model, checkpoint)
-        elif checkpoint is not None:  # no authors' release exists: a state dict in salrt's names
-            sd = ckpt.extract_state_dict(ckpt.read_torch_file(checkpoint), str(checkpoint))
-            ckpt.check_and_load(model, sd, str(checkpoint))
+        elif checkpoint is not None:
+            model.load_authors_checkpoint(str(checkpoint))
     except ckpt.CheckpointError:
         if state is None and checkpoint is not None and isinstance(config, str | None):
             _suggest_preset(key, cfg_cls, config or "paper", checkpoint)
@@ -87,20 +84,19 @@ def _suggest_preset(key: str, cfg_cls: type, preset: str, checkpoint: str | os.P
 
 def load_backbone(model: torch.nn.Module, backbone: str, path: str | os.PathLike[str]) -> list[str]:
     """Load one pretrained backbone file into ``model``; returns the file's ignored keys."""
-    from salrt import checkpoint as ckpt
     from salrt.models.clip_text import CLIPTextEncoder, load_clip_text_pretrained
-    from salrt.models.mvit import MViT
+    from salrt.models.mvit import MViT, load_mvit_pretrained
     from salrt.models.s3d import S3D, load_s3d_pretrained
     from salrt.models.soundnet import SoundNet, load_soundnet_pretrained
-    from salrt.models.vggish import AudioEncoder
+    from salrt.models.vggish import AudioEncoder, load_vggish_pretrained
 
     video = getattr(model, "video_encoder", None)
     audio = getattr(model, "audio_encoder", None)
     targets = {
-        "mvit": (video, MViT, ckpt.load_mvit_pretrained),
+        "mvit": (video, MViT, load_mvit_pretrained),
         "s3d": (video, S3D, load_s3d_pretrained),
         "vggish": (getattr(audio, "audio_net", None) if isinstance(audio, AudioEncoder) else None, torch.nn.Module,
-                   ckpt.load_vggish_pretrained),
+                   load_vggish_pretrained),
         "soundnet": (audio, SoundNet, load_soundnet_pretrained),
         "clip": (getattr(model, "text_encoder", None), CLIPTextEncoder, load_clip_text_pretrained),
     }  # fmt: skip

@@ -21,6 +21,7 @@ from salrt.io import audio as A
 from salrt.models.blocks import check_input
 from salrt.models.mvit import MViTConfig
 from salrt.errors import UsageError
+from salrt.sampling.loop import ddim_loop, select_rows
 
 
 class ConfigMixin:
@@ -63,6 +64,11 @@ class ConfigMixin:
         if getattr(self, "audio_format", "logmel") == "waveform":
             return (1, self.audio_samples)  # type: ignore[attr-defined]
         return (1, self.audio_slices, self.audio_height, self.audio_width)  # type: ignore[attr-defined]
+
+    def with_video_shape(self, frames: int, height: int, width: int) -> Any:
+        """This config for clips of another size (a model whose audio grid follows the video
+        size adjusts it too)."""
+        return dataclasses.replace(self, frames=frames, height=height, width=width)
 
     @classmethod
     def preset_names(cls) -> tuple[str, ...]:
@@ -119,6 +125,14 @@ class SaliencyModel(nn.Module):
     kind = "direct"
     conditions: tuple[str, ...] = ()  # extra per-clip inputs beyond video and audio (e.g. "text")
     config: Any
+    # what the model's paper reports, in its own convention: (quantity, value, unit, key) with key
+    # one of paper_params / paper_macs (thop convention), params, size_mb (salrt.cost.paper_comparison)
+    paper_figures: tuple[tuple[str, float, str, str], ...] = ()
+
+    def cost_parts(self, count: Any, inputs: dict[str, torch.Tensor], x_t: torch.Tensor, t: torch.Tensor) -> None:
+        """Run the model once as its cost is reported, each part under ``count(name, fn)``:
+        ``forward`` for one-pass models (see the diffusion override)."""
+        count("forward", lambda: self.predict(**inputs))
 
     def check(self, name: str, x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
         return check_input(self, name, x, shape)
@@ -136,6 +150,54 @@ class SaliencyModel(nn.Module):
 
     def predict(self, video: torch.Tensor, audio: torch.Tensor, **conditions: Any) -> torch.Tensor:
         raise NotImplementedError
+
+    def load_authors_checkpoint(self, path: str) -> None:
+        """Load a checkpoint file of this model (the default: a state dict in salrt's names, as
+        no authors' release exists; a model with one overrides this with its name mapping)."""
+        from salrt import checkpoint as ckpt
+
+        ckpt.check_and_load(self, ckpt.extract_state_dict(ckpt.read_torch_file(path), path), path)
+
+    def triton_kernels(self) -> tuple[str, ...]:
+        """The Triton kernels that apply to this model (:mod:`salrt.kernels`): the ``triton_kernel``
+        of its modules, and ``"ddim"`` for diffusion models."""
+        names = {m.triton_kernel for m in self.modules() if getattr(m, "triton_kernel", None)}
+        return tuple(sorted(names | ({"ddim"} if self.kind == "diffusion" else set())))
+
+    def example_inputs(self, batch: int) -> dict[str, torch.Tensor]:
+        """Inputs of the configured sizes (empty; zeros for conditions), on the current default
+        device: call under ``torch.device("meta")`` to count or trace without memory."""
+        cfg = self.config
+        inputs = {"video": torch.empty(batch, *cfg.video_shape), "audio": torch.empty(batch, *cfg.audio_shape)}
+        for name, (shape, dtype) in self.condition_shapes().items():
+            inputs[name] = torch.zeros(batch, *shape, dtype=dtype)
+        return inputs
+
+    # -- export: the graphs this model declares (salrt.models.graphs), their roles and shapes ---
+    def graph_roles(self) -> dict[str, Any]:
+        """Which graph does what: ``predictor`` for one-pass models (see the diffusion override)."""
+        return {"predictor": "predictor"}
+
+    def export_graphs(self, steps: int) -> dict[str, nn.Module]:
+        """name -> module with flat tensor inputs and outputs (``steps``: the sampler's unrolled plan)."""
+        from salrt.models.graphs import PredictorGraph
+
+        return {"predictor": PredictorGraph(self)}
+
+    def graph_io(self, batch: int) -> dict[str, dict[str, dict[str, tuple[int, ...]]]]:
+        """Input and output shapes of every graph at ``batch`` (traced on meta tensors)."""
+        cfg = self.config
+        with torch.device("meta"):
+            ins = {k: tuple(v.shape) for k, v in self.example_inputs(batch).items()}
+        return {"predictor": {"inputs": ins, "outputs": {"map": (batch, 1, cfg.height, cfg.width)}}}
+
+    def meta_features(self, batch: int) -> Any:
+        """Per-clip features of meta inputs, from a meta copy (the model itself is not moved)."""
+        import copy
+
+        meta = copy.deepcopy(self).to("meta")
+        with torch.no_grad(), torch.device("meta"):
+            return meta.encode(**meta.example_inputs(batch))
 
     def forward(self, video: torch.Tensor, audio: torch.Tensor, **conditions: Any) -> torch.Tensor:
         return self.predict(video, audio, **conditions)
@@ -191,23 +253,50 @@ class DiffusionModel(SaliencyModel):
                 raise UsageError(f"noise batch {x_T.shape[0]} does not match the clip batch {b}")
             if generator is None and eta > 0:
                 generator = torch.Generator(device=p.device).manual_seed(0)
-        counts = self.step_counts(feats, steps)
-        out = torch.empty_like(x_T)
-        for n in sorted(set(counts)):  # items that chose the same step count run together
-            idx = [i for i, c in enumerate(counts) if c == n]
-            sel = torch.tensor(idx, device=p.device)
-            f = self.select(feats, sel) if len(idx) < b else feats
-            x = x_T[sel]
-            for step in self.scheduler.timesteps(n):
-                t = torch.full((len(idx),), step.t, dtype=torch.long, device=p.device)
-                x = self.scheduler.step(self.denoise(x, t, f), x, step, eta=eta, generator=generator)
-            out[sel] = x
-        return out.clamp(0.0, 1.0)
+        return ddim_loop(self, self.scheduler, feats, x_T, steps, eta=eta, generator=generator).clamp(0.0, 1.0)
 
-    @staticmethod
-    def select(features: Any, idx: torch.Tensor) -> Any:
+    # -- the sampling loop's denoiser protocol (salrt.sampling.loop.Denoiser) ------------------
+    def select(self, features: Any, idx: list[int]) -> Any:
         """The batch items ``idx`` of (nested tuples of) feature tensors."""
-        if isinstance(features, torch.Tensor):
-            return features.index_select(0, idx)
-        return type(features)(*(DiffusionModel.select(f, idx) for f in features)) if hasattr(features, "_fields") \
-            else type(features)(DiffusionModel.select(f, idx) for f in features)  # fmt: skip
+        return select_rows(features, idx)
+
+    def timestep(self, t: int, n: int) -> torch.Tensor:
+        """(n,) long timesteps ``t`` on the model's device."""
+        return torch.full((n,), t, dtype=torch.long, device=next(self.parameters()).device)
+
+    # -- the graph protocol: per-clip features as a flat tuple of tensors (export, CUDA graphs) --
+    def feature_tensors(self, features: Any) -> tuple[torch.Tensor, ...]:
+        """The per-clip features as tensors f0..fN (the ``encoder`` graph's outputs)."""
+        raise NotImplementedError
+
+    def features_from(self, tensors: tuple[torch.Tensor, ...]) -> Any:
+        """The inverse of :meth:`feature_tensors`."""
+        raise NotImplementedError
+
+    def passes(self, steps: int | None) -> int | None:
+        """Denoiser passes ``steps`` runs under the model's plan (None: chosen per clip)."""
+        return None if steps is None else self.scheduler.passes(steps)
+
+    def graph_roles(self) -> dict[str, Any]:
+        return {"encoders": ["encoder"], "denoiser": "denoiser", "sampler": "sampler"}
+
+    def cost_parts(self, count: Any, inputs: dict[str, torch.Tensor], x_t: torch.Tensor, t: torch.Tensor) -> None:
+        """``encoders`` once per clip, ``denoiser_step`` per step."""
+        feats = count("encoders", lambda: self.encode(**inputs))
+        count("denoiser_step", lambda: self.denoise(x_t, t, feats))
+
+    def export_graphs(self, steps: int) -> dict[str, nn.Module]:
+        from salrt.models.graphs import DenoiserGraph, EncoderGraph, SamplerGraph
+
+        return {"encoder": EncoderGraph(self), "denoiser": DenoiserGraph(self), "sampler": SamplerGraph(self, steps)}
+
+    def graph_io(self, batch: int) -> dict[str, dict[str, dict[str, tuple[int, ...]]]]:
+        cfg = self.config
+        x = (batch, 1, cfg.height, cfg.width)
+        with torch.device("meta"):
+            ins = {k: tuple(v.shape) for k, v in self.example_inputs(batch).items()}
+        fspec = {f"f{i}": tuple(f.shape) for i, f in enumerate(self.feature_tensors(self.meta_features(batch)))}
+        enc_out = {**fspec, **({"steps_raw": (batch,)} if hasattr(self, "raw_step_count") else {})}
+        return {"encoder": {"inputs": ins, "outputs": enc_out},
+                "denoiser": {"inputs": {"x_t": x, "t": (batch,), **fspec}, "outputs": {"x0": x}},
+                "sampler": {"inputs": {**ins, "noise": x}, "outputs": {"map": x}}}  # fmt: skip

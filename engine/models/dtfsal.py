@@ -200,6 +200,9 @@ class DTFSal(SaliencyModel):
     """DTFSal: video (B,3,32,224,384) + audio (B,1,9,112,192) -> map (B,1,224,384) in 0..1."""
 
     name = "dtfsal"
+    # DTFSal reports the whole model's parameters (not thop's); MB = params x 4 / 2^20
+    paper_figures = (("params", 49.08, "M", "params"), ("FLOPs (thop MACs)", 297.91, "G", "paper_macs"),
+                     ("model size", 187.26, "MB", "size_mb"))  # fmt: skip
     kind = "direct"
 
     def __init__(self, config: DTFSalConfig | None = None) -> None:

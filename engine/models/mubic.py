@@ -277,6 +277,7 @@ class MUBiC(DiffusionModel):
     """MUBiC: video (B,3,16,224,384) + audio (B,1,9,112,192) -> map (B,1,224,384) by DDIM."""
 
     name = "mubic"
+    paper_figures = (("params (thop)", 79.60, "M", "paper_params"), ("FLOPs (thop MACs)", 192.4, "G", "paper_macs"))
 
     def __init__(self, config: MUBiCConfig | None = None) -> None:
         super().__init__()

@@ -7,6 +7,7 @@ scales. Parameter names follow the mmaction2 checkpoint so released weights load
 from __future__ import annotations
 
 import math
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
@@ -14,6 +15,9 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from salrt.checkpoint import check_and_load, extract_state_dict, read_torch_file
+from salrt.errors import CheckpointError
 
 
 @dataclass(frozen=True)
@@ -317,3 +321,27 @@ def reference_attention(module: nn.Module) -> Iterator[None]:
     finally:
         for m in layers:
             m.fused = True
+
+
+def load_mvit_pretrained(video_encoder: nn.Module, path: str | os.PathLike[str]) -> list[str]:
+    """Load the mmaction2 MViTv2-S Kinetics-400 checkpoint into the video encoder.
+
+    Keys under ``backbone.`` are used, the classifier head is ignored. Relative-position tables
+    of another length are linearly resized (as the reference does). The checkpoint carries only
+    the last stage norm (``norm3``); ``norm0..2`` keep their identity initialisation, as in the
+    reference. Returns the names that were initialised that way.
+    """
+    raw = extract_state_dict(read_torch_file(path), str(path))
+    sd = {k[len("backbone."):]: v for k, v in raw.items() if k.startswith("backbone.")}
+    if not sd:
+        raise CheckpointError(f"{path}: no 'backbone.' tensors: not an mmaction2 MViT checkpoint")
+    own = video_encoder.state_dict()
+    for k, v in list(sd.items()):
+        if ".attn.rel_pos" in k and k in own and v.shape[1] == own[k].shape[1] and v.shape[0] != own[k].shape[0]:
+            sd[k] = F.interpolate(v.t().unsqueeze(0), size=own[k].shape[0], mode="linear").reshape(v.shape[1], -1).t()
+    allowed = {f"norm{i}.{p}" for i in range(3) for p in ("weight", "bias")}
+    default_init = sorted(k for k in allowed if k in own and k not in sd)
+    for k in default_init:
+        sd[k] = torch.ones_like(own[k]) if k.endswith("weight") else torch.zeros_like(own[k])
+    check_and_load(video_encoder, sd, str(path))
+    return default_init

@@ -116,6 +116,11 @@ class DepthOneConv(nn.Module):
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         self.stride, self.padding, self.channels = stride, padding, channels
 
+    def thop_macs(self, inputs: tuple, out: torch.Tensor) -> tuple[int, int]:
+        """The papers' thop count: the reference runs a depthwise Conv3d with the full (kt, k, k)
+        kernel on a padded depth-1 volume."""
+        return out.numel() * math.prod(self.weight.shape[2:]), self.weight.numel()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.weight[:, :, self.weight.shape[2] // 2]
         return F.conv2d(x, w, stride=self.stride, padding=self.padding, groups=self.channels)
@@ -128,10 +133,17 @@ class CompressedCrossAttention(nn.Module):
     through a k x k stride-k depthwise conv + LayerNorm + linear, K likewise from the
     audio-modulated tokens. Scores are scaled by dim^-0.5 with dim the full width (reference).
     Shapes: x, kv_source (N, H*W, C) -> (N, H*W, C).
+
+    Triton (``salrt.kernels.enable`` sets ``use_triton``): the K/V compression + LayerNorm and the
+    attention run as the fused kernels of :mod:`salrt.kernels.eca` on CUDA tensors (on any tensor
+    with ``triton_force``, as the tests do under the interpreter).
     """
+
+    triton_kernel = "eca_attention"
 
     def __init__(self, dim: int, num_heads: int, kv_kernel: int) -> None:
         super().__init__()
+        self.use_triton = self.triton_force = False
         self.num_heads = num_heads
         self.scale = dim**-0.5
         self.q_conv = DepthOneConv(dim, (3, 3, 3), 1, 1)
@@ -149,6 +161,8 @@ class CompressedCrossAttention(nn.Module):
         return proj(y).reshape(n, y.shape[1], self.num_heads, -1).transpose(1, 2)
 
     def forward(self, x: torch.Tensor, kv_source: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        if self.use_triton and (x.is_cuda or self.triton_force):
+            return self._forward_triton(x, kv_source, h, w)
         n, length, c = x.shape
         x_img = x.transpose(1, 2).reshape(n, c, h, w)
         kv_img = kv_source.transpose(1, 2).reshape(n, c, h, w)
@@ -157,6 +171,22 @@ class CompressedCrossAttention(nn.Module):
         v = self._tokens(self.v_conv, self.v_norm, self.proj_v, x_img)
         out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
         return self.proj(out.transpose(1, 2).reshape(n, length, c))
+
+    def _forward_triton(self, x: torch.Tensor, kv_source: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        from salrt.kernels.eca import attention, compress_tokens
+
+        n, length, c = x.shape
+        q = self._tokens(self.q_conv, self.q_norm, self.proj_q, x.transpose(1, 2).reshape(n, c, h, w))
+        k = self.k_conv.weight.shape[-1]
+
+        def kv(conv: DepthOneConv, norm: nn.LayerNorm, proj: nn.Linear, src: torch.Tensor) -> torch.Tensor:
+            wgt = conv.weight[:, 0, conv.weight.shape[2] // 2]
+            t = proj(compress_tokens(src, wgt, norm.weight, norm.bias, k, norm.eps, hw=(h, w)))
+            return t.reshape(n, t.shape[1], self.num_heads, -1).transpose(1, 2)
+
+        keys = kv(self.k_conv, self.k_norm, self.proj_k, kv_source)
+        values = kv(self.v_conv, self.v_norm, self.proj_v, x)
+        return self.proj(attention(q, keys, values, self.scale))
 
 
 class Mlp(nn.Module):
@@ -208,6 +238,11 @@ class UpEmbed(nn.Module):
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=2, dilation=2, bias=False)
         self.bn2 = nn.BatchNorm2d(out_ch)
 
+    def thop_macs(self, inputs: tuple, out: torch.Tensor) -> tuple[int, int]:
+        """thop: the reference's nn.Upsample(bilinear) module, 11 ops per output element."""
+        b, c, t, h, w = inputs[0].shape
+        return 11 * b * t * c * (2 * h) * (2 * w), 0
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, t, h, w = x.shape
         y = x.transpose(1, 2).reshape(b * t, c, h, w)
@@ -228,6 +263,10 @@ class TemporalReduce(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(out_ch, in_ch, k, 1, 1))
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+
+    def thop_macs(self, inputs: tuple, out: torch.Tensor) -> tuple[int, int]:
+        """thop: the reference's Conv3d (k,1,1) with one output frame."""
+        return out.numel() * self.weight.shape[1] * self.weight.shape[2], self.weight.numel()
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         b, k, h, w, c = frames.shape
@@ -259,6 +298,12 @@ class MAMStage(nn.Module):
                 raise UsageError(f"audio features {h}x{w} cannot be upsampled by an integer factor to {size}")
             y = F.interpolate(y, size=(h * factor, w * factor), mode="nearest")
         return y.reshape(b, t, *y.shape[1:]).transpose(1, 2).contiguous()
+
+    def thop_macs(self, inputs: tuple, out: tuple) -> tuple[int, int]:
+        """thop: the reference's side-output LayerNorm runs on all T frames; salrt normalises only
+        the k frames the temporal reduction reads (the LayerNorm's own rule counts those)."""
+        b, c, t, h, w = out[0].shape
+        return 4 * b * c * (t - self.k) * h * w, 0
 
     def forward(
         self, x: torch.Tensor, skip: torch.Tensor | None, audio: torch.Tensor

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 from torch import nn
+
+from salrt.checkpoint import check_and_load, extract_state_dict, read_torch_file
+from salrt.errors import CheckpointError
 
 
 class VGGishFeatures(nn.Module):
@@ -81,6 +86,12 @@ class AudioTemporalModule(nn.Module):
         )
         self.norm = nn.LayerNorm(dim)
 
+    def thop_macs(self, inputs: tuple, out: torch.Tensor) -> tuple[int, int]:
+        """thop: the reference's patch embedding (LayerNorm, Linear, LayerNorm), computed, then discarded."""
+        d = inputs[0].shape[1]
+        n = inputs[0].numel()
+        return 4 * n + d * n + 4 * n, 4 * d + d * d + d
+
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         b, c, t, h, w = audio.shape
         x = audio.flatten(2).transpose(1, 2)
@@ -113,3 +124,17 @@ class AudioEncoder(nn.Module):
         feats = self.audio_net(audio.reshape(b * s, 1, h, w))
         feats = feats.reshape(b, s, *feats.shape[1:]).transpose(1, 2)
         return self.spatiotemp_net(feats)
+
+
+def load_vggish_pretrained(audio_net: nn.Module, path: str | os.PathLike[str]) -> list[str]:
+    """Load ``vggish.pth`` (torch port) into the VGGish conv stack; its embeddings are ignored."""
+    raw = extract_state_dict(read_torch_file(path), str(path))
+    sd = {k: v for k, v in raw.items() if k.startswith("features.")}
+    if not sd:
+        raise CheckpointError(f"{path}: no 'features.' tensors: not a VGGish checkpoint")
+    ignored = sorted(k for k in raw if not k.startswith("features."))
+    unexpected = [k for k in ignored if not k.startswith(("embeddings.", "pproc."))]
+    if unexpected:
+        raise CheckpointError(f"{path}: unexpected tensor(s) {unexpected[:8]}")
+    check_and_load(audio_net, sd, str(path))
+    return ignored

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from salrt.sampling.schedule import DDIMStep, apply_ddim, ddim_plan, diffsal_cosine_betas
 from salrt.errors import UsageError
+from salrt.sampling.schedule import DDIMStep, apply_ddim, ddim_coefficients, ddim_plan, diffsal_cosine_betas
 
 
 class DDIMScheduler:
@@ -39,20 +39,12 @@ class DDIMScheduler:
 
         x_next = a_next_sqrt * x0 + c1 * z + c2 * eps,  eps = (r * x_t - x0) / rm1.
         """
-        a = self.alphas_cumprod[step.t]
-        coef = {
-            "recip_sqrt": float(torch.sqrt(1.0 / a)),
-            "recipm1_sqrt": float(torch.sqrt(1.0 / a - 1)),
-            "final": float(step.t_next < 0),
-        }
-        if step.t_next < 0:
-            coef.update(a_next_sqrt=0.0, c1=0.0, c2=0.0)
-            return coef
-        an = self.alphas_cumprod[step.t_next]
-        c1 = eta * torch.sqrt((1 - a / an) * (1 - an) / (1 - a))
-        c2 = torch.sqrt((1 - an) - c1**2)
-        coef.update(a_next_sqrt=float(torch.sqrt(an)), c1=float(c1), c2=float(c2))
-        return coef
+        return ddim_coefficients(self.alphas_cumprod, step, eta, sqrt=torch.sqrt)
+
+    def passes(self, steps: int) -> int:
+        """Denoiser passes ``steps`` runs: the reference plan ``range(0, T, T // steps)`` visits more
+        than ``steps`` timesteps when ``steps`` does not divide T (3 steps: 999, 666, 333, 0)."""
+        return len(self.timesteps(steps))
 
     def step(
         self,

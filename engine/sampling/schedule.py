@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from salrt.errors import UsageError
 
 
@@ -52,20 +53,24 @@ def alphas_cumprod_f32(betas: np.ndarray) -> np.ndarray:
     return np.cumprod(one_minus).astype(np.float32)
 
 
-def ddim_coefficients(abar: np.ndarray, step: DDIMStep, eta: float = 0.0) -> dict[str, float]:
-    """Scalar coefficients of one update in float32:
-    x_next = a_next_sqrt * x0 + c1 * z + c2 * eps, eps = (recip_sqrt * x_t - x0) / recipm1_sqrt."""
-    f = np.float32
+def ddim_coefficients(abar: Any, step: DDIMStep, eta: float = 0.0, sqrt: Any = np.sqrt) -> dict[str, float]:
+    """Scalar coefficients of one update in float32 (the only copy of the formula):
+    x_next = a_next_sqrt * x0 + c1 * z + c2 * eps, eps = (recip_sqrt * x_t - x0) / recipm1_sqrt.
+
+    ``abar``: the float32 cumulative alphas as a numpy array, or a torch tensor with
+    ``sqrt=torch.sqrt`` (torch's float32 sqrt differs from numpy's by an ulp at some values; the
+    torch scheduler keeps torch's, bit-exact to the reference code)."""
+    f = abar.dtype.type if isinstance(abar, np.ndarray) else float  # constants in float32 under numpy
     a = abar[step.t]
-    coef = {"recip_sqrt": float(np.sqrt(f(1.0) / a)), "recipm1_sqrt": float(np.sqrt(f(1.0) / a - f(1.0))),
+    coef = {"recip_sqrt": float(sqrt(f(1.0) / a)), "recipm1_sqrt": float(sqrt(f(1.0) / a - f(1.0))),
             "final": float(step.t_next < 0)}  # fmt: skip
     if step.t_next < 0:
         coef.update(a_next_sqrt=0.0, c1=0.0, c2=0.0)
         return coef
     an = abar[step.t_next]
-    c1 = f(eta) * np.sqrt((f(1.0) - a / an) * (f(1.0) - an) / (f(1.0) - a))
-    c2 = np.sqrt((f(1.0) - an) - c1 * c1)
-    coef.update(a_next_sqrt=float(np.sqrt(an)), c1=float(c1), c2=float(c2))
+    c1 = f(eta) * sqrt((f(1.0) - a / an) * (f(1.0) - an) / (f(1.0) - a))
+    c2 = sqrt((f(1.0) - an) - c1 * c1)
+    coef.update(a_next_sqrt=float(sqrt(an)), c1=float(c1), c2=float(c2))
     return coef
 
 
@@ -79,3 +84,28 @@ def apply_ddim(x0: Any, x_t: Any, coef: dict[str, float], noise: Any = None) -> 
     if coef["c1"] != 0.0:
         out = out + coef["c1"] * noise
     return out + coef["c2"] * eps
+
+
+class NumpyDDIMScheduler:
+    """The DDIM scheduler without torch (onnxruntime, TensorRT): the same plan, the same float32
+    coefficients and update as :class:`salrt.sampling.DDIMScheduler`, on numpy arrays (or any
+    array type :func:`apply_ddim` takes). ``alphas_cumprod`` may come from an export manifest."""
+
+    def __init__(self, num_timesteps: int = 1000, alphas_cumprod: Any = None, dtype: Any = np.float32) -> None:
+        self.num_timesteps = num_timesteps
+        self.alphas_cumprod = (alphas_cumprod_f32(diffsal_cosine_betas(num_timesteps)) if alphas_cumprod is None
+                               else np.asarray(alphas_cumprod, np.float32))  # fmt: skip
+        self.dtype = dtype
+
+    def timesteps(self, steps: int) -> list[DDIMStep]:
+        return ddim_plan(steps, self.num_timesteps)
+
+    def coefficients(self, step: DDIMStep, eta: float = 0.0) -> dict[str, float]:
+        return ddim_coefficients(self.alphas_cumprod, step, eta)
+
+    def step(self, x0: Any, x_t: Any, step: DDIMStep, eta: float = 0.0, noise: Any = None, generator: Any = None) -> Any:
+        c = self.coefficients(step, eta)
+        if c["c1"] != 0.0 and noise is None:
+            noise = (generator or np.random.default_rng()).standard_normal(np.shape(x_t))
+        out = apply_ddim(x0, x_t, c, noise)
+        return out.astype(self.dtype) if isinstance(out, np.ndarray) else out

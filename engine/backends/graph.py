@@ -1,0 +1,111 @@
+"""What the onnxruntime and TensorRT backends share: running an export's graphs by role and
+sampling through salrt's one DDIM loop (:func:`salrt.sampling.loop.ddim_loop`), with the schedule
+and plan read from the manifest. Imports no torch and no model code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from salrt.errors import SalrtError, UsageError
+from salrt.sampling.loop import ddim_loop, select_rows
+from salrt.sampling.schedule import NumpyDDIMScheduler, adaptive_step_count
+
+
+class GraphBackend:
+    """A backend over exported graphs. Subclasses provide ``_run(graph, feed) -> {output name:
+    array}``, ``_int(values)``, ``_float(values)``, ``_noise(shape, seed)``, ``_clip`` and ``_cat``.
+    A batch outside the export's batch range is padded (repeating its last item) or split, and
+    the outputs sliced back, so fixed-batch exports take any batch.
+
+    ``encode`` runs the encoder graphs and merges their named outputs; ``denoise`` feeds the
+    denoiser graph by name; ``sample`` runs the unrolled ``sampler`` for its exported step count,
+    the ``predictor`` of one-pass models, and the encoder + denoiser graphs through the DDIM loop
+    for any other count (or the model's adaptive choice, ``steps=None``).
+    """
+
+    manifest: dict[str, Any]
+
+    def _setup(self, available: set[str], dtype: Any = None) -> None:
+        m = self.manifest
+        self.roles = m["graph_roles"]
+        self.graph_inputs = {k: list(g["inputs"]) for k, g in m["graphs"].items()}
+        self.graph_outputs = {k: list(g["outputs"]) for k, g in m["graphs"].items()}
+        self.available = available
+        sampler = self.roles.get("sampler")
+        self.steps = m["steps"] if sampler in available and "predictor" not in self.roles else None
+        cfg = m["config"]
+        self.map_shape = (1, cfg["height"], cfg["width"])
+        self.scheduler = NumpyDDIMScheduler(len(m["alphas_cumprod"]), m["alphas_cumprod"], dtype) \
+            if m.get("alphas_cumprod") else None  # fmt: skip
+        self.batch_range = (m["batch"]["min"], m["batch"]["max"])
+
+    # -- the loop's denoiser protocol -----------------------------------------------------------
+    def encode(self, video: Any, audio: Any, **conditions: Any) -> dict[str, Any]:
+        feed = {"video": video, "audio": audio, **conditions}
+        feats: dict[str, Any] = {}
+        for g in self.roles.get("encoders", []):
+            feats.update(self._call(g, self._feed(g, feed)))
+        return feats
+
+    def denoise(self, x_t: Any, t: Any, features: dict[str, Any]) -> Any:
+        g = self.roles["denoiser"]
+        return self._call(g, self._feed(g, {**features, "x_t": x_t, "t": t}))[self.graph_outputs[g][0]]
+
+    def step_counts(self, features: dict[str, Any], steps: int | None) -> list[int]:
+        b = len(next(iter(features.values())))
+        if steps is not None:
+            return [int(steps)] * b
+        if "steps_raw" not in features or not self.manifest.get("adaptive_max_steps"):
+            raise UsageError(f"{self.manifest['model']} has no adaptive step count: pass steps")
+        return [adaptive_step_count(r, self.manifest["adaptive_max_steps"]) for r in features["steps_raw"]]
+
+    def select(self, features: dict[str, Any], idx: list[int]) -> dict[str, Any]:
+        return select_rows(features, idx)
+
+    def timestep(self, t: int, n: int) -> Any:
+        return self._int([t] * n)
+
+    def passes(self, steps: int | None) -> int | None:
+        return None if steps is None or self.scheduler is None else len(self.scheduler.timesteps(steps))
+
+    # -- sampling ------------------------------------------------------------------------------
+    def sample(self, video: Any, audio: Any, steps: int | None = 4, noise: Any = None, seed: int | None = None,
+               **conditions: Any) -> Any:  # fmt: skip
+        cond = {k: self._int(v) for k, v in conditions.items()}
+        if "predictor" in self.roles:  # one-pass model: steps and noise do not apply
+            g = self.roles["predictor"]
+            return self._call(g, self._feed(g, {"video": video, "audio": audio, **cond}))[self.graph_outputs[g][0]]
+        b = len(video)
+        x_T = self._noise((b, *self.map_shape), seed) if noise is None else noise
+        sampler = self.roles.get("sampler")
+        if steps is not None and steps == self.steps and sampler in self.available:
+            feed = {"video": video, "audio": audio, **cond, "noise": x_T}
+            return self._call(sampler, self._feed(sampler, feed))[self.graph_outputs[sampler][0]]
+        if not all(g in self.available for g in [*self.roles.get("encoders", []), self.roles.get("denoiser")]):
+            raise SalrtError(f"this export runs only its sampler's {self.steps} steps (no encoder/denoiser graphs); "
+                             f"export it again with --steps {steps}")  # fmt: skip
+        feats = self.encode(video, audio, **cond)
+        return self._clip(ddim_loop(self, self.scheduler, feats, self._float(x_T), steps))
+
+    def _call(self, graph: str, feed: dict[str, Any]) -> dict[str, Any]:
+        lo, hi = self.batch_range
+        b = len(next(iter(feed.values())))
+        if lo <= b <= hi:
+            return self._run(graph, feed)
+        if b > hi:  # in chunks of the largest batch the export takes
+            parts = [self._call(graph, {k: v[i : i + hi] for k, v in feed.items()}) for i in range(0, b, hi)]
+            return {k: self._cat([p[k] for p in parts]) for k in parts[0]}
+        rows = [*range(b)] + [b - 1] * (lo - b)  # padded to the smallest batch the export takes
+        out = self._run(graph, {k: v[rows] for k, v in feed.items()})
+        return {k: v[:b] for k, v in out.items()}
+
+    def _feed(self, graph: str, values: dict[str, Any]) -> dict[str, Any]:
+        """The inputs ``graph`` takes, in its order: floats as the export's float type, ids and
+        timesteps as int64."""
+        feed = {}
+        for name in self.graph_inputs[graph]:
+            if name not in values:
+                raise SalrtError(f"{graph}: missing input {name!r}")
+            v = values[name]
+            feed[name] = self._int(v) if name in ("t", "text") else self._float(v)
+        return feed
