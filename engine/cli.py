@@ -272,30 +272,39 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _backend_for(args: argparse.Namespace):  # noqa: ANN202
-    from salrt.backends import load_backend
-    from salrt.io.contract import InputContract
+def _pipeline(args: argparse.Namespace) -> Any:
+    """The run's :class:`salrt.pipeline.Pipeline` from the model options."""
+    from salrt import pipeline
 
-    if args.backend in ("onnxruntime", "tensorrt"):
-        _check_device(args.device, torch_needed=args.backend == "tensorrt")
-        if not args.export_dir:
-            raise UsageError(f"--backend {args.backend} needs --export-dir (made by salrt export)")
+    exported = args.backend in ("onnxruntime", "tensorrt")
+    _check_device(args.device, torch_needed=not exported or args.backend == "tensorrt")
+    if exported:
         ignored = [o for o in ("checkpoint", "backbone") if getattr(args, o, None)]
         if ignored:
             _warn(f"--{ignored[0]} is ignored with --backend {args.backend}: the weights are those of the export")
-        b = load_backend(args.backend, export_dir=args.export_dir, device=args.device)
-        return b, InputContract.from_manifest(b.manifest)
-    model = _load_for_run(args)
-    if args.kernels is None:  # on CUDA the model's Triton kernels, when it has any
-        args.kernels = "triton" if str(args.device).startswith("cuda") and model.triton_kernels() else "torch"
-    if args.kernels == "triton":
-        from salrt.kernels import enable
+    return pipeline.load(args.model, checkpoint=args.checkpoint, random_weights=args.random_weights,
+                         config=args.config, backend=args.backend, export_dir=args.export_dir, device=args.device,
+                         kernels=args.kernels, captions=getattr(args, "captions", None), bpe=getattr(args, "bpe", None),
+                         backbones=_backbones(args))  # fmt: skip
 
-        on_cpu = not str(args.device).startswith("cuda")
-        if on_cpu and os.environ.get("TRITON_INTERPRET") != "1":
-            raise UsageError("--kernels triton needs --device cuda (or TRITON_INTERPRET=1 to run them interpreted on CPU)")
-        enable(model, force=on_cpu)
-    return load_backend(args.backend, model=model), InputContract.of(model.config)
+
+def _backbones(args: argparse.Namespace) -> dict[str, str]:
+    out = {}
+    for item in getattr(args, "backbone", None) or []:
+        name, sep, path = item.partition("=")
+        if not sep or not path:
+            raise UsageError(f"--backbone takes NAME=FILE (e.g. s3d=S3D_kinetics400.pt), got {item!r}")
+        out[name] = path
+    return out
+
+
+def _load_for_run(args: argparse.Namespace) -> Any:
+    """The torch model alone (export, eval)."""
+    from salrt.pipeline import load_weights
+
+    _check_device(args.device, torch_needed=True)
+    return load_weights(args.model, checkpoint=args.checkpoint, random_weights=args.random_weights, config=args.config,
+                        device=args.device, backbones=_backbones(args))  # fmt: skip
 
 
 def _say_passes(backend: Any, steps: int | None) -> None:
@@ -342,9 +351,9 @@ def _run(args: argparse.Namespace) -> int:
     if bad or not outputs:
         raise UsageError(f"unknown output {bad[0] if bad else args.outputs!r}; choose from {', '.join(SINKS)}")
     sources = _sources(args)
-    backend, contract = _backend_for(args)
+    pipe = _pipeline(args)
+    backend, contract, captions = pipe.backend, pipe.contract, pipe.captions
     _say_passes(backend, _steps(args.steps))
-    captions = _captions(args, contract)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     opts = RunOptions(steps=_steps(args.steps), stride=args.stride, batch=args.batch, live=args.live, contract=contract,
@@ -514,7 +523,8 @@ def _encode(args: argparse.Namespace) -> int:
         from salrt.io import probe
         from salrt.runtime import Runtime, RunOptions, expected_frames
 
-        backend, contract = _backend_for(args)
+        pipe = _pipeline(args)
+        backend, contract = pipe.backend, pipe.contract
         sink = RoiEncoderSink(Path(args.output), probe(args.input).fps, args.input, **kw)
         with _new_bar(args, "encoding", expected_frames([args.input]), "frame") as bar:
             rt = Runtime(backend, [args.input], RunOptions(steps=_steps(args.steps), stride=args.stride,
@@ -584,53 +594,6 @@ def _steps(text: str | int) -> int | None:
     if n < 1:
         raise UsageError(f"--steps must be >= 1, got {n}")
     return n
-
-
-def _captions(args: argparse.Namespace, contract):  # noqa: ANN001, ANN202
-    """The caption source of a text-conditioned model (None: its AV variant, with a warning)."""
-    cap = getattr(args, "captions", None)
-    if not contract.text_context:
-        if cap:
-            raise UsageError(f"--captions: model {args.model} takes no text")
-        return None
-    if not cap:
-        _warn(f"{args.model} got no --captions; running its audio-visual (AV) variant")
-        return None
-    if not getattr(args, "bpe", None):
-        raise UsageError("--captions needs --bpe FILE: CLIP's BPE merges (bpe_simple_vocab_16e6.txt.gz or merges.txt)")
-    from salrt.captions import Captions
-    from salrt.models.clip_text import CLIPTokenizer
-
-    return Captions(cap, CLIPTokenizer(args.bpe, contract.text_context), contract.text_context)
-
-
-def _load_for_run(args: argparse.Namespace):  # noqa: ANN202
-    torch = require("torch", f"the {getattr(args, 'backend', 'torch')} backend")
-
-    import salrt
-
-    _check_device(args.device, torch_needed=True)
-    if args.checkpoint is None and not args.random_weights:
-        raise UsageError("no --checkpoint given: maps from untrained weights are meaningless "
-                         "(pass --random-weights for a smoke run)")  # fmt: skip
-    pretrained = {}
-    for item in getattr(args, "backbone", None) or []:
-        name, sep, path = item.partition("=")
-        if not sep or not path:
-            raise UsageError(f"--backbone takes NAME=FILE (e.g. s3d=S3D_kinetics400.pt), got {item!r}")
-        pretrained[name] = path
-    model = salrt.load_model(args.model, checkpoint=args.checkpoint, device=args.device, config=args.config)
-    if args.checkpoint is None:
-        from salrt.testing import load_synthetic_weights
-
-        load_synthetic_weights(model, 0)
-    if pretrained:
-        from salrt.models import load_backbone
-
-        for name, path in pretrained.items():
-            load_backbone(model, name, path)
-    torch.set_grad_enabled(False)
-    return model.eval()
 
 
 def build_parser() -> argparse.ArgumentParser:

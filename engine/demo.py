@@ -24,7 +24,7 @@ def centre_bias(shape: tuple[int, int], sigma: float = 0.25) -> np.ndarray:
 
 def _heat(m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """A map (any range) as a jet-coloured (H, W, 3) uint8 image of ``size``, scaled to its maximum."""
-    from salrt.sinks import resize_map
+    from salrt.io.imaging import resize_map
 
     m = np.asarray(m, np.float64)
     top = m.max()

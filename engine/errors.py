@@ -27,6 +27,18 @@ class MediaError(SalrtError):
     """An input that cannot be opened or decoded, or an unsupported input option."""
 
 
+class ExportError(SalrtError):
+    """An export or its validation failed."""
+
+
+class TensorRTError(SalrtError):
+    """A TensorRT engine build or run failed."""
+
+
+class EvalError(SalrtError):
+    """Missing, unreadable or mismatched evaluation data."""
+
+
 class MissingDependency(SalrtError, ImportError):
     """An optional package needed by the requested feature is not installed."""
 

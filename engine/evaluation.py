@@ -34,16 +34,12 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from salrt import metrics as M
-from salrt.errors import SalrtError
+from salrt.errors import SalrtError, EvalError
 
 AV_DATASETS = {"avad": "AVAD", "diem": "DIEM", "coutrot1": "Coutrot_db1", "coutrot2": "Coutrot_db2",
                "etmd": "ETMD_av", "summe": "SumMe"}  # fmt: skip
 DEFAULT_METRICS = ("cc", "nss", "sim", "auc_judd", "kld")
 _IMG = (".png", ".jpg", ".jpeg", ".bmp")
-
-
-class EvalError(SalrtError):
-    """Missing, unreadable or mismatched evaluation data."""
 
 
 @dataclasses.dataclass
@@ -314,47 +310,28 @@ def write_results(result: dict[str, Any], out: str | Path, settings: dict[str, A
 # ----------------------------------------------------------------------------- predicting
 def predict_video(model: Any, video: Video, out_dir: str | Path, steps: int = 4, batch: int = 1,
                   seed: int = 0) -> int:  # fmt: skip
-    """Run ``model`` over one dataset video and write ``out_dir/<video>/<frame:05d>.png`` (1-based)."""
-    import torch
-
-    from salrt.io import open_media
+    """Run ``model`` (a loaded model, or a :class:`salrt.pipeline.Pipeline`) over one dataset video
+    through the same :class:`~salrt.runtime.Runtime` as ``salrt run``, writing
+    ``out_dir/<video>/<frame:05d>.png`` (1-based, what :func:`match` reads). Text-conditioned models
+    run their AV variant (the saliency datasets have no captions)."""
+    from salrt.backends import load_backend
     from salrt.io.contract import InputContract
+    from salrt.runtime import Runtime, RunOptions, Source
     from salrt.sinks import PngSink
 
     if video.source is None:
         raise EvalError(f"{video.name}: no frames or video file to predict from")
-    cfg = model.config
+    if hasattr(model, "backend"):  # a Pipeline
+        backend, contract = model.backend, model.contract
+    else:
+        backend, contract = load_backend("torch", model=model), InputContract.of(model.config)
     audio = video.audio if video.audio and Path(video.audio).is_file() else None
     opts = {"framerate": str(video.fps), "start_number": "1"} if video.source_format == "image2" and video.fps else None
-    contract = InputContract.of(cfg)
-    media = open_media(video.source, format=video.source_format, options=opts, fps=video.fps, audio=audio,
-                       **contract.media_options())  # fmt: skip
-    sink = PngSink(Path(out_dir) / video.name)  # <frame:05d>.png, 1-based: what match() reads
-    param = next(model.parameters())
-    cond: dict[str, Any] = {}
-    if contract.text_context:  # no captions in the saliency datasets: the model's AV variant
-        cond["text"] = torch.zeros(batch, contract.text_context, dtype=torch.long, device=param.device)
-    gen = torch.Generator().manual_seed(seed)
-    written = 0
-    pending: list[Any] = []
-
-    def flush() -> None:
-        nonlocal written
-        v = torch.from_numpy(np.stack([c.video for c in pending])).to(param.device, param.dtype)
-        a = torch.from_numpy(np.stack([c.audio for c in pending])).to(param.device, param.dtype)
-        noise = torch.randn((len(pending), 1, cfg.height, cfg.width), generator=gen).to(param.device, param.dtype)
-        with torch.inference_mode():
-            maps = model.sample(v, a, steps=steps, noise=noise, **{k: x[: len(pending)] for k, x in cond.items()})
-            maps = maps.float().cpu().numpy()
-        for c, m in zip(pending, maps):
-            sink.write(c.target_index, c.target_time, None, m[0])
-            written += 1
-        pending.clear()
-
-    for clip in media:
-        pending.append(clip)
-        if len(pending) == batch:
-            flush()
-    if pending:
-        flush()
-    return written
+    src = Source(str(video.source), format=video.source_format, options=opts, fps=video.fps, audio=audio)
+    sink = PngSink(Path(out_dir) / video.name)
+    rt = Runtime(backend, [src], RunOptions(steps=steps, batch=batch, contract=contract, seed=seed),
+                 sinks_for=lambda i, info: [sink])  # fmt: skip
+    stats = rt.run(handle_signals=False)
+    if stats["errors"]:
+        raise EvalError(f"{video.name}: {stats['errors'][0]}")
+    return stats["frames_out"][0]

@@ -51,7 +51,7 @@ class RoiConfig:
 
 def block_saliency(sal: np.ndarray, frame_hw: tuple[int, int], block: int, dilation: int = 0) -> np.ndarray:
     """Mean saliency per block of a frame of ``frame_hw`` (partial edge blocks included)."""
-    from salrt.sinks import resize_map
+    from salrt.io.imaging import resize_map
 
     h, w = frame_hw
     m = resize_map(np.asarray(sal, np.float32), (h, w))

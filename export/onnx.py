@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from salrt.errors import SalrtError
+from salrt.errors import SalrtError, ExportError
 from salrt.export.manifest import graph_order
 from salrt.io.contract import InputContract
 from salrt.metrics import pearson
@@ -33,10 +33,6 @@ def graph_names(model: nn.Module) -> tuple[str, ...]:
 
 
 FP32_TOLERANCE = 1e-4  # max abs error on maps (and features) in fp32
-
-
-class ExportError(SalrtError):
-    """Export or its validation failed."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,15 +14,11 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from salrt.errors import SalrtError
+from salrt.errors import SalrtError, TensorRTError
 
 OPS_FILE = Path(__file__).with_name("tensorrt_onnx_ops.json")
 _RESIZE_MODES = {"nearest", "linear"}
 _RESIZE_COORDS = {"half_pixel", "pytorch_half_pixel", "tf_half_pixel_for_nn", "asymmetric", "align_corners"}
-
-
-class TensorRTError(SalrtError):
-    """Engine build or run failure."""
 
 
 def supported_ops() -> dict[str, Any]:

@@ -11,10 +11,12 @@ import av
 import numpy as np
 import pytest
 
+
 from salrt.cli import main
 from salrt.encode import block_qps, encode_with_maps, region_quality
 from salrt.errors import SalrtError
 from salrt.io import make_clip
+from salrt.models import MODELS
 from salrt.roi import QpMapper, RoiConfig, block_saliency, ffmpeg_regions, x264_quant_offsets
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,8 +112,10 @@ def c_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build
 
 
-def test_c_api(c_build: Path) -> None:
-    r = subprocess.run([str(c_build / "salrt_api_test")], capture_output=True, text=True, timeout=300,
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_c_api(c_build: Path, model: str) -> None:
+    """Every model of the registry through the C API (tiny config, random weights)."""
+    r = subprocess.run([str(c_build / "salrt_api_test"), model], capture_output=True, text=True, timeout=300,
                        env={**os.environ, "PYTHONWARNINGS": "ignore"})  # fmt: skip
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
 

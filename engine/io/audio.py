@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from salrt.constants import REFERENCE_BUFFER, SLICE_SIZE, WAVEFORM_RATE  # noqa: F401 - re-exported
 from salrt.errors import MediaError
 
 if TYPE_CHECKING:
@@ -26,11 +27,6 @@ LOG_OFFSET = 0.01
 EXAMPLE_FRAMES = 64  # 0.64 s
 EXAMPLE_HOP = 11  # 0.11 s
 N_SLICES = 9
-SLICE_SIZE = (112, 192)
-# Reference quirk kept for checkpoint fidelity: the clip excerpt is centred in a zero buffer of
-# int(22050 / 10 * 16) samples at the file's *native* rate, so its duration depends on that rate.
-REFERENCE_BUFFER = int(22050 / 10 * 16)
-WAVEFORM_RATE = 22050  # SoundNet's sample rate (TAVDiff, AVRSP)
 # Shortest 16 kHz signal that yields one 64-frame example (the reference raises below it).
 _MIN_SAMPLES = STFT_WINDOW + (EXAMPLE_FRAMES - 1) * STFT_HOP
 

@@ -136,3 +136,24 @@ def reference_frame_torch(rgb: "torch.Tensor", size: tuple[int, int] = (224, 384
     mean = torch.tensor(VIDEO_MEAN, dtype=torch.float32, device=x.device)[:, None, None]
     std = torch.tensor(VIDEO_STD, dtype=torch.float32, device=x.device)[:, None, None]
     return (chw - mean) / std
+
+
+def colormap_jet(x: np.ndarray) -> np.ndarray:
+    """(H, W) in 0..1 -> (H, W, 3) uint8, the 'jet' colour map (piecewise linear)."""
+    x = np.clip(x, 0.0, 1.0)
+    r = np.clip(1.5 - np.abs(4 * x - 3), 0, 1)
+    g = np.clip(1.5 - np.abs(4 * x - 2), 0, 1)
+    b = np.clip(1.5 - np.abs(4 * x - 1), 0, 1)
+    return (np.stack([r, g, b], -1) * 255).astype(np.uint8)
+
+
+def resize_map(m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A (h, w) map in 0..1 resized to ``size`` (bilinear, antialiased), float32."""
+    if m.shape == tuple(size):
+        return m.astype(np.float32)
+    u8 = np.clip(np.rint(m * 255), 0, 255).astype(np.uint8)[..., None]
+    return pil_resize(u8, size, "bilinear")[..., 0].astype(np.float32) / 255.0
+
+
+def to_u8(m: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(m * 255.0), 0, 255).astype(np.uint8)

@@ -1,14 +1,12 @@
-"""Decoding media with PyAV and assembling model clips (16 frames + 9 log-mel slices).
+"""Decoding media with PyAV into model clips (16 frames + 9 log-mel slices for DiffSal).
 
 ``open_media(source)`` opens anything FFmpeg opens (files, URLs, capture devices with
-``format=``, ``"-"`` for stdin) and yields :class:`Clip` objects in order. Memory is bounded:
-frames live in a ring buffer of ``clip_len + stride`` entries, audio only as far back as the
-next clip's window needs.
+``format=``, ``"-"`` for stdin), decodes it, and hands frames and audio to the
+:class:`~salrt.io.clips.ClipAssembler` (the one the C API uses too), yielding its clips in order.
 """
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import sys
 import warnings
@@ -18,9 +16,9 @@ import numpy as np
 
 from salrt.errors import MediaError
 from salrt.io import audio as A
-from salrt.io import imaging
+from salrt.io.clips import AudioRing, Clip, ClipAssembler, MediaStats, check_clip_options
 
-_RESIZE = {"reference": imaging.reference_frame, "fast": imaging.fast_frame}
+__all__ = ["AudioRing", "Clip", "MediaClips", "MediaInfo", "MediaStats", "SourceFrame", "open_media", "probe"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,21 +38,6 @@ class MediaInfo:
     sample_rate: int | None
     channels: int | None
     frames_hint: int | None
-
-
-@dataclasses.dataclass
-class MediaStats:
-    """Counters reported at the end of a run (nothing is skipped silently)."""
-
-    video_frames: int = 0
-    audio_samples: int = 0
-    corrupt_packets: int = 0
-    read_errors: int = 0
-    repaired_timestamps: int = 0
-    clips: int = 0
-    clips_short_audio: int = 0
-    excerpts_cropped: int = 0
-    max_buffered_frames: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,63 +86,6 @@ class SourceFrame:
         return y, uv[0], uv[1]
 
 
-@dataclasses.dataclass(frozen=True)
-class Clip:
-    """One model input. ``video`` (3, T, H, W) and ``audio`` (1, 9, h, w): numpy on CPU,
-    torch tensors on ``device`` when one was given."""
-
-    video: Any
-    audio: Any
-    target_index: int  # 0-based index of the frame this clip's map belongs to (median frame)
-    target_time: float  # seconds from the first frame
-    frame_indices: tuple[int, ...]  # source frames used (edges repeated)
-    timestamps: tuple[float, ...]
-    audio_window: tuple[int, int]  # native-rate samples [start, end] of the excerpt
-    has_audio: bool
-    fps: float
-    timing: str  # "index" (constant rate, reference formula) or "timestamps"
-    target_frame: SourceFrame | None = None  # the original frame when keep_frames=True
-    # every source frame since the previous clip's target up to this target, as (index, time,
-    # SourceFrame or None without keep_frames), so sinks can write every frame even at stride > 1
-    new_frames: tuple[tuple[int, float, np.ndarray | None], ...] = ()
-
-
-@dataclasses.dataclass
-class _Frame:
-    index: int
-    time: float
-    tensor: Any
-
-
-class AudioRing:
-    """Mono samples at the native rate, indexed from the audio stream's first sample."""
-
-    def __init__(self) -> None:
-        self.chunks: collections.deque[np.ndarray] = collections.deque()
-        self.base = 0  # index of the first retained sample
-        self.total = 0  # index one past the last sample
-
-    def append(self, x: np.ndarray) -> None:
-        self.chunks.append(x)
-        self.total += x.shape[0]
-
-    def read(self, start: int, end: int) -> np.ndarray:
-        """Samples [start, end] (inclusive) that exist; shorter at the edges."""
-        start, stop = max(start, self.base), min(end + 1, self.total)
-        if stop <= start:
-            return np.zeros(0)
-        data = np.concatenate(self.chunks) if len(self.chunks) > 1 else self.chunks[0]
-        self.chunks = collections.deque([data])
-        return data[start - self.base : stop - self.base]
-
-    def discard_before(self, index: int) -> None:
-        while self.chunks and self.base + self.chunks[0].shape[0] <= index:
-            self.base += self.chunks.popleft().shape[0]
-        if self.chunks and self.base < index:  # trim inside the first chunk (copy frees the rest)
-            self.chunks[0] = self.chunks[0][index - self.base :].copy()
-            self.base = index
-
-
 def _open_container(source: str, fmt: str | None, options: dict[str, str] | None, timeout: float | None) -> Any:
     import av
 
@@ -184,22 +110,9 @@ class MediaClips:
                  keep_frames: bool = False, audio_skew_s: float = 5.0, audio: str | None = None,
                  target: str = "centre", audio_format: str = "logmel", audio_samples: int = A.REFERENCE_BUFFER,
                  audio_rate: int = A.WAVEFORM_RATE, start: str = "repeat") -> None:  # fmt: skip
-        if start not in ("repeat", "reverse"):
-            raise MediaError(f"unknown clip start {start!r}: use 'repeat' or 'reverse'")
+        check_clip_options(clip_len, stride, target, start, audio_format, resize, resampler)
         self.start = start
-        if target not in ("centre", "last"):
-            raise MediaError(f"unknown clip target {target!r}: use 'centre' or 'last'")
-        if audio_format not in ("logmel", "waveform"):
-            raise MediaError(f"unknown audio format {audio_format!r}: use 'logmel' or 'waveform'")
         self.target, self.audio_format, self.audio_samples, self.audio_rate = target, audio_format, audio_samples, audio_rate
-        if clip_len < 1:
-            raise MediaError(f"clip_len must be >= 1, got {clip_len}")
-        if stride < 1:
-            raise MediaError(f"stride must be >= 1, got {stride}")
-        if resize not in _RESIZE:
-            raise MediaError(f"unknown resize {resize!r}: use 'reference' or 'fast'")
-        if resampler not in ("swr", "resampy"):
-            raise MediaError(f"unknown resampler {resampler!r}: use 'swr' or 'resampy'")
         if fps is not None and not fps > 0:
             raise MediaError(f"fps must be positive, got {fps}")
         self.source, self.clip_len, self.stride = str(source), clip_len, stride
@@ -225,7 +138,6 @@ class MediaClips:
         self.info = self._describe(fps)
         if self._as is None:
             warnings.warn(f"{self.source}: no audio stream; the model runs video-only (silent audio)", stacklevel=2)
-        self._silent: Any = None
 
     # -- setup ---------------------------------------------------------------------------------
     @staticmethod
@@ -298,209 +210,44 @@ class MediaClips:
         q = np.clip(np.rint(np.asarray(x, np.float64) * 32768.0), -32768, 32767)
         return q.mean(axis=0) / 32768.0
 
-    def _preprocess(self, rgb: np.ndarray) -> Any:
-        if self.device is None:
-            return _RESIZE[self.resize](rgb, self.size)
-        import torch
-
-        t = torch.from_numpy(rgb).to(self.device, non_blocking=True)
-        if self.resize == "reference":
-            return imaging.reference_frame_torch(t, self.size)
-        return torch.from_numpy(imaging.fast_frame(rgb, self.size)).to(self.device)
-
-    def _audio_tensor(self, excerpt: np.ndarray, rate: int) -> Any:
-        if self.audio_format == "waveform":
-            w = A.clip_waveform(excerpt, rate, self.clip_len, self.audio_samples, self.audio_rate, self.resampler)
-            if self.device is None:
-                return w
-            import torch
-
-            return torch.from_numpy(w).to(self.device)
-        if self.device is None:
-            return A.clip_audio(excerpt, rate, self.audio_size, self.resampler)
-        import torch
-
-        w = A.resample_to_16k(A.centre_in_buffer(excerpt), rate, self.resampler)
-        wt = torch.as_tensor(w, dtype=torch.float32).to(self.device)[None]
-        return A.log_mel_slices_torch(wt, self.audio_size)[0]
-
-    def _silent_audio(self) -> Any:
-        if self._silent is None:
-            s = (np.zeros((1, self.audio_samples), np.float32) if self.audio_format == "waveform"
-                 else A.silent_audio(self.audio_size))  # fmt: skip
-            if self.device is not None:
-                import torch
-
-                s = torch.from_numpy(s).to(self.device)
-            self._silent = s
-        return self._silent
-
     # -- clip assembly -------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Clip]:
-        fps = self.info.fps
-        before = self.clip_len // 2 if self.target == "centre" else self.clip_len - 1
-        after = self.clip_len - before - 1
-        frames: collections.deque[_Frame] = collections.deque()
-        raw_pending: collections.deque[tuple[int, float, SourceFrame | None]] = collections.deque()
-        ring = AudioRing()
-        audio_rate = self.info.sample_rate or 0
-        audio_eof = self._as is None
-        t0: float | None = None
-        audio_t0: float | None = None
-        last_t = -np.inf
-        next_target = 0
-        last_emitted = -1
-        n_frames = 0
-        timing = "index"
-        resampler = None
-        if self._as is not None:
-            import av
+        """Decode and hand frames and audio to the :class:`ClipAssembler`; yield its clips."""
+        import av
 
-            resampler = av.AudioResampler(format="fltp", layout=None, rate=None)
-
-        def time_of(index: int) -> float:
-            real = [f for f in frames if f.index == index]
-            if real:
-                return real[0].time
-            first, last = frames[0], frames[-1]
-            ref = first if index < first.index else last
-            return ref.time + (index - ref.index) / fps
-
-        def audio_offset() -> int:  # video-relative sample 0 in audio-ring indices
-            if audio_t0 is None or t0 is None:
-                return 0
-            return int(round((t0 - audio_t0) * audio_rate))
-
-        def span(target: int) -> tuple[int, int]:
-            """First and last source frame of the clip for ``target``; with ``start="reverse"`` an
-            early clip is the next ``clip_len`` frames played backwards, so it still ends on ``target``."""
-            if self.start == "reverse" and target - before < 0:
-                return target, target + self.clip_len - 1
-            return target - before, target + after
-
-        def ready(eof: bool) -> bool:
-            if not frames or next_target >= n_frames and not eof:
-                return False
-            hi = span(next_target)[1]
-            if not eof and frames[-1].index < hi:
-                return False
-            if audio_eof or eof:
-                return True
-            _, end = A.window_bounds(0.0, time_of(hi), fps, audio_rate)
-            have = ring.total - audio_offset()
-            return have > end or frames[-1].time - time_of(hi) > self.audio_skew_s
-
-        def make_clip(target: int, last: int) -> Clip:
-            lo, hi = span(target)
-            rev = lo == target and hi > target  # a reversed early clip
-            if rev:
-                idx = [min(i, last) for i in range(hi, lo - 1, -1)]
-            else:
-                idx = [min(max(i, 0), last) for i in range(lo, hi + 1)]
-            by_index = {f.index: f for f in frames}
-            video = [by_index[i].tensor for i in idx]
-            if self.device is None:
-                vid = np.stack(video, axis=1)
-            else:
-                import torch
-
-                vid = torch.stack(video, dim=1)
-            t_first, t_last = time_of(lo), time_of(min(hi, last) if rev else hi)
-            start = end = 0
-            if self._as is not None and audio_rate:
-                start, end = A.window_bounds(t_first, t_last, fps, audio_rate)
-                off = audio_offset()
-                excerpt = ring.read(start + off, end + off)
-                if excerpt.shape[0] < end - start + 1:
-                    self.stats.clips_short_audio += 1
-                # the log-mel buffer holds native-rate samples; the waveform buffer, audio_rate samples
-                limit = A.REFERENCE_BUFFER if self.audio_format == "logmel" else self.audio_samples * audio_rate / self.audio_rate
-                if excerpt.shape[0] > limit:
-                    self.stats.excerpts_cropped += 1
-                aud = self._audio_tensor(excerpt, audio_rate)
-            else:
-                aud = self._silent_audio()
-            self.stats.clips += 1
-            new = []
-            while raw_pending and raw_pending[0][0] <= target:
-                new.append(raw_pending.popleft())
-            # targets increase, so this clip's own frame is always the last of its new frames
-            return Clip(video=vid, audio=aud, target_index=target, target_time=by_index[target].time,
-                        frame_indices=tuple(idx), timestamps=tuple(by_index[i].time for i in idx),
-                        audio_window=(start, end), has_audio=self._as is not None, fps=fps, timing=timing,
-                        target_frame=new[-1][2], new_frames=tuple(new))  # fmt: skip
+        asm = ClipAssembler(fps=self.info.fps, clip_len=self.clip_len, stride=self.stride, size=self.size,
+                            audio_size=self.audio_size, target=self.target, start=self.start,
+                            audio_format=self.audio_format, audio_samples=self.audio_samples,
+                            audio_rate=self.audio_rate, device=self.device, resize=self.resize,
+                            resampler=self.resampler, has_audio=self._as is not None,
+                            audio_skew_s=self.audio_skew_s, stats=self.stats)  # fmt: skip
+        resampler = av.AudioResampler(format="fltp", layout=None, rate=None) if self._as is not None else None
 
         def add_audio(decoded: Any, align: bool = True) -> None:
-            """Resample to planar float and append; ``align`` places the stream by its first timestamp."""
-            nonlocal audio_t0, audio_rate
-            assert resampler is not None
+            """Resample to planar float and hand over; ``align`` places the stream by its first timestamp."""
             for f in resampler.resample(decoded):
-                if audio_t0 is None and align:
-                    audio_t0 = float(f.time) if f.time is not None else (t0 or 0.0)
-                audio_rate = f.sample_rate
-                x = self._audio_samples(f)
-                ring.append(x)
-                self.stats.audio_samples += x.shape[0]
-
-        def emit(eof: bool) -> Iterator[Clip]:
-            nonlocal next_target, last_emitted
-            while True:
-                if eof and next_target >= n_frames and last_emitted < n_frames - 1:
-                    next_target = n_frames - 1  # the last frame always gets its own clip
-                if not (next_target < n_frames and ready(eof)):
-                    return
-                last = n_frames - 1 if eof else 1 << 62
-                yield make_clip(next_target, last)
-                last_emitted = next_target
-                next_target += self.stride
-                # keep what the next clip needs, and what a final clip for the last frame would need
-                keep_from = min(next_target, frames[-1].index) - before
-                while frames and frames[0].index < keep_from and len(frames) > 1:
-                    frames.popleft()
-                if audio_rate and frames:
-                    s, _ = A.window_bounds(time_of(keep_from), 0.0, fps, audio_rate)
-                    ring.discard_before(s + audio_offset())
+                asm.push_audio(self._audio_samples(f), f.sample_rate, f.time, align)
 
         if self._audio_container is not None:  # decoded up front, aligned with the first frame
-            import av
-
             try:
                 for f in self._audio_container.decode(self._as):
                     add_audio(f, align=False)
                 add_audio(None, align=False)
             except av.FFmpegError:
                 self.stats.read_errors += 1
-            audio_eof = True
+            asm.audio_done()
         try:
             for kind, frame in self._decoded():
                 if kind == "a":
                     add_audio(frame)
-                    yield from emit(False)
-                    continue
-                t = frame.time
-                if t0 is None:
-                    t0 = float(t) if t is not None else 0.0
-                rel = (float(t) - t0) if t is not None else last_t + 1.0 / fps
-                if not rel > last_t:  # missing or non-increasing timestamp: one frame period on
-                    rel = last_t + 1.0 / fps if np.isfinite(last_t) else 0.0
-                    self.stats.repaired_timestamps += 1
-                last_t = rel
-                nominal = n_frames * (1.0 / fps)
-                if abs(rel - nominal) <= 1e-3 / fps:
-                    rel = nominal  # constant frame rate: the reference's exact (k - 1) * (1.0 / fps)
                 else:
-                    timing = "timestamps"
-                rgb = frame.to_ndarray(format="rgb24")
-                frames.append(_Frame(n_frames, rel, self._preprocess(rgb)))
-                raw_pending.append((n_frames, rel, SourceFrame.of(frame) if self.keep_frames else None))
-                n_frames += 1
-                self.stats.video_frames += 1
-                self.stats.max_buffered_frames = max(self.stats.max_buffered_frames, len(frames))
-                yield from emit(False)
-            if resampler is not None and not audio_eof:
+                    kept = SourceFrame.of(frame) if self.keep_frames else None
+                    asm.push_frame(frame.time, frame.to_ndarray(format="rgb24"), kept)
+                yield from asm.clips()
+            if resampler is not None and not asm.audio_eof:
                 add_audio(None)  # flush
-            audio_eof = True
-            yield from emit(True)
+            asm.audio_done()
+            yield from asm.clips(eof=True)
         finally:
             self.close()
 

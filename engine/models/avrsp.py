@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from salrt.io import audio as A
+from salrt import constants as A
 from salrt.models.base import S3DSoundNetConfig, SaliencyModel
 from salrt.models.blocks import ConvBNReLU3d, check_batch, upsample_to
 from salrt.models.s3d import S3D

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from salrt.io import audio as A
+from salrt import constants as A
 from salrt.models.blocks import check_input
 from salrt.models.mvit import MViTConfig
 from salrt.errors import UsageError

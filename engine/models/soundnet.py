@@ -14,7 +14,7 @@ import os
 import torch
 from torch import nn
 
-from salrt.io.audio import WAVEFORM_RATE
+from salrt.constants import WAVEFORM_RATE
 
 # (out channels, kernel, stride, padding, max-pool after) of conv1..conv7
 _LAYERS = ((16, 64, 2, 32, 8), (32, 32, 2, 16, 8), (64, 16, 2, 8, 1), (128, 8, 2, 4, 1),

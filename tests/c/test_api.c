@@ -1,4 +1,5 @@
-/* Exercises the C API's error paths and a normal push/pull cycle; exit 0 when all checks pass. */
+/* Exercises the C API's error paths and a normal push/pull cycle; exit 0 when all checks pass.
+ * argv[1]: the model (default diffsal), run with its tiny config and random weights. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,11 +14,14 @@
         }                                                                                       \
     } while (0)
 
-int main(void) {
+int main(int argc, char **argv) {
     salrt_session *s = NULL;
+    char options[256];
+    snprintf(options, sizeof options, "{\"model\": \"%s\", \"config\": \"tiny\", \"random_weights\": true, \"steps\": 1}",
+             argc > 1 ? argv[1] : "diffsal");
     CHECK(salrt_create("{\"config\": \"tiny\"}", &s) == SALRT_E_PYTHON, "create without checkpoint fails");
     CHECK(strstr(salrt_last_error(NULL), "checkpoint") != NULL, "create error names the problem");
-    CHECK(salrt_create("{\"config\": \"tiny\", \"random_weights\": true, \"steps\": 1}", &s) == SALRT_OK, "create");
+    CHECK(salrt_create(options, &s) == SALRT_OK, "create");
     float map[64 * 32];
     int64_t pts = -1;
     CHECK(salrt_pull_map(s, map, 64, 32, &pts) == SALRT_E_NO_MAP, "no map before frames");

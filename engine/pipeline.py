@@ -1,0 +1,112 @@
+"""Library-level assembly: one call builds what a run needs, for every entry point.
+
+``salrt.pipeline.load("mubic", checkpoint=..., backend="onnxruntime", export_dir=..., device=...)``
+gives a :class:`Pipeline`: the backend (a loaded model behind the torch backends, or an export
+behind onnxruntime/TensorRT), the model's input contract, and the condition source (captions for
+text-conditioned models). The CLI, ``salrt bench``, ``salrt eval``, ``salrt.runtime.stream`` and the
+C embedding all build their runs with it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from typing import Any
+
+from salrt.errors import SalrtError, UsageError, require
+from salrt.io.contract import InputContract
+
+log = logging.getLogger("salrt.pipeline")
+BACKENDS = ("torch", "torch-compile", "onnxruntime", "tensorrt")
+
+
+@dataclasses.dataclass(frozen=True)
+class Pipeline:
+    """A ready backend, the clips it takes, and the per-clip conditions."""
+
+    backend: Any
+    contract: InputContract
+    captions: Any = None  # salrt.captions.Captions, or None (a text model then runs its AV variant)
+    model: Any = None  # the torch model behind a torch backend (None for exports)
+
+
+def load_weights(model: str = "diffsal", *, checkpoint: str | None = None, random_weights: bool = False,
+                 config: Any = "paper", device: str = "cpu", backbones: dict[str, str] | None = None,
+                 seed: int = 0) -> Any:  # fmt: skip
+    """A model in eval mode with its weights (refused without a checkpoint unless ``random_weights``:
+    maps from untrained weights are meaningless), backbones loaded over them, gradients off."""
+    torch = require("torch", "the torch backend")
+    import salrt
+
+    if checkpoint is None and not random_weights:
+        raise UsageError("no --checkpoint given: maps from untrained weights are meaningless "
+                         "(pass --random-weights for a smoke run)")  # fmt: skip
+    m = salrt.load_model(model, checkpoint=checkpoint, device=device, config=config)
+    if checkpoint is None:
+        from salrt.testing import load_synthetic_weights
+
+        load_synthetic_weights(m, seed)
+    if backbones:
+        from salrt.models import load_backbone
+
+        for name, path in backbones.items():
+            load_backbone(m, name, path)
+    torch.set_grad_enabled(False)
+    return m.eval()
+
+
+def load(model: str = "diffsal", *, checkpoint: str | None = None, random_weights: bool = False,
+         config: Any = "paper", backend: str = "torch", export_dir: str | None = None, device: str = "cpu",
+         kernels: str | None = None, captions: str | None = None, bpe: str | None = None,
+         backbones: dict[str, str] | None = None, seed: int = 0) -> Pipeline:  # fmt: skip
+    """Build a :class:`Pipeline`. ``kernels``: ``"triton"``, ``"torch"`` or None (the model's Triton
+    kernels on CUDA when it has any); ``captions``/``bpe``: a captions file or folder and CLIP's BPE
+    merges for a text-conditioned model."""
+    from salrt.backends import load_backend
+
+    if backend not in BACKENDS:
+        raise UsageError(f"unknown backend {backend!r}: {', '.join(BACKENDS)}")
+    net = None
+    if backend in ("onnxruntime", "tensorrt"):
+        if not export_dir:
+            raise UsageError(f"--backend {backend} needs --export-dir (made by salrt export)")
+        b = load_backend(backend, export_dir=export_dir, device=device)
+        contract = InputContract.from_manifest(b.manifest)
+    else:
+        net = load_weights(model, checkpoint=checkpoint, random_weights=random_weights, config=config, device=device,
+                           backbones=backbones, seed=seed)  # fmt: skip
+        on_cuda = str(device).startswith("cuda")
+        if kernels is None:
+            kernels = "triton" if on_cuda and net.triton_kernels() else "torch"
+        if kernels == "triton":
+            from salrt.kernels import enable
+
+            if not on_cuda and os.environ.get("TRITON_INTERPRET") != "1":
+                raise UsageError("--kernels triton needs --device cuda (or TRITON_INTERPRET=1 to run them interpreted on CPU)")
+            enable(net, force=not on_cuda)
+        elif kernels != "torch":
+            raise UsageError(f"unknown kernels {kernels!r}: triton or torch")
+        b = load_backend(backend, model=net)
+        contract = InputContract.of(net.config)
+    return Pipeline(b, contract, conditions_for(contract, captions, bpe, model), net)
+
+
+def conditions_for(contract: InputContract, captions: str | None, bpe: str | None, model: str) -> Any:
+    """The caption source of a text-conditioned model (None: its AV variant, with a warning)."""
+    if not contract.text_context:
+        if captions:
+            raise UsageError(f"--captions: model {model} takes no text")
+        return None
+    if not captions:
+        log.warning("%s got no --captions; running its audio-visual (AV) variant", model)
+        return None
+    if not bpe:
+        raise UsageError("--captions needs --bpe FILE: CLIP's BPE merges (bpe_simple_vocab_16e6.txt.gz or merges.txt)")
+    from salrt.captions import Captions
+    from salrt.models.clip_text import CLIPTokenizer
+
+    try:
+        return Captions(captions, CLIPTokenizer(bpe, contract.text_context), contract.text_context)
+    except OSError as exc:
+        raise SalrtError(f"{captions}: {exc}") from None
