@@ -20,10 +20,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-import salrt
 from salrt.backends.base import to_numpy
 from salrt.metrics import pearson
-from salrt.testing import load_synthetic_weights, synthetic_inputs
+from salrt.pipeline import load_weights
+from salrt.testing import synthetic_inputs
 from salrt.errors import UsageError
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -132,9 +132,8 @@ class Bench:
         # exported graphs (hundreds of MB at paper size) live in a cache, never in the results folder
         self.cache = Path(os.environ.get("SALRT_CACHE", Path.home() / ".cache" / "salrt")) / "bench_exports"
         self.log = log or (lambda s: None)
-        self.model = salrt.load_model(model_name, checkpoint=checkpoint, config=config, device=device)
-        if checkpoint is None:
-            load_synthetic_weights(self.model, 0)
+        # timing does not depend on the weights: synthetic ones when no checkpoint is given
+        self.model = load_weights(model_name, checkpoint=checkpoint, random_weights=True, config=config, device=device)
         self.cfg = self.model.config
         self._inputs: dict[int, list[tuple[torch.Tensor, ...]]] = {}
         self._fp32_ref: dict[tuple[int, int], np.ndarray] = {}

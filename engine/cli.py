@@ -369,25 +369,24 @@ def _run(args: argparse.Namespace) -> int:
     return _report(stats, out, len(sources))
 
 
-def _report(stats: dict[str, Any], out: Any, n_inputs: int) -> int:
-    """Print the summary line, the warnings and the errors of a run; its exit code."""
-    lat = stats["latency_ms"]
+def _report(stats: Any, out: Any, n_inputs: int) -> int:
+    """Print the summary line, the warnings and the errors of a run (a RunStats); its exit code."""
+    lat = stats.latency_ms
     lat_txt = (f"latency p50 {lat['p50']} ms, p95 {lat['p95']} ms, p99 {lat['p99']} ms" if lat["p50"] is not None
                else "no map was produced")  # fmt: skip
-    for w in stats["warnings"]:
+    for w in stats.warnings:
         _warn(w)
-    discarded = sum(stats.get("discarded_on_stop", []))
-    _print(f"{sum(stats['frames_out'])} frames from {n_inputs} input(s) in {stats['wall_s']:.1f} s "
-           f"({stats['fps_out']:.2f} frames/s, {stats['clips_per_s']:.2f} clips/s); {lat_txt}; "
-           f"dropped {sum(stats['dropped_clips'])}; outputs in {out}")  # fmt: skip
-    if stats["interrupted"]:
-        _warn(f"interrupted: outputs hold the {sum(stats['frames_out'])} frames written"
+    frames, discarded = sum(stats.frames_out), sum(stats.discarded_on_stop)
+    _print(f"{frames} frames from {n_inputs} input(s) in {stats.wall_s:.1f} s ({stats.fps_out:.2f} frames/s, "
+           f"{stats.clips_per_s:.2f} clips/s); {lat_txt}; dropped {sum(stats.dropped_clips)}; outputs in {out}")  # fmt: skip
+    if stats.interrupted:
+        _warn(f"interrupted: outputs hold the {frames} frames written"
               + (f"; {discarded} clip(s) not yet sampled were discarded" if discarded else ""))
-    for e in stats["errors"]:
+    for e in stats.errors:
         _error(e)
-    if stats["errors"]:
+    if stats.errors:
         return 1
-    return 130 if stats["interrupted"] else 0
+    return 130 if stats.interrupted else 0
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -123,6 +123,35 @@ class _ByteBudget:
 
 
 @dataclasses.dataclass
+class RunStats:
+    """What a run did (``run_stats.json``): per input (lists in input order) and per stage.
+
+    Indexable by field name as well (``stats["errors"]``), as the JSON file is read."""
+
+    inputs: list[str]
+    wall_s: float
+    interrupted: bool
+    frames_out: list[int]
+    fps_out: float
+    clips_per_s: float
+    dropped_clips: list[int]  # live mode: clips dropped because the model was behind
+    discarded_on_stop: list[int]  # clips not sampled because the run was stopped
+    latency_ms: dict[str, float | None]  # p50/p95/p99 from clip decode to map out (None: no map)
+    stages: dict[str, dict[str, float]]
+    cpu_utilisation: float
+    media: list[dict[str, Any] | None]  # decoder statistics (salrt.io.MediaStats) per input
+    stream_gaps_s: list[list[float]]  # seconds without data before each reconnect, per input
+    warnings: list[str]
+    errors: list[str]
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
 class _Job:
     source: int
     clip: Any
@@ -397,7 +426,7 @@ class Runtime:
             self.progress(1)
 
     # -- driver ------------------------------------------------------------------------------
-    def run(self, handle_signals: bool = True) -> dict[str, Any]:
+    def run(self, handle_signals: bool = True) -> RunStats:
         """Run to the end (or until Ctrl-C/SIGTERM); outputs are finalised either way."""
         self._t0, self._cpu0 = time.perf_counter(), time.process_time()
         threads = [threading.Thread(target=self._decode, args=(i,), name=f"decode-{i}", daemon=True)
@@ -432,30 +461,28 @@ class Runtime:
         self.interrupted = True
         self.stop.set()
 
-    def summary(self, interrupted: bool) -> dict[str, Any]:
+    def summary(self, interrupted: bool) -> RunStats:
         """The run's statistics so far (``latency_ms`` values are None before the first map)."""
         wall = time.perf_counter() - self._t0
         lat = np.array(self.latencies) * 1e3
         pct = {p: (round(float(np.percentile(lat, q)), 2) if lat.size else None)
                for p, q in (("p50", 50), ("p95", 95), ("p99", 99))}  # fmt: skip
-        return {
-            "inputs": self.sources, "wall_s": round(wall, 3), "interrupted": interrupted,
-            "frames_out": list(self.frames_out), "fps_out": round(sum(self.frames_out) / wall, 3) if wall else 0,
-            "clips_per_s": round(self.stats["model"].count / wall, 3) if wall else 0,
-            "dropped_clips": list(self.dropped), "discarded_on_stop": list(self.discarded),
-            "latency_ms": pct,
-            "stages": {k: v.summary(wall) for k, v in self.stats.items()},
-            "cpu_utilisation": round((time.process_time() - self._cpu0) / wall, 3) if wall else 0,
-            "media": [dataclasses.asdict(s) if s is not None else None for s in self.media_stats],
-            "stream_gaps_s": [list(g) for g in self.gaps],
-            "warnings": list(self.warnings), "errors": list(self.errors),
-        }  # fmt: skip
+        return RunStats(
+            inputs=list(self.sources), wall_s=round(wall, 3), interrupted=interrupted,
+            frames_out=list(self.frames_out), fps_out=round(sum(self.frames_out) / wall, 3) if wall else 0,
+            clips_per_s=round(self.stats["model"].count / wall, 3) if wall else 0,
+            dropped_clips=list(self.dropped), discarded_on_stop=list(self.discarded), latency_ms=pct,
+            stages={k: v.summary(wall) for k, v in self.stats.items()},
+            cpu_utilisation=round((time.process_time() - self._cpu0) / wall, 3) if wall else 0,
+            media=[dataclasses.asdict(s) if s is not None else None for s in self.media_stats],
+            stream_gaps_s=[list(g) for g in self.gaps], warnings=list(self.warnings), errors=list(self.errors),
+        )  # fmt: skip
 
-    def _save_stats(self, stats: dict[str, Any]) -> None:
+    def _save_stats(self, stats: RunStats) -> None:
         from salrt.sinks import atomic_write
 
         try:
-            atomic_write(self.stats_path, json.dumps(stats, indent=1, default=str))
+            atomic_write(self.stats_path, json.dumps(stats.to_dict(), indent=1, default=str))
         except OSError as exc:
             if f"statistics: {exc}" not in self.warnings:
                 self.warnings.append(f"statistics: {exc}")
@@ -513,20 +540,26 @@ def is_stream(source: str) -> bool:
 _is_stream = is_stream
 
 
-def stream(source: str, *, model: Any = None, backend: Any = None, **options: Any) -> Iterator[tuple[float, np.ndarray]]:
+def stream(source: str | Source, *, model: Any = None, backend: Any = None, pipeline: Any = None,
+           **options: Any) -> Iterator[tuple[float, np.ndarray]]:  # fmt: skip
     """Iterate ``(timestamp_s, saliency)`` for every frame of ``source`` (saliency: (H, W) float32
-    in 0..1 at the model's resolution). Pass a loaded ``model`` or any ``backend``."""
+    in 0..1 at the model's resolution). Pass a :class:`salrt.pipeline.Pipeline`, a loaded ``model``
+    or any ``backend`` (with ``contract=`` among the options)."""
     from salrt.backends import load_backend
 
+    if pipeline is not None:
+        backend = pipeline.backend
+        options.setdefault("contract", pipeline.contract)
+        options.setdefault("captions", pipeline.captions)
     if backend is None:
         if model is None:
-            raise UsageError("salrt.runtime.stream needs model= or backend=")
+            raise UsageError("salrt.runtime.stream needs pipeline=, model= or backend=")
         backend = load_backend("torch", model=model)
         options.setdefault("contract", InputContract.of(model.config))
     out: queue.Queue[Any] = queue.Queue(maxsize=64)
     rt = Runtime(backend, [source], RunOptions(**options), on_map=lambda i, idx, ts, m: out.put((ts, m)))
     result: dict[str, Any] = {}
-    th = threading.Thread(target=lambda: result.update(rt.run(handle_signals=False)), daemon=True)
+    th = threading.Thread(target=lambda: result.update(rt.run(handle_signals=False).to_dict()), daemon=True)
     th.start()
     try:
         while th.is_alive() or not out.empty():
