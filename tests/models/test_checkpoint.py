@@ -15,7 +15,7 @@ from salrt.models.mvit import load_mvit_pretrained
 from salrt.models.vggish import load_vggish_pretrained
 from salrt.errors import CheckpointError
 
-SPEC = Path(__file__).resolve().parent / "data" / "diffsal_reference_state_dict.json"  # copy of shared/spec
+SPEC = Path(__file__).resolve().parents[1] / "data" / "diffsal_reference_state_dict.json"  # copy of shared/spec
 
 
 def reference_layout(model: salrt.DiffSal) -> dict[str, torch.Tensor]:

@@ -22,7 +22,7 @@ from salrt.cli import main
 from salrt.io import make_clip
 
 FLOORS = ["numpy==1.24.4", "av==16.1.0", "rich==13.0.0", "pillow==9.4.0", "onnxruntime==1.17.3"]
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.skipif(not (os.environ.get("CI") or os.environ.get("SALRT_TEST_FLOORS")),
                                 reason="installs the dependency floors from the package index (CI only)")  # fmt: skip

@@ -1,4 +1,5 @@
-"""MUBiC, TAVDiff, AVRSP and DTFSal: shapes, determinism, batching, input checks, cost vs the papers."""
+"""The model contract over the whole registry (DiffSal included): shapes, determinism, batching,
+inputs unmutated, input checks, declared graphs and kernels, cost vs the papers."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import salrt
 from salrt.cost import cost_report, paper_comparison
 from salrt.testing import load_synthetic_weights, synthetic_inputs
 
-NEW = ("mubic", "tavdiff", "avrsp", "dtfsal")
+ALL = tuple(sorted(salrt.models.MODELS))
 
 
 def tiny(name: str, seed: int = 0) -> torch.nn.Module:
@@ -34,7 +35,7 @@ def caption_ids(model: torch.nn.Module, batch: int) -> dict[str, torch.Tensor]:
     return {"text": ids}
 
 
-@pytest.fixture(scope="module", params=NEW)
+@pytest.fixture(scope="module", params=ALL)
 def model(request: pytest.FixtureRequest) -> torch.nn.Module:
     return tiny(request.param)
 
@@ -125,13 +126,54 @@ def test_mubic_cost_matches_thesis_and_ablation_switches_change_it() -> None:
 
 
 def test_every_model_reports_cost_in_both_conventions() -> None:
-    for name in NEW:
+    for name in ALL:
         r = cost_report(salrt.models.MODELS[name][1].preset("tiny"), model=name, steps=4)
         assert r.paper_macs > 0 and r.flops_per_clip > r.paper_macs  # full FLOPs = 2 x MACs + attention
         if salrt.models.MODELS[name][0].kind == "diffusion":
             assert r.flops_per_clip == pytest.approx(r.flops_encoders + 4 * r.flops["denoiser_step"])
         else:
             assert r.steps == 0 and set(r.flops) == {"forward"}
+
+
+def test_inputs_are_not_mutated(model: torch.nn.Module) -> None:
+    v, a, n = inputs(model, 2)
+    cond = caption_ids(model, 2)
+    copies = [x.clone() for x in (v, a, n, *cond.values())]
+    model.sample(v, a, steps=2, noise=n, **cond)
+    for before, after in zip(copies, (v, a, n, *cond.values())):
+        assert torch.equal(before, after)
+
+
+def test_declared_graphs_and_kernels(model: torch.nn.Module) -> None:
+    from salrt import kernels
+    from salrt.errors import UsageError
+    from salrt.export.manifest import graph_order
+
+    graphs = model.export_graphs(2)
+    assert set(graphs) == set(graph_order(model.graph_roles())) == set(model.graph_io(1))
+    if model.kind == "diffusion":
+        assert "ddim" in model.triton_kernels()
+        t = model.feature_tensors(model.encode(*inputs(model, 1)[:2], **caption_ids(model, 1)))
+        assert all(isinstance(x, torch.Tensor) for x in t)
+        assert len(model.feature_tensors(model.features_from(t))) == len(t)
+    else:
+        assert model.triton_kernels() == ()
+        with pytest.raises(UsageError, match="no Triton kernels"):
+            kernels.enable(model)
+
+
+def test_runtime_runs_the_model(model: torch.nn.Module, tmp_path) -> None:  # noqa: ANN001
+    from salrt.io import make_clip
+    from salrt.pipeline import Pipeline
+    from salrt.backends import load_backend
+    from salrt.io.contract import InputContract
+    from salrt.runtime import stream
+
+    clip = make_clip(tmp_path / "a.mp4", seed=2, seconds=0.4, width=96, height=64)
+    pipe = Pipeline(load_backend("torch", model=model), InputContract.of(model.config))
+    maps = list(stream(str(clip.path), pipeline=pipe, steps=1))
+    assert len(maps) == clip.n_frames
+    assert all(m.shape == (model.config.height, model.config.width) for _, m in maps)
 
 
 # ----------------------------------------------------------------------------- MUBiC adaptive steps

@@ -20,8 +20,8 @@ import salrt
 from salrt.testing import synthetic_inputs, synthetic_state_dict
 
 pytestmark = pytest.mark.fullsize
-DATA = Path(__file__).parent / "data" / "diffsal_reference_seed0.npz"
-SPEC = Path(__file__).resolve().parent / "data" / "diffsal_reference_state_dict.json"  # copy of shared/spec
+DATA = Path(__file__).resolve().parents[1] / "data" / "diffsal_reference_seed0.npz"
+SPEC = Path(__file__).resolve().parents[1] / "data" / "diffsal_reference_state_dict.json"  # copy of shared/spec
 ATOL = 1e-4
 
 

@@ -11,7 +11,7 @@ import torch
 from salrt.io import audio as A
 from salrt.io import imaging
 
-DATA = np.load(Path(__file__).parent / "data" / "diffsal_reference_io.npz")
+DATA = np.load(Path(__file__).resolve().parents[1] / "data" / "diffsal_reference_io.npz")
 RATES = (16000, 44100, 48000)
 
 

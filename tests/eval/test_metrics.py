@@ -10,7 +10,7 @@ import torch
 
 from salrt import metrics as M
 
-REF = np.load(Path(__file__).parent / "data" / "reference_metrics.npz")
+REF = np.load(Path(__file__).resolve().parents[1] / "data" / "reference_metrics.npz")
 CASES = range(6)
 
 

@@ -21,7 +21,7 @@ from salrt.models.s3d import S3D, load_s3d_pretrained
 from salrt.models.soundnet import SoundNet, load_soundnet_pretrained
 from salrt.testing import load_synthetic_weights, synthetic_inputs
 
-NEW = ("mubic", "tavdiff", "avrsp", "dtfsal")
+ALL = tuple(sorted(salrt.models.MODELS))
 
 
 def tiny(name: str) -> torch.nn.Module:
@@ -45,7 +45,7 @@ def bpe_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return p
 
 
-@pytest.mark.parametrize("name", NEW)
+@pytest.mark.parametrize("name", ALL)
 def test_checkpoints_round_trip(tmp_path: Path, name: str) -> None:
     m = tiny(name)
     c = m.config
@@ -153,15 +153,16 @@ def test_clip_waveform_segments_are_hann_windowed() -> None:
     assert np.count_nonzero(np.abs(body) < 1e-9) >= 8  # each of the 4 segments starts and ends at zero
 
 
-@pytest.mark.parametrize("name", NEW)
+@pytest.mark.parametrize("name", ALL)
 def test_export_matches_torch_in_onnxruntime(tmp_path: Path, name: str) -> None:
     from salrt.backends import load_backend
+    from salrt.export.manifest import graph_order
     from salrt.export.onnx import export_onnx
 
     m = tiny(name)
     man = export_onnx(m, tmp_path, batch="1:1:2", check_batches=(2,))
-    graphs = ["predictor"] if m.kind == "direct" else ["encoder", "denoiser", "sampler"]
-    assert list(man["graphs"]) == graphs
+    graphs = list(graph_order(m.graph_roles()))
+    assert list(man["graphs"]) == graphs and man["graph_roles"] == m.graph_roles()
     from salrt.export.tensorrt import check_tensorrt_ops
 
     for g in graphs:

@@ -19,7 +19,7 @@ from salrt.io import make_clip
 from salrt.models import MODELS
 from salrt.roi import QpMapper, RoiConfig, block_saliency, ffmpeg_regions, x264_quant_offsets
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_mapping_properties() -> None:

@@ -14,7 +14,7 @@ from salrt.io import audio as A
 from salrt.io import make_clip, open_media
 from salrt.io.imaging import VIDEO_MEAN, VIDEO_STD
 
-REF = np.load(Path(__file__).parent / "data" / "diffsal_reference_io.npz")
+REF = np.load(Path(__file__).resolve().parents[1] / "data" / "diffsal_reference_io.npz")
 SMALL = dict(width=160, height=96, seconds=0.8)
 
 
