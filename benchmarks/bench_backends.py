@@ -37,7 +37,10 @@ def main() -> None:
     load_synthetic_weights(model, 0)
     if not (Path(args.export) / "manifest.json").is_file():
         export_onnx(model, args.export, batch=str(args.batch))
-    backends = {"torch": load_backend("torch", model=model), "onnxruntime": load_backend("onnxruntime", export_dir=args.export)}
+    backends = {
+        "torch": load_backend("torch", model=model),
+        "onnxruntime": load_backend("onnxruntime", export_dir=args.export),
+    }
     c = model.config
     inputs = [synthetic_inputs(c.video_shape, c.audio_shape, args.batch, seed=s) for s in range(args.reps + 1)]
     times: dict[str, list[float]] = {k: [] for k in backends}
@@ -54,12 +57,21 @@ def main() -> None:
                 outs[name] = np.asarray(m.numpy() if hasattr(m, "numpy") else m)
     med = {k: float(np.median(v)) for k, v in times.items()}
     result = {
-        "command": "python " + " ".join(sys.argv), "config": args.config, "batch": args.batch, "steps": 4,
-        "machine": {"cpu": platform.processor() or platform.machine(), "threads": args.threads,
-                    "torch": torch.__version__, "onnxruntime": __import__("onnxruntime").__version__},
-        "seconds": times, "median_s": med, "onnxruntime_speedup_over_torch": med["torch"] / med["onnxruntime"],
+        "command": "python " + " ".join(sys.argv),
+        "config": args.config,
+        "batch": args.batch,
+        "steps": 4,
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "threads": args.threads,
+            "torch": torch.__version__,
+            "onnxruntime": __import__("onnxruntime").__version__,
+        },
+        "seconds": times,
+        "median_s": med,
+        "onnxruntime_speedup_over_torch": med["torch"] / med["onnxruntime"],
         "max_abs_diff_maps": float(np.abs(outs["torch"] - outs["onnxruntime"]).max()),
-    }  # fmt: skip
+    }
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / f"backends_cpu_{args.config}_b{args.batch}.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))

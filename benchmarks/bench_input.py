@@ -25,8 +25,13 @@ def run(path: Path, stride: int, resize: str) -> dict[str, float]:
     m = open_media(str(path), stride=stride, resize=resize)
     n = sum(1 for _ in m)
     dt = time.perf_counter() - t
-    return {"clips": n, "frames": m.stats.video_frames, "seconds": dt, "clips_per_s": n / dt,
-            "frames_per_s": m.stats.video_frames / dt}  # fmt: skip
+    return {
+        "clips": n,
+        "frames": m.stats.video_frames,
+        "seconds": dt,
+        "clips_per_s": n / dt,
+        "frames_per_s": m.stats.video_frames / dt,
+    }
 
 
 def main() -> None:
@@ -49,9 +54,13 @@ def main() -> None:
     worst = min(r["clips_per_s"] for r in rows if r["resize"] == "reference")
     result = {
         "command": "python " + " ".join(sys.argv),
-        "machine": {"cpu": platform.processor() or platform.machine(), "threads": os.cpu_count(),
-                    "python": platform.python_version(), "numpy": np.__version__,
-                    "av": __import__("av").__version__},  # fmt: skip
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "threads": os.cpu_count(),
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "av": __import__("av").__version__,
+        },
         "rows": rows,
         "model_seconds_per_clip": model_s,
         "preprocess_clips_per_s_worst": worst,
@@ -59,8 +68,10 @@ def main() -> None:
     }
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "input_cpu.json").write_text(json.dumps(result, indent=2))
-    print(f"worst preprocessing: {worst:.2f} clips/s; DiffSal {model_s:.2f} s/clip -> "
-          f"preprocessing is {model_s * worst:.0f}x faster than the model")
+    print(
+        f"worst preprocessing: {worst:.2f} clips/s; DiffSal {model_s:.2f} s/clip -> "
+        f"preprocessing is {model_s * worst:.0f}x faster than the model"
+    )
 
 
 if __name__ == "__main__":

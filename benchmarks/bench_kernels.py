@@ -11,15 +11,17 @@ Usage: python benchmarks/bench_kernels.py [--batch 1] [--dtype bf16] [--out benc
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 
-def timed(fn, reps: int = 50) -> float:  # noqa: ANN001
+def timed(fn, reps: int = 50) -> float:
     """Median milliseconds with CUDA events (warm-up excluded)."""
     for _ in range(5):
         fn()
@@ -41,6 +43,31 @@ def copy_bandwidth() -> float:
     return 2 * x.numel() / (ms * 1e-3) / 1e9  # GB/s, read + write
 
 
+def _stage(
+    x: Any, kv: Any, wk: Any, wv: Any, g: Any, b: Any, q: Any, k: int, hw: tuple, dims: tuple, scale: float
+) -> tuple:
+    """The fused kernels and their eager references for one stage's tensors."""
+    from salrt.kernels.eca import attention, attention_reference, compress_tokens, compress_tokens_reference
+
+    h, w = hw
+    n, lk, heads, d, c = dims
+
+    def fused() -> torch.Tensor:
+        kt = compress_tokens(kv, wk, g, b, k, hw=(h, w)).view(n, lk, heads, d).transpose(1, 2)
+        vt = compress_tokens(x, wv, g, b, k, hw=(h, w)).view(n, lk, heads, d).transpose(1, 2)
+        return attention(q, kt, vt, scale)
+
+    def eager() -> torch.Tensor:
+        def img(t: torch.Tensor) -> torch.Tensor:
+            return t.transpose(1, 2).reshape(n, c, h, w)
+
+        kt = compress_tokens_reference(img(kv), wk, g, b, k).view(n, lk, heads, d).transpose(1, 2)
+        vt = compress_tokens_reference(img(x), wv, g, b, k).view(n, lk, heads, d).transpose(1, 2)
+        return attention_reference(q, kt, vt, scale)
+
+    return fused, eager
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--batch", type=int, default=1)
@@ -50,7 +77,7 @@ def main() -> None:
     if not torch.cuda.is_available():
         sys.exit("bench_kernels.py needs a CUDA GPU; the kernels' correctness is tested on CPU by the test suite")
     from salrt.kernels.ddim import ddim_update
-    from salrt.kernels.eca import attention, attention_reference, compress_tokens, compress_tokens_reference
+    from salrt.kernels.eca import attention, compress_tokens
     from salrt.kernels.sampler import GraphSampler
     from salrt.sampling import DDIMScheduler
 
@@ -67,35 +94,43 @@ def main() -> None:
         scale = c**-0.5
         lk = (h // k) * (w // k)
 
-        def fused() -> torch.Tensor:
-            kt = compress_tokens(kv, wk, g, b, k, hw=(h, w)).view(n, lk, heads, d).transpose(1, 2)
-            vt = compress_tokens(x, wv, g, b, k, hw=(h, w)).view(n, lk, heads, d).transpose(1, 2)
-            return attention(q, kt, vt, scale)
-
-        def eager() -> torch.Tensor:
-            img = lambda t: t.transpose(1, 2).reshape(n, c, h, w)  # noqa: E731
-            kt = compress_tokens_reference(img(kv), wk, g, b, k).view(n, lk, heads, d).transpose(1, 2)
-            vt = compress_tokens_reference(img(x), wv, g, b, k).view(n, lk, heads, d).transpose(1, 2)
-            return attention_reference(q, kt, vt, scale)
+        fused, eager = _stage(x, kv, wk, wv, g, b, q, k, (h, w), (n, lk, heads, d, c), scale)
 
         kt = compress_tokens(kv, wk, g, b, k, hw=(h, w)).view(n, lk, heads, d).transpose(1, 2).contiguous()
         vt = compress_tokens(x, wv, g, b, k, hw=(h, w)).view(n, lk, heads, d).transpose(1, 2).contiguous()
         t_f, t_e = timed(fused), timed(eager)
-        t_sdpa = timed(lambda: F.scaled_dot_product_attention(q, kt, vt, scale=scale))
-        t_attn = timed(lambda: attention(q, kt, vt, scale))
+        t_sdpa = timed(functools.partial(F.scaled_dot_product_attention, q, kt, vt, scale=scale))
+        t_attn = timed(functools.partial(attention, q, kt, vt, scale))
         moved = (x.numel() * 2 + q.numel() + n * h * w * c) * x.element_size()  # x, kv, q read; out written
-        rows.append({"stage": i, "N": n, "Lq": h * w, "Lk": lk, "C": c, "fused_ms": t_f, "eager_ms": t_e,
-                     "speedup_vs_eager": t_e / t_f, "attention_only_ms": t_attn, "sdpa_precompressed_ms": t_sdpa,
-                     "achieved_GBps": moved / (t_f * 1e-3) / 1e9, "fraction_of_copy_bw": moved / (t_f * 1e-3) / 1e9 / bw,
-                     "max_err_vs_eager": float((fused().float() - eager().float()).abs().max())})  # fmt: skip
+        rows.append(
+            {
+                "stage": i,
+                "N": n,
+                "Lq": h * w,
+                "Lk": lk,
+                "C": c,
+                "fused_ms": t_f,
+                "eager_ms": t_e,
+                "speedup_vs_eager": t_e / t_f,
+                "attention_only_ms": t_attn,
+                "sdpa_precompressed_ms": t_sdpa,
+                "achieved_GBps": moved / (t_f * 1e-3) / 1e9,
+                "fraction_of_copy_bw": moved / (t_f * 1e-3) / 1e9 / bw,
+                "max_err_vs_eager": float((fused().float() - eager().float()).abs().max()),
+            }
+        )
         print(json.dumps(rows[-1]))
     s = DDIMScheduler()
     x0 = torch.rand(args.batch, 1, 224, 384, device="cuda")
     xt = torch.randn_like(x0)
     st = s.timesteps(4)[0]
     c = s.coefficients(st, 0.0)
-    ddim = {"fused_ms": timed(lambda: ddim_update(x0, xt, c)), "eager_ms": timed(lambda: s.step(x0, xt, st)),
-            "fused_launches": 1, "eager_launches": 4}  # fmt: skip
+    ddim = {
+        "fused_ms": timed(lambda: ddim_update(x0, xt, c)),
+        "eager_ms": timed(lambda: s.step(x0, xt, st)),
+        "fused_launches": 1,
+        "eager_launches": 4,
+    }
     import salrt
     from salrt import kernels
 
@@ -106,12 +141,23 @@ def main() -> None:
     a = torch.randn(args.batch, *cfg.audio_shape, device="cuda", dtype=dt)
     noise = torch.randn(args.batch, 1, cfg.height, cfg.width, device="cuda", dtype=dt)
     gs = GraphSampler(model, args.batch)
-    sampler = {"no_graph_ms": timed(lambda: model.sample(v, a, noise=noise), 10),
-               "cuda_graph_ms": timed(lambda: gs(v, a, noise), 10)}  # fmt: skip
-    res = {"command": "python " + " ".join(sys.argv), "gpu": torch.cuda.get_device_name(0), "dtype": args.dtype,
-           "copy_bandwidth_GBps": bw, "eca": rows, "ddim": ddim, "sampler": sampler}  # fmt: skip
+    sampler = {
+        "no_graph_ms": timed(lambda: model.sample(v, a, noise=noise), 10),
+        "cuda_graph_ms": timed(lambda: gs(v, a, noise), 10),
+    }
+    res = {
+        "command": "python " + " ".join(sys.argv),
+        "gpu": torch.cuda.get_device_name(0),
+        "dtype": args.dtype,
+        "copy_bandwidth_GBps": bw,
+        "eca": rows,
+        "ddim": ddim,
+        "sampler": sampler,
+    }
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / f"kernels_{torch.cuda.get_device_name(0).replace(' ', '_')}.json").write_text(json.dumps(res, indent=2))
+    (Path(args.out) / f"kernels_{torch.cuda.get_device_name(0).replace(' ', '_')}.json").write_text(
+        json.dumps(res, indent=2)
+    )
     print(json.dumps(res, indent=2))
 
 

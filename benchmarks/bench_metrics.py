@@ -45,7 +45,7 @@ def loop_auc_borji(p: np.ndarray, f: np.ndarray, rng: np.random.RandomState, n_r
     return float(np.mean(aucs))
 
 
-def timeit(fn, reps: int) -> float:  # noqa: ANN001
+def timeit(fn, reps: int) -> float:
     fn()
     ts = []
     for _ in range(reps):
@@ -73,8 +73,10 @@ def main() -> None:
         "sim": (lambda: M.sim(p, g), None),
         "kld": (lambda: M.kld(p, g), None),
         "auc_judd": (lambda: M.auc_judd(p, f, jitter=False), lambda: loop_auc_judd(p, f)),
-        "auc_borji": (lambda: M.auc_borji(p, f, rng=np.random.RandomState(0)),
-                      lambda: loop_auc_borji(p, f, np.random.RandomState(0))),  # fmt: skip
+        "auc_borji": (
+            lambda: M.auc_borji(p, f, rng=np.random.RandomState(0)),
+            lambda: loop_auc_borji(p, f, np.random.RandomState(0)),
+        ),
         "auc_shuffled": (lambda: M.auc_shuffled(p, f, o, rng=np.random.RandomState(0)), None),
     }
     assert abs(M.auc_judd(p, f, jitter=False) - loop_auc_judd(p, f)) < 1e-9
@@ -83,12 +85,26 @@ def main() -> None:
     for name, (fast, slow) in rows.items():
         t_fast = timeit(fast, args.reps)
         t_slow = timeit(slow, max(1, args.reps // 2)) if slow else None
-        out.append({"metric": name, "salrt_ms": t_fast * 1e3, "loop_ms": t_slow * 1e3 if t_slow else None,
-                    "speedup": t_slow / t_fast if t_slow else None})  # fmt: skip
+        out.append(
+            {
+                "metric": name,
+                "salrt_ms": t_fast * 1e3,
+                "loop_ms": t_slow * 1e3 if t_slow else None,
+                "speedup": t_slow / t_fast if t_slow else None,
+            }
+        )
         print(json.dumps(out[-1]))
-    result = {"command": "python " + " ".join(sys.argv), "frame": [224, 384], "fixations": args.fixations,
-              "machine": {"cpu": platform.processor() or platform.machine(), "threads": os.cpu_count(),
-                          "numpy": np.__version__}, "rows": out}  # fmt: skip
+    result = {
+        "command": "python " + " ".join(sys.argv),
+        "frame": [224, 384],
+        "fixations": args.fixations,
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "threads": os.cpu_count(),
+            "numpy": np.__version__,
+        },
+        "rows": out,
+    }
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "metrics_cpu.json").write_text(json.dumps(result, indent=2))
 

@@ -28,7 +28,7 @@ def size(p: Path) -> int:
     return p.stat().st_size
 
 
-def matched_roi_encode(src: str, maps: np.ndarray, codec: str, target: int, crf0: float, d: Path, roi: RoiConfig):  # noqa: ANN201
+def matched_roi_encode(src: str, maps: np.ndarray, codec: str, target: int, crf0: float, d: Path, roi: RoiConfig):
     lo, hi = crf0, crf0 + 12.0
     best = None
     for i in range(10):
@@ -70,24 +70,38 @@ def main() -> None:
                 rows.append({"codec": codec, "skipped": str(exc)})
                 continue
             qp = {"plain": region_quality(src, plain, clip.saliency), "roi": region_quality(src, out, clip.saliency)}
-            row = {"codec": codec, "plain_crf": args.crf, "roi_crf": round(crf, 3), "plain_bytes": size(plain),
-                   "roi_bytes": size(out), "size_ratio": round(ratio, 4), "quality": qp,
-                   "delta_psnr_salient_db": qp["roi"]["psnr_salient"] - qp["plain"]["psnr_salient"],
-                   "delta_psnr_background_db": qp["roi"]["psnr_background"] - qp["plain"]["psnr_background"],
-                   "delta_psnr_weighted_db": qp["roi"]["psnr_weighted"] - qp["plain"]["psnr_weighted"]}  # fmt: skip
+            row = {
+                "codec": codec,
+                "plain_crf": args.crf,
+                "roi_crf": round(crf, 3),
+                "plain_bytes": size(plain),
+                "roi_bytes": size(out),
+                "size_ratio": round(ratio, 4),
+                "quality": qp,
+                "delta_psnr_salient_db": qp["roi"]["psnr_salient"] - qp["plain"]["psnr_salient"],
+                "delta_psnr_background_db": qp["roi"]["psnr_background"] - qp["plain"]["psnr_background"],
+                "delta_psnr_weighted_db": qp["roi"]["psnr_weighted"] - qp["plain"]["psnr_weighted"],
+            }
             try:
                 q = np.stack(block_qps(out))
                 off = np.stack(sink.offsets)[:, : q.shape[1], : q.shape[2]]
                 row["mean_qp_blocks_negative_offset"] = float(q[off < -0.5].mean())
                 row["mean_qp_blocks_positive_offset"] = float(q[off > 0.5].mean())
                 qp_plain = np.stack(block_qps(plain))
-                row["plain_mean_qp_same_blocks"] = [float(qp_plain[off < -0.5].mean()), float(qp_plain[off > 0.5].mean())]
+                row["plain_mean_qp_same_blocks"] = [
+                    float(qp_plain[off < -0.5].mean()),
+                    float(qp_plain[off > 0.5].mean()),
+                ]
             except SalrtError as exc:
                 row["qp_readback"] = str(exc)
             rows.append(row)
             print(json.dumps({k: v for k, v in row.items() if k != "quality"}))
-    res = {"command": "python " + " ".join(sys.argv), "clip": "synthetic 640x352, 25 fps, ground-truth saliency",
-           "roi": vars(roi) if hasattr(roi, "__dict__") else str(roi), "rows": rows}  # fmt: skip
+    res = {
+        "command": "python " + " ".join(sys.argv),
+        "clip": "synthetic 640x352, 25 fps, ground-truth saliency",
+        "roi": vars(roi) if hasattr(roi, "__dict__") else str(roi),
+        "rows": rows,
+    }
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "roi_cpu.json").write_text(json.dumps(res, indent=2, default=str))
 

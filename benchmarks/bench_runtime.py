@@ -23,7 +23,7 @@ import salrt
 from salrt.backends import load_backend
 from salrt.io import make_clip, open_media
 from salrt.io.contract import InputContract
-from salrt.runtime import Runtime, RunOptions
+from salrt.runtime import RunOptions, Runtime
 from salrt.testing import load_synthetic_weights
 
 
@@ -34,7 +34,7 @@ def rss_mb() -> float:
     return float("nan")
 
 
-def model_for(config: str):  # noqa: ANN201
+def model_for(config: str):
     m = salrt.load_model("diffsal", config=config)
     load_synthetic_weights(m, 0)
     return m
@@ -54,22 +54,42 @@ def overhead(config: str, seconds: float, stride: int, batch: int, d: Path) -> d
         noise = np.random.default_rng(i).standard_normal((len(part), 1, *size)).astype(np.float32)
         backend.sample(np.stack([x.video for x in part]), np.stack([x.audio for x in part]), steps=4, noise=noise)
     model_s = time.perf_counter() - t
-    rt = Runtime(backend, [str(clip.path)], RunOptions(stride=stride, batch=batch,
-                                                       contract=InputContract(size=size, audio_size=asize)))  # fmt: skip
+    rt = Runtime(
+        backend,
+        [str(clip.path)],
+        RunOptions(stride=stride, batch=batch, contract=InputContract(size=size, audio_size=asize)),
+    )
     stats = rt.run(handle_signals=False)
-    return {"config": config, "input": "640x360 H.264 + AAC", "seconds_of_video": seconds, "stride": stride,
-            "batch": batch, "clips": len(clips), "model_only_s": round(model_s, 3),
-            "model_only_clips_per_s": round(len(clips) / model_s, 4), "runtime_wall_s": stats["wall_s"],
-            "runtime_clips_per_s": round(len(clips) / stats["wall_s"], 4),
-            "runtime_vs_model": round(model_s / stats["wall_s"], 4), "latency_ms": stats["latency_ms"],
-            "frames_out": stats["frames_out"][0]}  # fmt: skip
+    return {
+        "config": config,
+        "input": "640x360 H.264 + AAC",
+        "seconds_of_video": seconds,
+        "stride": stride,
+        "batch": batch,
+        "clips": len(clips),
+        "model_only_s": round(model_s, 3),
+        "model_only_clips_per_s": round(len(clips) / model_s, 4),
+        "runtime_wall_s": stats["wall_s"],
+        "runtime_clips_per_s": round(len(clips) / stats["wall_s"], 4),
+        "runtime_vs_model": round(model_s / stats["wall_s"], 4),
+        "latency_ms": stats["latency_ms"],
+        "frames_out": stats["frames_out"][0],
+    }
 
 
 def long_stream(minutes: float, d: Path) -> dict:
     m = model_for("tiny")
     c = m.config
-    clip = make_clip(d / "long.mp4", seed=1, width=96, height=64, seconds=minutes * 60, sample_rate=16000,
-                     ground_truth=False, n_objects=2)  # fmt: skip
+    clip = make_clip(
+        d / "long.mp4",
+        seed=1,
+        width=96,
+        height=64,
+        seconds=minutes * 60,
+        sample_rate=16000,
+        ground_truth=False,
+        n_objects=2,
+    )
     import av
 
     with av.open(str(clip.path)) as f:
@@ -85,14 +105,27 @@ def long_stream(minutes: float, d: Path) -> dict:
                 if ts >= 60 * minute - 1.0 and f"minute_{minute:g}" not in marks:
                     marks[f"minute_{minute:g}"] = round(peak[0], 1)
 
-    rt = Runtime(load_backend("torch", model=m), [str(clip.path)],
-                 RunOptions(stride=8, batch=4, contract=InputContract.of(c)),
-                 on_map=on_map)  # fmt: skip
+    rt = Runtime(
+        load_backend("torch", model=m),
+        [str(clip.path)],
+        RunOptions(stride=8, batch=4, contract=InputContract.of(c)),
+        on_map=on_map,
+    )
     stats = rt.run(handle_signals=False)
-    return {"config": "tiny", "input": "96x64, 25 fps, 16 kHz", "minutes": minutes, "stride": 8, "batch": 4,
-            "frames_written_to_file": clip.n_frames, "frames_decodable": n_frames,
-            "frames_out": stats["frames_out"][0], "wall_s": stats["wall_s"], "media": stats["media"][0], "peak_rss_mb_by_stream_time": marks,
-            "final_rss_mb": round(rss_mb(), 1)}  # fmt: skip
+    return {
+        "config": "tiny",
+        "input": "96x64, 25 fps, 16 kHz",
+        "minutes": minutes,
+        "stride": 8,
+        "batch": 4,
+        "frames_written_to_file": clip.n_frames,
+        "frames_decodable": n_frames,
+        "frames_out": stats["frames_out"][0],
+        "wall_s": stats["wall_s"],
+        "media": stats["media"][0],
+        "peak_rss_mb_by_stream_time": marks,
+        "final_rss_mb": round(rss_mb(), 1),
+    }
 
 
 def main() -> None:
@@ -105,9 +138,16 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/results")
     args = ap.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
-    res = {"command": "python " + " ".join(sys.argv),
-           "machine": {"cpu": platform.processor() or platform.machine(), "threads": os.cpu_count(),
-                       "torch": torch.__version__}, "overhead": [], "long_stream": None}  # fmt: skip
+    res = {
+        "command": "python " + " ".join(sys.argv),
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "threads": os.cpu_count(),
+            "torch": torch.__version__,
+        },
+        "overhead": [],
+        "long_stream": None,
+    }
     with tempfile.TemporaryDirectory() as d:
         for cfg in [c for c in args.configs.split(",") if c]:
             secs = args.seconds if cfg == "paper" else max(args.seconds, 8.0)

@@ -50,8 +50,12 @@ def main() -> None:
     ours_out = model.sample(*inputs[0][:2], steps=args.steps, noise=inputs[0][2])
     max_abs = (ref_out - ours_out).abs().max().item()
     t_ref, t_ours = [], []
-    parts: dict[str, list[float]] = {"reference_style_encoders_s": [], "salrt_encode_s": [],
-                                      "reference_style_step_s": [], "salrt_denoise_s": []}  # fmt: skip
+    parts: dict[str, list[float]] = {
+        "reference_style_encoders_s": [],
+        "salrt_encode_s": [],
+        "reference_style_step_s": [],
+        "salrt_denoise_s": [],
+    }
     first = model.scheduler.timesteps(args.steps)[0]
     for v, a, n in inputs[1:]:  # rotate inputs, alternate the two loops
         t_ref.append(_timed(model.reference_sample, v, a, n, args.steps)[1])
@@ -66,16 +70,25 @@ def main() -> None:
             parts["salrt_denoise_s"].append(_timed(model.denoise, n, t, feats)[1])
     res = {
         "command": f"python benchmarks/bench_sample.py --config {args.config} --batch {args.batch} --steps {args.steps} --reps {args.reps} --threads {args.threads}",
-        "machine": {"cpu": cpu_name(), "threads": args.threads, "platform": platform.platform(),
-                    "python": platform.python_version(), "torch": torch.__version__},
-        "config": args.config, "batch": args.batch, "steps": args.steps,
-        "reference_style_s": t_ref, "salrt_sample_s": t_ours,
-        "reference_style_median_s": statistics.median(t_ref), "salrt_median_s": statistics.median(t_ours),
+        "machine": {
+            "cpu": cpu_name(),
+            "threads": args.threads,
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+        },
+        "config": args.config,
+        "batch": args.batch,
+        "steps": args.steps,
+        "reference_style_s": t_ref,
+        "salrt_sample_s": t_ours,
+        "reference_style_median_s": statistics.median(t_ref),
+        "salrt_median_s": statistics.median(t_ours),
         "speedup": statistics.median(t_ref) / statistics.median(t_ours),
         "max_abs_diff_maps": max_abs,
         "parts_median_s": {k: statistics.median(v) for k, v in parts.items()},
         "parts_s": parts,
-    }  # fmt: skip
+    }
     print(json.dumps(res, indent=2))
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)

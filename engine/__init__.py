@@ -18,8 +18,10 @@ _LAZY = {
     "DiffSal": "salrt.models",
     "DiffSalConfig": "salrt.models",
     "DiffSalFeatures": "salrt.models",
-    **{n: "salrt.models" for n in ("MUBiC", "MUBiCConfig", "TAVDiff", "TAVDiffConfig", "AVRSP", "AVRSPConfig",
-                                   "DTFSal", "DTFSalConfig")},
+    **{
+        n: "salrt.models"
+        for n in ("MUBiC", "MUBiCConfig", "TAVDiff", "TAVDiffConfig", "AVRSP", "AVRSPConfig", "DTFSal", "DTFSalConfig")
+    },
     "load_model": "salrt.models",
     "save_checkpoint": ("salrt.checkpoint", "save_salrt"),
     "open_media": "salrt.io",

@@ -9,22 +9,24 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import importlib.util
 import json
 import os
 import platform
 import resource
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from salrt.backends.base import to_numpy
+from salrt.errors import UsageError
 from salrt.metrics import pearson
 from salrt.pipeline import load_weights
 from salrt.testing import synthetic_inputs
-from salrt.errors import UsageError
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -41,8 +43,14 @@ def cpu_name() -> str:
 
 
 def machine_info(device: str) -> dict[str, Any]:
-    info = {"cpu": cpu_name(), "cpu_threads": torch.get_num_threads(), "platform": platform.platform(),
-            "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__}  # fmt: skip
+    info = {
+        "cpu": cpu_name(),
+        "cpu_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+    }
     for mod in ("onnxruntime", "triton", "tensorrt", "av"):
         try:
             info[mod] = __import__(mod).__version__
@@ -101,18 +109,14 @@ class Config:
 
 def _skip_reason(c: Config, device: str) -> str | None:
     if c.backend == "tensorrt":
-        try:
-            import tensorrt  # noqa: F401
-        except ImportError:
+        if importlib.util.find_spec("tensorrt") is None:
             return "tensorrt is not installed"
         if not device.startswith("cuda"):
             return "TensorRT needs a CUDA device"
     if c.kernels == "triton" and not device.startswith("cuda"):
         return "Triton kernels need a CUDA device"
     if c.backend == "onnxruntime":
-        try:
-            import onnxruntime  # noqa: F401
-        except ImportError:
+        if importlib.util.find_spec("onnxruntime") is None:
             return "onnxruntime is not installed"
         if c.precision == "bf16":
             return "bf16 is a TensorRT build precision, not an ONNX export precision"
@@ -124,9 +128,17 @@ def _skip_reason(c: Config, device: str) -> str | None:
 class Bench:
     """Runs every configuration of one model and collects rows."""
 
-    def __init__(self, model_name: str = "diffsal", config: str = "paper", device: str = "cpu", reps: int = 5,
-                 warmup: int = 1, stride: int = 1, checkpoint: str | None = None,
-                 log: Callable[[str], None] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        model_name: str = "diffsal",
+        config: str = "paper",
+        device: str = "cpu",
+        reps: int = 5,
+        warmup: int = 1,
+        stride: int = 1,
+        checkpoint: str | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
         self.model_name, self.config_name, self.device = model_name, config, device
         self.reps, self.warmup, self.stride = max(1, reps), max(0, warmup), stride
         # exported graphs (hundreds of MB at paper size) live in a cache, never in the results folder
@@ -149,7 +161,9 @@ class Bench:
             c = self.cfg
             sets = []
             for s in range(self.reps):
-                v, a, n = (x.to(self.device) for x in synthetic_inputs(c.video_shape, c.audio_shape, batch, seed=100 + s))
+                v, a, n = (
+                    x.to(self.device) for x in synthetic_inputs(c.video_shape, c.audio_shape, batch, seed=100 + s)
+                )
                 cond = {}
                 for name, (shape, dtype) in self.model.condition_shapes().items():
                     g = torch.Generator().manual_seed(200 + s)
@@ -193,16 +207,25 @@ class Bench:
             d = self.cache / f"{self.model_name}_{self.config_name}_{c.precision}_b{c.batch}_s{c.steps}"
             if not _current_export(d):
                 self.log(f"exporting {d.name} for {c.backend}")
-                export_onnx(self.model, d, precision=c.precision if c.backend == "onnxruntime" else "fp32",
-                            batch=str(c.batch), steps=c.steps)  # fmt: skip
+                export_onnx(
+                    self.model,
+                    d,
+                    precision=c.precision if c.backend == "onnxruntime" else "fp32",
+                    batch=str(c.batch),
+                    steps=c.steps,
+                )
             if c.backend == "tensorrt":
                 from salrt.export.tensorrt import build_engines
 
                 build_engines(d, precision=c.precision)
             b = load_backend(c.backend, export_dir=str(d), device=self.device)
             if c.backend == "onnxruntime":
-                return lambda x: b.sample(*(to_numpy(t) for t in x[:2]), steps=c.steps, noise=to_numpy(x[2]),
-                                          **{k: v.cpu().numpy() for k, v in x[3].items()})  # fmt: skip
+                return lambda x: b.sample(
+                    *(to_numpy(t) for t in x[:2]),
+                    steps=c.steps,
+                    noise=to_numpy(x[2]),
+                    **{k: v.cpu().numpy() for k, v in x[3].items()},
+                )
             return lambda x: b.sample(x[0], x[1], steps=c.steps, noise=x[2], **x[3])
         raise UsageError(f"unknown backend {c.backend!r}")
 
@@ -234,31 +257,48 @@ class Bench:
                 samples.append(time_call(lambda x=x, holder=holder: holder.append(fn(x)), self.device))
                 if r == 0:
                     out0 = to_numpy(holder[0])
-        except Exception as exc:  # noqa: BLE001 - one failing configuration is reported, not fatal
+        except Exception as exc:
             return {**row, "skipped": f"failed: {type(exc).__name__}: {exc}"}
         s = np.array(samples)
         cost = cost_report(self.cfg, batch=c.batch, steps=c.steps, model=self.model_name)
         ref = self.fp32_reference(c.batch, c.steps)
         lat = float(np.median(s))
-        row.update({
-            "samples_s": samples, "latency_ms": {p: float(np.percentile(s, q) * 1e3) for p, q in
-                                                 (("p50", 50), ("p95", 95), ("p99", 99))},
-            "clips_per_s": c.batch / lat, "frames_per_s": c.batch / lat * self.stride,
-            "params": int(sum(cost.params.values())), "paper_gmacs": cost.paper_macs / 1e9,
-            "gflops_per_clip": cost.flops_per_clip / c.batch / 1e9,
-            "achieved_tflops": cost.flops_per_clip / lat / 1e12,
-            "fraction_of_matmul_peak": cost.flops_per_clip / lat / 1e12 / self.peak(c.precision),
-            "peak_memory_mb": peak_memory_mb(self.device),
-            "max_abs_vs_fp32": float(np.abs(out0.astype(np.float64) - ref).max()), "cc_vs_fp32": pearson(out0, ref),
-        })  # fmt: skip
+        row.update(
+            {
+                "samples_s": samples,
+                "latency_ms": {p: float(np.percentile(s, q) * 1e3) for p, q in (("p50", 50), ("p95", 95), ("p99", 99))},
+                "clips_per_s": c.batch / lat,
+                "frames_per_s": c.batch / lat * self.stride,
+                "params": int(sum(cost.params.values())),
+                "paper_gmacs": cost.paper_macs / 1e9,
+                "gflops_per_clip": cost.flops_per_clip / c.batch / 1e9,
+                "achieved_tflops": cost.flops_per_clip / lat / 1e12,
+                "fraction_of_matmul_peak": cost.flops_per_clip / lat / 1e12 / self.peak(c.precision),
+                "peak_memory_mb": peak_memory_mb(self.device),
+                "max_abs_vs_fp32": float(np.abs(out0.astype(np.float64) - ref).max()),
+                "cc_vs_fp32": pearson(out0, ref),
+            }
+        )
         return row
 
 
-def run(model: str = "diffsal", config: str = "paper", backends: Sequence[str] = ("torch",),
-        precisions: Sequence[str] = ("fp32",), batches: Sequence[int] = (1,), steps: Sequence[int] = (4,),
-        kernels: Sequence[str] = ("torch",), device: str = "cpu", reps: int = 5, warmup: int = 1, stride: int = 1,
-        out: str | Path = "bench_out", checkpoint: str | None = None, video: str | None = None,
-        log: Callable[[str], None] | None = None) -> dict[str, Any]:  # fmt: skip
+def run(
+    model: str = "diffsal",
+    config: str = "paper",
+    backends: Sequence[str] = ("torch",),
+    precisions: Sequence[str] = ("fp32",),
+    batches: Sequence[int] = (1,),
+    steps: Sequence[int] = (4,),
+    kernels: Sequence[str] = ("torch",),
+    device: str = "cpu",
+    reps: int = 5,
+    warmup: int = 1,
+    stride: int = 1,
+    out: str | Path = "bench_out",
+    checkpoint: str | None = None,
+    video: str | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """Benchmark every combination; write ``bench.json``, ``bench.md`` and plots to ``out``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -278,13 +318,26 @@ def run(model: str = "diffsal", config: str = "paper", backends: Sequence[str] =
                     for kn in kernels if be in ("torch", "torch-compile") else ("-",):  # kernels: torch backends only
                         c = Config(be, pr, bs, st, kn)
                         say(f"{be} {pr} batch {bs} steps {st} kernels {kn}")
-                        r = base if c == Config(base["backend"], base["precision"], bs, st, base["kernels"]) \
-                            and "skipped" not in base else b.run_config(c)  # fmt: skip
+                        r = (
+                            base
+                            if c == Config(base["backend"], base["precision"], bs, st, base["kernels"])
+                            and "skipped" not in base
+                            else b.run_config(c)
+                        )
                         if "skipped" not in r and "skipped" not in base:
                             r["speedup_vs_baseline"] = base["latency_ms"]["p50"] / r["latency_ms"]["p50"]
                         rows.append(r)
-    result = {"model": model, "config": config, "device": device, "reps": reps, "warmup": warmup, "stride": stride,
-              "machine": machine_info(device), "matmul_peak_tflops": b._peaks, "rows": rows}  # fmt: skip
+    result = {
+        "model": model,
+        "config": config,
+        "device": device,
+        "reps": reps,
+        "warmup": warmup,
+        "stride": stride,
+        "machine": machine_info(device),
+        "matmul_peak_tflops": b._peaks,
+        "rows": rows,
+    }
     if video:
         result["end_to_end"] = end_to_end(b, video, batches[0], steps[0], stride)
     (out / "bench.json").write_text(json.dumps(result, indent=1, default=str))
@@ -297,26 +350,38 @@ def run(model: str = "diffsal", config: str = "paper", backends: Sequence[str] =
 def end_to_end(b: Bench, video: str, batch: int, steps: int, stride: int) -> dict[str, Any]:
     """The whole runtime on a video (decode to maps) with the torch backend."""
     from salrt.backends import load_backend
-    from salrt.runtime import Runtime, RunOptions
-
     from salrt.io.contract import InputContract
+    from salrt.runtime import RunOptions, Runtime
 
-    rt = Runtime(load_backend("torch", model=b.model), [video],
-                 RunOptions(steps=steps if b.diffusion else None, stride=stride, batch=batch,
-                            contract=InputContract.of(b.cfg)))  # fmt: skip
+    rt = Runtime(
+        load_backend("torch", model=b.model),
+        [video],
+        RunOptions(steps=steps if b.diffusion else None, stride=stride, batch=batch, contract=InputContract.of(b.cfg)),
+    )
     s = rt.run(handle_signals=False)
-    return {"video": video, "batch": batch, "steps": steps, "stride": stride, "frames": s["frames_out"][0],
-            "wall_s": s["wall_s"], "frames_per_s": s["fps_out"], "clips_per_s": s["clips_per_s"],
-            "latency_ms": s["latency_ms"]}  # fmt: skip
+    return {
+        "video": video,
+        "batch": batch,
+        "steps": steps,
+        "stride": stride,
+        "frames": s["frames_out"][0],
+        "wall_s": s["wall_s"],
+        "frames_per_s": s["fps_out"],
+        "clips_per_s": s["clips_per_s"],
+        "latency_ms": s["latency_ms"],
+    }
 
 
 def markdown(result: dict[str, Any]) -> str:
     """The headline table."""
-    lines = [f"{result['model']} ({result['config']}) on {result['device']}: "
-             f"{result['machine'].get('gpu') or result['machine']['cpu']}", "",
-             "| backend | precision | kernels | batch | steps | p50 ms | p95 ms | clips/s | TFLOP/s | % peak | "
-             "peak MB | max abs vs fp32 | CC vs fp32 | speed-up |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        f"{result['model']} ({result['config']}) on {result['device']}: "
+        f"{result['machine'].get('gpu') or result['machine']['cpu']}",
+        "",
+        "| backend | precision | kernels | batch | steps | p50 ms | p95 ms | clips/s | TFLOP/s | % peak | "
+        "peak MB | max abs vs fp32 | CC vs fp32 | speed-up |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in result["rows"]:
         passes = r.get("passes")
         steps = f"{r['steps']} ({passes} passes)" if passes and passes != r["steps"] else (r["steps"] or "-")
@@ -326,13 +391,18 @@ def markdown(result: dict[str, Any]) -> str:
             continue
         lat = r["latency_ms"]
         sp = r.get("speedup_vs_baseline")
-        lines.append(head + f" {lat['p50']:.1f} | {lat['p95']:.1f} | {r['clips_per_s']:.3f} | "
-                     f"{r['achieved_tflops']:.3f} | {100 * r['fraction_of_matmul_peak']:.1f} | {r['peak_memory_mb']:.0f} | "
-                     f"{r['max_abs_vs_fp32']:.1e} | {r['cc_vs_fp32']:.5f} | {'baseline' if sp is None else f'{sp:.2f}x'} |")  # fmt: skip
+        lines.append(
+            head + f" {lat['p50']:.1f} | {lat['p95']:.1f} | {r['clips_per_s']:.3f} | "
+            f"{r['achieved_tflops']:.3f} | {100 * r['fraction_of_matmul_peak']:.1f} | {r['peak_memory_mb']:.0f} | "
+            f"{r['max_abs_vs_fp32']:.1e} | {r['cc_vs_fp32']:.5f} | {'baseline' if sp is None else f'{sp:.2f}x'} |"
+        )
     if result.get("end_to_end"):
         e = result["end_to_end"]
-        lines += ["", f"End to end ({e['video']}, batch {e['batch']}, {e['steps']} steps, stride {e['stride']}): "
-                  f"{e['frames_per_s']:.2f} frames/s, {e['clips_per_s']:.3f} clips/s over {e['frames']} frames"]  # fmt: skip
+        lines += [
+            "",
+            f"End to end ({e['video']}, batch {e['batch']}, {e['steps']} steps, stride {e['stride']}): "
+            f"{e['frames_per_s']:.2f} frames/s, {e['clips_per_s']:.3f} clips/s over {e['frames']} frames",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -344,26 +414,52 @@ def cross_model(results: dict[str, dict[str, Any]]) -> tuple[str, list[dict[str,
 
     rows = []
     for name, res in results.items():
-        r = next((x for x in res["rows"] if x["backend"] == "torch" and x["precision"] == "fp32" and x["kernels"] == "torch"
-                  and "skipped" not in x), None)  # fmt: skip
+        r = next(
+            (
+                x
+                for x in res["rows"]
+                if x["backend"] == "torch"
+                and x["precision"] == "fp32"
+                and x["kernels"] == "torch"
+                and "skipped" not in x
+            ),
+            None,
+        )
         steps = r["steps"] if r else 4
         cost = cost_report(MODELS[name][1].preset(res["config"]), batch=1, steps=steps, model=name)
-        rows.append({"model": name, "params_m": sum(cost.params.values()) / 1e6, "thop_params_m": cost.paper_params / 1e6,
-                     "thop_gmacs": cost.paper_macs / 1e9, "gflops_per_clip": cost.flops_per_clip / 1e9, "steps": steps,
-                     "p50_ms": r["latency_ms"]["p50"] if r else None, "clips_per_s": r["clips_per_s"] if r else None,
-                     "paper": paper_comparison(name, cost)})  # fmt: skip
+        rows.append(
+            {
+                "model": name,
+                "params_m": sum(cost.params.values()) / 1e6,
+                "thop_params_m": cost.paper_params / 1e6,
+                "thop_gmacs": cost.paper_macs / 1e9,
+                "gflops_per_clip": cost.flops_per_clip / 1e9,
+                "steps": steps,
+                "p50_ms": r["latency_ms"]["p50"] if r else None,
+                "clips_per_s": r["clips_per_s"] if r else None,
+                "paper": paper_comparison(name, cost),
+            }
+        )
     first = next(iter(results.values()))
-    lines = [f"Models at their papers' input sizes on {first['device']}: {first['machine'].get('gpu') or first['machine']['cpu']} "
-             f"({first['machine']['cpu_threads']} threads), torch fp32 eager, batch 1, random weights", "",
-             "| model | params (M) | thop params (M) | thop GMACs | full GFLOPs / clip | steps | p50 ms | clips/s | paper reports |",
-             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        f"Models at their papers' input sizes on {first['device']}: {first['machine'].get('gpu') or first['machine']['cpu']} "
+        f"({first['machine']['cpu_threads']} threads), torch fp32 eager, batch 1, random weights",
+        "",
+        "| model | params (M) | thop params (M) | thop GMACs | full GFLOPs / clip | steps | p50 ms | clips/s | paper reports |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        paper = "; ".join(f"{p['quantity']} {p['paper']:g} {p['unit']} ({p['difference_pct']:+.2f}%)" for p in r["paper"]) or "no cost figures"
+        paper = (
+            "; ".join(f"{p['quantity']} {p['paper']:g} {p['unit']} ({p['difference_pct']:+.2f}%)" for p in r["paper"])
+            or "no cost figures"
+        )
         if first["config"] != "paper":
             paper = f"(not comparable: {first['config']} config)"
         lat = f"{r['p50_ms']:.0f} | {r['clips_per_s']:.3f}" if r["p50_ms"] is not None else "- | -"
-        lines.append(f"| {r['model']} | {r['params_m']:.2f} | {r['thop_params_m']:.2f} | {r['thop_gmacs']:.2f} | "
-                     f"{r['gflops_per_clip']:.1f} | {r['steps'] or '-'} | {lat} | {paper} |")  # fmt: skip
+        lines.append(
+            f"| {r['model']} | {r['params_m']:.2f} | {r['thop_params_m']:.2f} | {r['thop_gmacs']:.2f} | "
+            f"{r['gflops_per_clip']:.1f} | {r['steps'] or '-'} | {lat} | {paper} |"
+        )
     return "\n".join(lines) + "\n", rows
 
 

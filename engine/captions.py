@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import bisect
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -57,7 +58,9 @@ class Captions:
     without a caption gets an all-zero row, which TAVDiff runs as its audio-visual variant.
     """
 
-    def __init__(self, source: str | Path | CaptionFn, tokenizer: Callable[[list[str]], np.ndarray], context: int) -> None:
+    def __init__(
+        self, source: str | Path | CaptionFn, tokenizer: Callable[[list[str]], np.ndarray], context: int
+    ) -> None:
         self.tokenizer, self.context = tokenizer, context
         self.fn: CaptionFn | None = source if callable(source) else None
         self._cache: dict[str, tuple[list[int], list[str]]] = {}

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -35,7 +36,12 @@ def read_torch_file(path: str | os.PathLike[str]) -> Any:
         return torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # any failure to unpickle user data is reported as such
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if isinstance(exc, zipfile.BadZipFile) or "zip archive" in msg or "central directory" in msg or isinstance(exc, EOFError):
+        if (
+            isinstance(exc, zipfile.BadZipFile)
+            or "zip archive" in msg
+            or "central directory" in msg
+            or isinstance(exc, EOFError)
+        ):
             raise CheckpointError(f"{p}: truncated or corrupt PyTorch checkpoint ({msg})") from None
         raise CheckpointError(f"{p}: not a readable PyTorch checkpoint ({msg})") from None
 
@@ -54,22 +60,31 @@ def extract_state_dict(obj: Any, source: str = "checkpoint") -> dict[str, torch.
         raise CheckpointError(f"{source}: entries that are not named tensors: {bad[:5]}")
     sd = dict(obj)
     if all(k.startswith("module.") for k in sd):
-        sd = {k[len("module."):]: v for k, v in sd.items()}
+        sd = {k[len("module.") :]: v for k, v in sd.items()}
     return sd
 
 
-def check_and_load(model: nn.Module, state: dict[str, torch.Tensor], source: str, allow_missing: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+def check_and_load(
+    model: nn.Module, state: dict[str, torch.Tensor], source: str, allow_missing: set[str] = frozenset()
+) -> None:  # type: ignore[assignment]
     """Strict load: every model tensor present with the right shape, nothing unexpected."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in state and k not in allow_missing]
     unexpected = [k for k in state if k not in expected]
-    wrong = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
-             for k in state if k in expected and state[k].shape != expected[k].shape]  # fmt: skip
+    wrong = [
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in state
+        if k in expected and state[k].shape != expected[k].shape
+    ]
     problems = []
     if missing:
-        problems.append(f"missing {len(missing)} tensor(s): {', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}")
+        problems.append(
+            f"missing {len(missing)} tensor(s): {', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}"
+        )
     if unexpected:
-        problems.append(f"unexpected {len(unexpected)} tensor(s): {', '.join(unexpected[:8])}{' ...' if len(unexpected) > 8 else ''}")
+        problems.append(
+            f"unexpected {len(unexpected)} tensor(s): {', '.join(unexpected[:8])}{' ...' if len(unexpected) > 8 else ''}"
+        )
     if wrong:
         problems.append(f"wrong shape: {'; '.join(wrong[:8])}{' ...' if len(wrong) > 8 else ''}")
     if problems:
@@ -92,7 +107,9 @@ def save_salrt(model: nn.Module, directory: str | os.PathLike[str]) -> Path:
 
 def is_salrt_checkpoint(path: str | os.PathLike[str]) -> bool:
     p = Path(path)
-    return (p.is_dir() and (p / _CONFIG_FILE).exists()) or (p.suffix == ".safetensors" and (p.parent / _CONFIG_FILE).exists())
+    return (p.is_dir() and (p / _CONFIG_FILE).exists()) or (
+        p.suffix == ".safetensors" and (p.parent / _CONFIG_FILE).exists()
+    )
 
 
 def read_salrt(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:

@@ -13,7 +13,8 @@ import json
 import os
 import re
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from salrt import __version__
 from salrt.errors import SalrtError, UsageError, require
@@ -30,7 +31,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"salrt: error: {message}\n")
 
 
-def _number(kind: type, low: float, what: str, strict: bool = False):  # noqa: ANN202
+def _number(kind: type, low: float, what: str, strict: bool = False):
     """An argparse type: ``kind`` (int or float) >= ``low`` (> with ``strict``)."""
 
     def parse(text: str) -> Any:
@@ -129,13 +130,24 @@ def _info(args: argparse.Namespace) -> int:
         raise UsageError(f"unsupported input shape: {str(exc).splitlines()[0]}") from None
     paper = paper_comparison(args.model.lower(), r, args.batch)
     if args.json:
-        _print(json.dumps({
-            "model": args.model, "config": cfg.to_dict(), "batch": args.batch, "steps": r.steps,
-            "params": r.params, "params_total": sum(r.params.values()),
-            "paper_convention": {"macs": r.paper_macs, "params": r.paper_params},
-            "flops": r.flops, "flops_encoders": r.flops_encoders, "flops_per_clip": r.flops_per_clip,
-            "paper_figures": paper,
-        }, indent=2))  # fmt: skip
+        _print(
+            json.dumps(
+                {
+                    "model": args.model,
+                    "config": cfg.to_dict(),
+                    "batch": args.batch,
+                    "steps": r.steps,
+                    "params": r.params,
+                    "params_total": sum(r.params.values()),
+                    "paper_convention": {"macs": r.paper_macs, "params": r.paper_params},
+                    "flops": r.flops,
+                    "flops_encoders": r.flops_encoders,
+                    "flops_per_clip": r.flops_per_clip,
+                    "paper_figures": paper,
+                },
+                indent=2,
+            )
+        )
         return 0
     con = Console()
     shape = f"video {args.batch}x{'x'.join(map(str, cfg.video_shape))}, audio {args.batch}x{'x'.join(map(str, cfg.audio_shape))}"
@@ -160,8 +172,10 @@ def _info(args: argparse.Namespace) -> int:
         f"#Params {r.paper_params / 1e6:.2f}M, #FLOPs {r.paper_macs / 1e9:.2f}G"
     )
     for row in paper:
-        con.print(f"paper reports {row['quantity']}: {row['paper']:g} {row['unit']}; salrt {row['salrt']:.2f} "
-                  f"({row['difference_pct']:+.2f}%)")  # fmt: skip
+        con.print(
+            f"paper reports {row['quantity']}: {row['paper']:g} {row['unit']}; salrt {row['salrt']:.2f} "
+            f"({row['difference_pct']:+.2f}%)"
+        )
     return 0
 
 
@@ -184,7 +198,9 @@ def _eval(args: argparse.Namespace) -> int:
     else:
         if args.root is None:
             raise UsageError(f"--dataset {args.dataset} needs --root")
-        videos = E.dhf1k_dataset(args.root) if args.dataset == "dhf1k" else E.av_dataset(args.root, args.dataset, args.split)
+        videos = (
+            E.dhf1k_dataset(args.root) if args.dataset == "dhf1k" else E.av_dataset(args.root, args.dataset, args.split)
+        )
     if args.videos:
         wanted = set(args.videos.split(","))
         unknown = wanted - {v.name for v in videos}
@@ -205,8 +221,7 @@ def _eval(args: argparse.Namespace) -> int:
     try:
         items, report = E.match(videos, pred_dir, allow_missing=args.allow_missing)
         workers = args.workers or max(1, (os.cpu_count() or 1))
-        result = E.evaluate(items, names, workers=workers,
-                            progress=lambda it, n: _track(args, it, "scoring", n))  # fmt: skip
+        result = E.evaluate(items, names, workers=workers, progress=lambda it, n: _track(args, it, "scoring", n))
     finally:
         if tmp is not None:
             tmp.cleanup()
@@ -255,19 +270,29 @@ def _export(args: argparse.Namespace) -> int:
 
     with warnings.catch_warnings():  # the tracer's warnings about constant shapes are expected here
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        man = export_onnx(model, args.output, precision=onnx_precision, batch=batch, opset=args.opset,
-                          steps=args.steps, log=log, simplify=not args.no_simplify)  # fmt: skip
+        man = export_onnx(
+            model,
+            args.output,
+            precision=onnx_precision,
+            batch=batch,
+            opset=args.opset,
+            steps=args.steps,
+            log=log,
+            simplify=not args.no_simplify,
+        )
     for g in man["graphs"].values():
         worst = max(e["max_abs"] for c in g["validation"] for e in c["outputs"].values())
         after = g.get("after_simplify") or g["before_simplify"]
-        _print(f"{g['file']}: {g['before_simplify']['nodes']} -> {after['nodes']} nodes, "
-               f"{after['bytes'] / 1e6:.1f} MB, max abs error vs PyTorch {worst:.1e}")  # fmt: skip
+        _print(
+            f"{g['file']}: {g['before_simplify']['nodes']} -> {after['nodes']} nodes, "
+            f"{after['bytes'] / 1e6:.1f} MB, max abs error vs PyTorch {worst:.1e}"
+        )
     if args.format == "tensorrt":
         from salrt.export.tensorrt import build_engines
 
         info = build_engines(args.output, precision=args.precision, workspace_gib=args.workspace_gib, log=log)
         for e in info["engines"].values():
-            _print(f"{e['file']}: {'from cache' if e['cached'] else 'built in %.1f s' % e['seconds']}")
+            _print(f"{e['file']}: {'from cache' if e['cached'] else 'built in {:.1f} s'.format(e['seconds'])}")
     _print(f"wrote {args.output}/manifest.json")
     return 0
 
@@ -282,10 +307,19 @@ def _pipeline(args: argparse.Namespace) -> Any:
         ignored = [o for o in ("checkpoint", "backbone") if getattr(args, o, None)]
         if ignored:
             _warn(f"--{ignored[0]} is ignored with --backend {args.backend}: the weights are those of the export")
-    return pipeline.load(args.model, checkpoint=args.checkpoint, random_weights=args.random_weights,
-                         config=args.config, backend=args.backend, export_dir=args.export_dir, device=args.device,
-                         kernels=args.kernels, captions=getattr(args, "captions", None), bpe=getattr(args, "bpe", None),
-                         backbones=_backbones(args))  # fmt: skip
+    return pipeline.load(
+        args.model,
+        checkpoint=args.checkpoint,
+        random_weights=args.random_weights,
+        config=args.config,
+        backend=args.backend,
+        export_dir=args.export_dir,
+        device=args.device,
+        kernels=args.kernels,
+        captions=getattr(args, "captions", None),
+        bpe=getattr(args, "bpe", None),
+        backbones=_backbones(args),
+    )
 
 
 def _backbones(args: argparse.Namespace) -> dict[str, str]:
@@ -303,16 +337,24 @@ def _load_for_run(args: argparse.Namespace) -> Any:
     from salrt.pipeline import load_weights
 
     _check_device(args.device, torch_needed=True)
-    return load_weights(args.model, checkpoint=args.checkpoint, random_weights=args.random_weights, config=args.config,
-                        device=args.device, backbones=_backbones(args))  # fmt: skip
+    return load_weights(
+        args.model,
+        checkpoint=args.checkpoint,
+        random_weights=args.random_weights,
+        config=args.config,
+        device=args.device,
+        backbones=_backbones(args),
+    )
 
 
 def _say_passes(backend: Any, steps: int | None) -> None:
     """Make visible when ``--steps N`` runs another number of denoiser passes under the model's plan."""
     passes = backend.passes(steps) if steps is not None and hasattr(backend, "passes") else None
     if passes is not None and passes != steps:
-        _warn(f"--steps {steps} runs {passes} denoiser passes: the model's timestep plan (kept for its checkpoints) "
-              f"visits {passes} timesteps when {steps} does not divide its 1000 training steps")  # fmt: skip
+        _warn(
+            f"--steps {steps} runs {passes} denoiser passes: the model's timestep plan (kept for its checkpoints) "
+            f"visits {passes} timesteps when {steps} does not divide its 1000 training steps"
+        )
 
 
 def _sources(args: argparse.Namespace) -> list[Any]:
@@ -343,7 +385,7 @@ def _sources(args: argparse.Namespace) -> list[Any]:
 def _run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from salrt.runtime import Runtime, RunOptions, default_sinks, expected_frames
+    from salrt.runtime import RunOptions, Runtime, default_sinks, expected_frames
     from salrt.sinks import SINKS
 
     outputs = [o.strip() for o in args.outputs.split(",") if o.strip()]
@@ -356,15 +398,31 @@ def _run(args: argparse.Namespace) -> int:
     _say_passes(backend, _steps(args.steps))
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    opts = RunOptions(steps=_steps(args.steps), stride=args.stride, batch=args.batch, live=args.live, contract=contract,
-                      captions=captions, retries=args.retries, seed=args.seed, max_wait_ms=args.max_wait_ms,
-                      timeout_s=args.timeout)  # fmt: skip
+    opts = RunOptions(
+        steps=_steps(args.steps),
+        stride=args.stride,
+        batch=args.batch,
+        live=args.live,
+        contract=contract,
+        captions=captions,
+        retries=args.retries,
+        seed=args.seed,
+        max_wait_ms=args.max_wait_ms,
+        timeout_s=args.timeout,
+    )
     settings = _settings(args)
     settings["inputs"] = [s.path for s in sources]
     total = None if args.live else expected_frames(sources)
     with _new_bar(args, "frames", total, "frame") as bar:
-        rt = Runtime(backend, sources, opts, sinks_for=default_sinks(out, outputs, settings, args.source_size, sources),
-                     keep_frames="overlay" in outputs, progress=bar.advance, stats_path=out / "run_stats.json")  # fmt: skip
+        rt = Runtime(
+            backend,
+            sources,
+            opts,
+            sinks_for=default_sinks(out, outputs, settings, args.source_size, sources),
+            keep_frames="overlay" in outputs,
+            progress=bar.advance,
+            stats_path=out / "run_stats.json",
+        )
         stats = rt.run()
     return _report(stats, out, len(sources))
 
@@ -372,16 +430,23 @@ def _run(args: argparse.Namespace) -> int:
 def _report(stats: Any, out: Any, n_inputs: int) -> int:
     """Print the summary line, the warnings and the errors of a run (a RunStats); its exit code."""
     lat = stats.latency_ms
-    lat_txt = (f"latency p50 {lat['p50']} ms, p95 {lat['p95']} ms, p99 {lat['p99']} ms" if lat["p50"] is not None
-               else "no map was produced")  # fmt: skip
+    lat_txt = (
+        f"latency p50 {lat['p50']} ms, p95 {lat['p95']} ms, p99 {lat['p99']} ms"
+        if lat["p50"] is not None
+        else "no map was produced"
+    )
     for w in stats.warnings:
         _warn(w)
     frames, discarded = sum(stats.frames_out), sum(stats.discarded_on_stop)
-    _print(f"{frames} frames from {n_inputs} input(s) in {stats.wall_s:.1f} s ({stats.fps_out:.2f} frames/s, "
-           f"{stats.clips_per_s:.2f} clips/s); {lat_txt}; dropped {sum(stats.dropped_clips)}; outputs in {out}")  # fmt: skip
+    _print(
+        f"{frames} frames from {n_inputs} input(s) in {stats.wall_s:.1f} s ({stats.fps_out:.2f} frames/s, "
+        f"{stats.clips_per_s:.2f} clips/s); {lat_txt}; dropped {sum(stats.dropped_clips)}; outputs in {out}"
+    )
     if stats.interrupted:
-        _warn(f"interrupted: outputs hold the {frames} frames written"
-              + (f"; {discarded} clip(s) not yet sampled were discarded" if discarded else ""))
+        _warn(
+            f"interrupted: outputs hold the {frames} frames written"
+            + (f"; {discarded} clip(s) not yet sampled were discarded" if discarded else "")
+        )
     for e in stats.errors:
         _error(e)
     if stats.errors:
@@ -405,9 +470,29 @@ def _demo(args: argparse.Namespace) -> int:
     weights = args.checkpoint or "random weights"
     if args.checkpoint is None:
         _print("no --checkpoint: running with random weights, so the maps show the pipeline, not saliency")
-    run_argv = ["run", str(clip.path), "-o", str(out), "--config", args.config, "--steps", str(args.steps),
-                "--stride", str(args.stride), "--batch", str(args.batch), "--device", args.device,
-                "--seed", str(args.seed), "--outputs", "overlay,png,npz", "--source-size", "--retries", "0"]  # fmt: skip
+    run_argv = [
+        "run",
+        str(clip.path),
+        "-o",
+        str(out),
+        "--config",
+        args.config,
+        "--steps",
+        str(args.steps),
+        "--stride",
+        str(args.stride),
+        "--batch",
+        str(args.batch),
+        "--device",
+        args.device,
+        "--seed",
+        str(args.seed),
+        "--outputs",
+        "overlay,png,npz",
+        "--source-size",
+        "--retries",
+        "0",
+    ]
     run_argv += ["--checkpoint", args.checkpoint] if args.checkpoint else ["--random-weights"]
     run_argv += ["--quiet"] if args.quiet else []
     run_args = build_parser().parse_args(run_argv)
@@ -419,10 +504,17 @@ def _demo(args: argparse.Namespace) -> int:
     cc = float(np.nanmean([M.cc(m, g) for m, g in zip(maps, clip.saliency)]))
     prior = centre_bias(clip.saliency.shape[1:])
     cc_prior = float(np.nanmean([M.cc(prior, g) for g in clip.saliency]))
-    side = comparison_video(clip.path, maps, clip.saliency, out / "demo_comparison.mp4",
-                            f"{run_args.model} ({args.config} config, {weights}): input | predicted | ground truth")  # fmt: skip
-    _print(f"mean CC against the synthetic ground truth: {cc:.3f} (1 = the ground truth itself, 0 = no better than "
-           f"chance; a centre-bias map that ignores the content scores {cc_prior:.3f} here)")  # fmt: skip
+    side = comparison_video(
+        clip.path,
+        maps,
+        clip.saliency,
+        out / "demo_comparison.mp4",
+        f"{run_args.model} ({args.config} config, {weights}): input | predicted | ground truth",
+    )
+    _print(
+        f"mean CC against the synthetic ground truth: {cc:.3f} (1 = the ground truth itself, 0 = no better than "
+        f"chance; a centre-bias map that ignores the content scores {cc_prior:.3f} here)"
+    )
     _print(f"side by side (input | predicted | ground truth): {side}; overlay: {out / 'demo_input_overlay.mp4'}")
     return 0
 
@@ -466,9 +558,23 @@ def _bench(args: argparse.Namespace) -> int:
     results = {}
     for m in models:
         out = args.output if len(models) == 1 else f"{args.output}/{m}"
-        res = bench.run(m, args.config, backends, precisions, ints(args.batch, "batch"), ints(args.steps, "steps"),
-                        kernels, args.device, args.reps, args.warmup, args.stride, out, args.checkpoint, args.video,
-                        log)  # fmt: skip
+        res = bench.run(
+            m,
+            args.config,
+            backends,
+            precisions,
+            ints(args.batch, "batch"),
+            ints(args.steps, "steps"),
+            kernels,
+            args.device,
+            args.reps,
+            args.warmup,
+            args.stride,
+            out,
+            args.checkpoint,
+            args.video,
+            log,
+        )
         results[m] = res
         for st in sorted({(r["steps"], r["passes"]) for r in res["rows"] if r.get("passes") not in (None, r["steps"])}):
             _warn(f"{m}: --steps {st[0]} runs {st[1]} denoiser passes (the model's timestep plan)")
@@ -478,8 +584,11 @@ def _bench(args: argparse.Namespace) -> int:
         from pathlib import Path
 
         Path(args.output, "models.md").write_text(md)
-        Path(args.output, "models.json").write_text(json.dumps({"machine": res["machine"], "device": args.device,
-                                                             "config": args.config, "rows": rows}, indent=1))  # fmt: skip
+        Path(args.output, "models.json").write_text(
+            json.dumps(
+                {"machine": res["machine"], "device": args.device, "config": args.config, "rows": rows}, indent=1
+            )
+        )
         _print(md)
     _print(f"wrote bench.json, bench.md and plots to {args.output}")
     return 0
@@ -503,8 +612,17 @@ def _encode(args: argparse.Namespace) -> int:
         args.crf = 28.0
     if args.no_roi and args.maps:
         raise UsageError("--no-roi encodes without maps: drop --maps")
-    roi = None if args.no_roi else RoiConfig(strength=args.roi_strength, max_offset=args.max_offset,
-                                             floor=args.floor, smoothing=args.smoothing, dilation=args.dilation)  # fmt: skip
+    roi = (
+        None
+        if args.no_roi
+        else RoiConfig(
+            strength=args.roi_strength,
+            max_offset=args.max_offset,
+            floor=args.floor,
+            smoothing=args.smoothing,
+            dilation=args.dilation,
+        )
+    )
     kw = {"codec": args.codec, "crf": args.crf, "bitrate": args.bitrate, "roi": roi}
     if args.maps or args.no_roi:  # given maps, or a plain encode: no model involved
         maps = None
@@ -520,15 +638,20 @@ def _encode(args: argparse.Namespace) -> int:
         encode_with_maps(args.input, args.output, maps, **kw)
     else:
         from salrt.io import probe
-        from salrt.runtime import Runtime, RunOptions, expected_frames
+        from salrt.runtime import RunOptions, Runtime, expected_frames
 
         pipe = _pipeline(args)
         backend, contract = pipe.backend, pipe.contract
         sink = RoiEncoderSink(Path(args.output), probe(args.input).fps, args.input, **kw)
         with _new_bar(args, "encoding", expected_frames([args.input]), "frame") as bar:
-            rt = Runtime(backend, [args.input], RunOptions(steps=_steps(args.steps), stride=args.stride,
-                                                           batch=args.batch, contract=contract),
-                         sinks_for=lambda i, info: [sink], keep_frames=True, progress=bar.advance)  # fmt: skip
+            rt = Runtime(
+                backend,
+                [args.input],
+                RunOptions(steps=_steps(args.steps), stride=args.stride, batch=args.batch, contract=contract),
+                sinks_for=lambda i, info: [sink],
+                keep_frames=True,
+                progress=bar.advance,
+            )
             stats = rt.run()
         for w in stats["warnings"]:
             _warn(w)
@@ -537,8 +660,10 @@ def _encode(args: argparse.Namespace) -> int:
         if stats["interrupted"]:
             _warn(f"interrupted: {args.output} holds the frames encoded so far")
             return 130
-    _print(f"wrote {args.output} ({Path(args.output).stat().st_size} bytes, {args.codec}, "
-           f"{'no ROI' if roi is None else f'ROI strength {args.roi_strength}'})")  # fmt: skip
+    _print(
+        f"wrote {args.output} ({Path(args.output).stat().st_size} bytes, {args.codec}, "
+        f"{'no ROI' if roi is None else f'ROI strength {args.roi_strength}'})"
+    )
     return 0
 
 
@@ -565,13 +690,13 @@ def _error(text: str) -> None:
     log.error("%s", text)
 
 
-def _new_bar(args: argparse.Namespace, desc: str, total: int | None, unit: str):  # noqa: ANN202
+def _new_bar(args: argparse.Namespace, desc: str, total: int | None, unit: str):
     from salrt.console import Bar
 
     return Bar(desc, total, unit, args.quiet, args.console)
 
 
-def _track(args: argparse.Namespace, items: Any, desc: str, total: int | None = None):  # noqa: ANN202
+def _track(args: argparse.Namespace, items: Any, desc: str, total: int | None = None):
     from salrt.console import track
 
     return track(items, len(items) if total is None else total, desc, args.quiet, args.console)
@@ -598,8 +723,11 @@ def _steps(text: str | int) -> int | None:
 def build_parser() -> argparse.ArgumentParser:
     models = _model_names()
     model_help = f"model: {', '.join(models)}" if models else "model name (diffsal, ...)"
-    p = _Parser(prog="salrt", description="Deployment engine for diffusion-based audio-visual saliency models. "
-                "Exit codes: 0 ok, 1 run-time failure, 2 usage error, 130 interrupted.")  # fmt: skip
+    p = _Parser(
+        prog="salrt",
+        description="Deployment engine for diffusion-based audio-visual saliency models. "
+        "Exit codes: 0 ok, 1 run-time failure, 2 usage error, 130 interrupted.",
+    )
     p.add_argument("--version", action="version", version=f"salrt {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -614,9 +742,12 @@ def build_parser() -> argparse.ArgumentParser:
     pi.set_defaults(func=_info)
 
     pe = sub.add_parser("eval", help="score predictions (or a model) on a saliency dataset")
-    pe.add_argument("--dataset", required=True,
-                    choices=("avad", "diem", "coutrot1", "coutrot2", "etmd", "summe", "dhf1k", "plain"),
-                    help="dataset layout")  # fmt: skip
+    pe.add_argument(
+        "--dataset",
+        required=True,
+        choices=("avad", "diem", "coutrot1", "coutrot2", "etmd", "summe", "dhf1k", "plain"),
+        help="dataset layout",
+    )
     pe.add_argument("--root", help="dataset root folder")
     pe.add_argument("--split", type=int, default=1, choices=(1, 2, 3), help="fold of the audio-visual datasets")
     pe.add_argument("--video", help="plain layout: the video file")
@@ -632,8 +763,11 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--steps", type=_POS_INT, default=4, help="DDIM steps of diffusion models")
     pe.add_argument("--batch", type=_POS_INT, default=1, help="clips per model call")
     pe.add_argument("--save-predictions", help="keep the model's maps in this folder (default: discarded)")
-    pe.add_argument("--metrics", default="cc,nss,sim,auc_judd,kld",
-                    help="comma-separated: cc,nss,sim,auc_judd,auc_borji,auc_shuffled,kld")  # fmt: skip
+    pe.add_argument(
+        "--metrics",
+        default="cc,nss,sim,auc_judd,kld",
+        help="comma-separated: cc,nss,sim,auc_judd,auc_borji,auc_shuffled,kld",
+    )
     pe.add_argument("--workers", type=_NONNEG_INT, default=0, help="processes for scoring (0: all cores)")
     pe.add_argument("--allow-missing", action="store_true", help="score what exists when predictions are missing")
     _output_arg(pe, "eval_results", "folder for results.json and results.csv")
@@ -659,8 +793,12 @@ def build_parser() -> argparse.ArgumentParser:
     px.set_defaults(func=_export)
 
     pr = sub.add_parser("run", help="saliency maps for videos or live streams (overlay video, PNG, npy, npz, JSON)")
-    pr.add_argument("inputs", nargs="+", metavar="INPUT",
-                    help="files, image sequences (img_%%05d.png), URLs (rtsp://, http://, ...) or - for stdin")  # fmt: skip
+    pr.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="files, image sequences (img_%%05d.png), URLs (rtsp://, http://, ...) or - for stdin",
+    )
     _output_arg(pr, None, "output directory")
     _model_args(pr, models, model_help)
     pr.add_argument("--audio", help="a separate audio file for the (single) input, e.g. with an image sequence")
@@ -681,9 +819,12 @@ def build_parser() -> argparse.ArgumentParser:
     pd = sub.add_parser("demo", help="make a synthetic clip and run the whole pipeline on it")
     _output_arg(pd, "salrt_demo", "output directory")
     pd.add_argument("--checkpoint", help="DiffSal weights (default: random weights)")
-    pd.add_argument("--config", default="tiny",
-                    help="model config preset: the demo runs the small 'tiny' preset (seconds on a CPU); "
-                         "'paper' needs real weights and minutes on a CPU")  # fmt: skip
+    pd.add_argument(
+        "--config",
+        default="tiny",
+        help="model config preset: the demo runs the small 'tiny' preset (seconds on a CPU); "
+        "'paper' needs real weights and minutes on a CPU",
+    )
     pd.add_argument("--seconds", type=_POS_FLOAT, default=2.0, help="length of the synthetic clip")
     pd.add_argument("--steps", type=_POS_INT, default=4, help="DDIM steps")
     pd.add_argument("--stride", type=_POS_INT, default=1, help="a clip every N frames")
@@ -720,7 +861,9 @@ def build_parser() -> argparse.ArgumentParser:
     pn.add_argument("--codec", default="libx264", help="libx264, libx265 or libsvtav1")
     pn.add_argument("--crf", type=_NONNEG_FLOAT, help="constant quality (default 28 unless --bitrate)")
     pn.add_argument("--bitrate", type=_bitrate, help="target bit rate instead of --crf: 2M, 800k, 2000000")
-    pn.add_argument("--roi-strength", type=_NONNEG_FLOAT, default=3.0, help="QP offset per standard deviation of saliency")
+    pn.add_argument(
+        "--roi-strength", type=_NONNEG_FLOAT, default=3.0, help="QP offset per standard deviation of saliency"
+    )
     pn.add_argument("--max-offset", type=_POS_FLOAT, default=8.0, help="largest QP decrease")
     pn.add_argument("--floor", type=_NONNEG_FLOAT, default=4.0, help="largest QP increase (nothing is starved)")
     pn.add_argument("--smoothing", type=float, default=0.5, help="temporal EMA of the offsets (0..1)")
@@ -736,8 +879,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default="paper", help="model config preset: paper or tiny (a salrt checkpoint "
-                   "directory carries its own)")  # fmt: skip
+    p.add_argument(
+        "--config",
+        default="paper",
+        help="model config preset: paper or tiny (a salrt checkpoint directory carries its own)",
+    )
 
 
 def _output_arg(p: argparse.ArgumentParser, default: str | None, what: str) -> None:
@@ -746,17 +892,28 @@ def _output_arg(p: argparse.ArgumentParser, default: str | None, what: str) -> N
 
 
 def _quiet_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress display or progress notes (warnings and errors are still shown)")
+    p.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress display or progress notes (warnings and errors are still shown)",
+    )
 
 
 def _model_args(p: argparse.ArgumentParser, models: list[str] | None, model_help: str) -> None:
     p.add_argument("--model", default="diffsal", choices=models, metavar="MODEL", help=model_help)
     p.add_argument("--checkpoint", help="model weights (.pth of the authors, a state dict, or a salrt directory)")
     p.add_argument("--random-weights", action="store_true", help="run untrained weights (smoke runs, benchmarks)")
-    p.add_argument("--backbone", action="append", metavar="NAME=FILE",
-                   help="load a pretrained backbone (mvit, vggish, s3d, soundnet, clip) over the weights; repeatable")
+    p.add_argument(
+        "--backbone",
+        action="append",
+        metavar="NAME=FILE",
+        help="load a pretrained backbone (mvit, vggish, s3d, soundnet, clip) over the weights; repeatable",
+    )
     _config_arg(p)
-    p.add_argument("--steps", default="4", help="DDIM steps, or 'auto' (MUBiC picks per clip); one-pass models ignore it")
+    p.add_argument(
+        "--steps", default="4", help="DDIM steps, or 'auto' (MUBiC picks per clip); one-pass models ignore it"
+    )
     p.add_argument("--captions", help="TAVDiff: captions file or folder (see salrt.captions)")
     p.add_argument("--bpe", help="TAVDiff: CLIP BPE merges file for --captions")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
@@ -792,11 +949,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError:
             pass
         return 141
-    except Exception as exc:  # noqa: BLE001 - a bug in salrt: one line, the traceback on request
+    except Exception as exc:
         if os.environ.get("SALRT_DEBUG"):
             raise
-        print(f"salrt: internal error: {type(exc).__name__}: {_one_line(exc)} (this is a bug; "
-              f"SALRT_DEBUG=1 shows the traceback)", file=sys.stderr)  # fmt: skip
+        print(
+            f"salrt: internal error: {type(exc).__name__}: {_one_line(exc)} (this is a bug; "
+            f"SALRT_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
         return 1
 
 

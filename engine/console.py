@@ -10,7 +10,8 @@ import contextlib
 import logging
 import threading
 import warnings
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -56,11 +57,23 @@ class Bar:
         if quiet:
             return
         if total:
-            cols: list[Any] = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                               _RateColumn(unit), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]  # fmt: skip
+            cols: list[Any] = [
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                _RateColumn(unit),
+                TimeElapsedColumn(),
+                TextColumn("eta"),
+                TimeRemainingColumn(),
+            ]
         else:
-            cols = [SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed:.0f} " + unit + "s"),
-                    _RateColumn(unit), TimeElapsedColumn()]  # fmt: skip
+            cols = [
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                TextColumn("{task.completed:.0f} " + unit + "s"),
+                _RateColumn(unit),
+                TimeElapsedColumn(),
+            ]
         self._progress = Progress(*cols, console=console, transient=False, refresh_per_second=5)
         self._task = self._progress.add_task(desc, total=total or None)
         self._progress.start()
@@ -75,7 +88,7 @@ class Bar:
             self._progress.stop()
             self._progress = None
 
-    def __enter__(self) -> "Bar":
+    def __enter__(self) -> Bar:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -101,7 +114,7 @@ class _OneLine(logging.Handler):
         try:
             msg = " ".join(record.getMessage().split())
             self.console.print(f"salrt: {record.levelname.lower()}: {msg}", markup=False, highlight=False)
-        except Exception:  # noqa: BLE001 - logging must never raise
+        except Exception:
             self.handleError(record)
 
 

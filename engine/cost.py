@@ -16,8 +16,8 @@ Both run on the meta device: no weights are needed and nothing is computed.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn
@@ -50,12 +50,22 @@ def _softmax_macs(m: nn.Module, inputs: tuple, out: torch.Tensor) -> tuple[int, 
 
 
 _THOP_RULES: dict[type, Callable] = {
-    nn.Conv1d: _conv_macs, nn.Conv2d: _conv_macs, nn.Conv3d: _conv_macs,
+    nn.Conv1d: _conv_macs,
+    nn.Conv2d: _conv_macs,
+    nn.Conv3d: _conv_macs,
     # thop counts transposed convolutions with the convolution formula (output x in/groups x kernel)
-    nn.ConvTranspose1d: _conv_macs, nn.ConvTranspose2d: _conv_macs, nn.ConvTranspose3d: _conv_macs,
-    nn.BatchNorm1d: _norm_macs, nn.BatchNorm2d: _norm_macs, nn.BatchNorm3d: _norm_macs, nn.LayerNorm: _norm_macs,
-    nn.Linear: _linear_macs, nn.Softmax: _softmax_macs,
-}  # fmt: skip
+    nn.ConvTranspose1d: _conv_macs,
+    nn.ConvTranspose2d: _conv_macs,
+    nn.ConvTranspose3d: _conv_macs,
+    nn.BatchNorm1d: _norm_macs,
+    nn.BatchNorm2d: _norm_macs,
+    nn.BatchNorm3d: _norm_macs,
+    nn.LayerNorm: _norm_macs,
+    nn.Linear: _linear_macs,
+    nn.Softmax: _softmax_macs,
+}
+
+
 @dataclass
 class CostReport:
     """Parameters per sub-network and cost in both conventions, for one input size and step count.
@@ -86,7 +96,9 @@ def _one_pass(model: nn.Module, inputs: dict[str, torch.Tensor], x_t: torch.Tens
         model.denoise(x_t, t, model.encode(**inputs))
 
 
-def paper_convention(model: nn.Module, inputs: dict[str, torch.Tensor], x_t: torch.Tensor, t: torch.Tensor) -> tuple[float, float]:
+def paper_convention(
+    model: nn.Module, inputs: dict[str, torch.Tensor], x_t: torch.Tensor, t: torch.Tensor
+) -> tuple[float, float]:
     """(MACs, params) as thop reports them for one pass (see :func:`_one_pass`)."""
     macs = [0.0]
     counted: dict[nn.Module, int] = {}
@@ -97,6 +109,7 @@ def paper_convention(model: nn.Module, inputs: dict[str, torch.Tensor], x_t: tor
             ops, params = rule(m, inputs, out)
             macs[0] += ops
             counted[m] = params
+
         return run
 
     for mod in model.modules():  # a module's own rule (how the reference runs it) before thop's
@@ -118,7 +131,9 @@ def _count(fn: Callable[[], object]) -> tuple[float, object]:
     return float(fc.get_total_flops()), out
 
 
-def full_flops(model: nn.Module, inputs: dict[str, torch.Tensor], x_t: torch.Tensor, t: torch.Tensor) -> dict[str, float]:
+def full_flops(
+    model: nn.Module, inputs: dict[str, torch.Tensor], x_t: torch.Tensor, t: torch.Tensor
+) -> dict[str, float]:
     """FLOPs (torch's counter) of each part the model names (:meth:`cost_parts`): ``forward`` for
     direct models, ``encoders`` + ``denoiser_step`` for diffusion models unless they split further."""
     out: dict[str, float] = {}
@@ -157,12 +172,23 @@ def cost_report(config: object = None, batch: int = 1, steps: int = 4, model: st
 def paper_comparison(model: str, report: CostReport, batch: int = 1) -> list[dict[str, object]]:
     """Rows ``{quantity, paper, salrt, unit, difference_pct}`` for the figures the model's paper reports."""
     total = float(sum(report.params.values()))
-    ours = {"paper_params": report.paper_params / 1e6, "paper_macs": report.paper_macs / batch / 1e9,
-            "params": total / 1e6, "size_mb": total * 4 / 2**20}  # fmt: skip
+    ours = {
+        "paper_params": report.paper_params / 1e6,
+        "paper_macs": report.paper_macs / batch / 1e9,
+        "params": total / 1e6,
+        "size_mb": total * 4 / 2**20,
+    }
     from salrt.models import MODELS
 
     rows = []
     for quantity, value, unit, key in MODELS[model][0].paper_figures:
-        rows.append({"quantity": quantity, "paper": value, "salrt": ours[key], "unit": unit,
-                     "difference_pct": 100.0 * (ours[key] - value) / value})  # fmt: skip
+        rows.append(
+            {
+                "quantity": quantity,
+                "paper": value,
+                "salrt": ours[key],
+                "unit": unit,
+                "difference_pct": 100.0 * (ours[key] - value) / value,
+            }
+        )
     return rows

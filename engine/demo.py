@@ -59,8 +59,14 @@ def _colour_bar(height: int) -> np.ndarray:
     return np.asarray(img)
 
 
-def comparison_video(source: str | Path, predicted: np.ndarray, truth: np.ndarray, output: str | Path,
-                     caption: str, panel_height: int = 240) -> Path:  # fmt: skip
+def comparison_video(
+    source: str | Path,
+    predicted: np.ndarray,
+    truth: np.ndarray,
+    output: str | Path,
+    caption: str,
+    panel_height: int = 240,
+) -> Path:
     """Write ``output``: every frame of ``source`` beside its predicted map and its ground truth
     (``predicted``, ``truth``: (N, h, w), one per frame), a colour bar and ``caption`` on top,
     with the source's audio."""
@@ -79,14 +85,18 @@ def comparison_video(source: str | Path, predicted: np.ndarray, truth: np.ndarra
                 h = panel_height
                 w = int(round(f.width * h / f.height))
                 frame = f.reformat(width=w, height=h, format="rgb24").to_ndarray()
-                row = np.concatenate([frame, _heat(predicted[i], (h, w)), _heat(truth[min(i, len(truth) - 1)], (h, w)),
-                                      _colour_bar(h)], axis=1)  # fmt: skip
+                row = np.concatenate(
+                    [frame, _heat(predicted[i], (h, w)), _heat(truth[min(i, len(truth) - 1)], (h, w)), _colour_bar(h)],
+                    axis=1,
+                )
                 full = even_frame(np.concatenate([_text_strip(caption, row.shape[1], _CAPTION_H), row], axis=0))
                 if sink.stream is None:
                     sink._add_video("libx264", full.shape[0], full.shape[1])
                 t0 = f.time if t0 is None else t0
-                sink._mux(av.VideoFrame.from_ndarray(np.ascontiguousarray(full), format="rgb24"),
-                          (f.time or 0.0) - (t0 or 0.0))  # fmt: skip
+                sink._mux(
+                    av.VideoFrame.from_ndarray(np.ascontiguousarray(full), format="rgb24"),
+                    (f.time or 0.0) - (t0 or 0.0),
+                )
         finally:
             sink.close()
     return output

@@ -23,15 +23,25 @@ from salrt.roi import QpMapper, RoiConfig
 class Session:
     """One stream: push frames/audio, pull the newest map or its QP offsets."""
 
-    def __init__(self, model: str = "diffsal", config: str = "paper", checkpoint: str | None = None,
-                 random_weights: bool = False, device: str = "cpu", steps: int = 4, stride: int = 1,
-                 fps: float = 25.0, seed: int = 0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        model: str = "diffsal",
+        config: str = "paper",
+        checkpoint: str | None = None,
+        random_weights: bool = False,
+        device: str = "cpu",
+        steps: int = 4,
+        stride: int = 1,
+        fps: float = 25.0,
+        seed: int = 0,
+    ) -> None:
         from salrt import pipeline
 
         if steps < 1 or stride < 1 or not fps > 0:
             raise SalrtError("steps and stride must be >= 1 and fps > 0")
-        self.pipe = pipeline.load(model, checkpoint=checkpoint, random_weights=random_weights, config=config,
-                                  device=device, seed=seed)  # fmt: skip
+        self.pipe = pipeline.load(
+            model, checkpoint=checkpoint, random_weights=random_weights, config=config, device=device, seed=seed
+        )
         c = self.pipe.contract
         self.assembler = ClipAssembler(fps=fps, **c.media_options(), has_audio=True)
         self.assembler.audio_done()  # audio arrives with the frames: clips never wait for more
@@ -87,7 +97,9 @@ class Session:
         m = resize_map(self.map, (height, width))
         return self.map_pts, np.ascontiguousarray(m, np.float32).tobytes(), width, height
 
-    def pull_qp_offsets(self, width: int, height: int, block: int, strength: float) -> tuple[int, bytes, int, int] | None:
+    def pull_qp_offsets(
+        self, width: int, height: int, block: int, strength: float
+    ) -> tuple[int, bytes, int, int] | None:
         if self.map is None:
             return None
         key = (width, height, block, round(strength, 4))

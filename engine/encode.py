@@ -30,22 +30,33 @@ class RoiEncoderSink(VideoFileSink):
     ``roi=None`` encodes without ROI (the plain reference encode, same settings otherwise).
     """
 
-    def __init__(self, path: Path, fps: float, source: str | None, codec: str = "libx264", crf: float | None = None,
-                 bitrate: int | None = None, roi: RoiConfig | None = DEFAULT_ROI, preset: str | None = None,
-                 options: dict[str, str] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        path: Path,
+        fps: float,
+        source: str | None,
+        codec: str = "libx264",
+        crf: float | None = None,
+        bitrate: int | None = None,
+        roi: RoiConfig | None = DEFAULT_ROI,
+        preset: str | None = None,
+        options: dict[str, str] | None = None,
+    ) -> None:
         import av
 
         if codec not in CODECS:
             raise SalrtError(f"unsupported codec {codec!r}: {', '.join(CODECS)}")
         try:
             av.codec.Codec(codec, "w")
-        except Exception:  # noqa: BLE001 - PyAV raises several types for an unknown codec
+        except Exception:
             raise SalrtError(f"this FFmpeg build has no {codec} encoder") from None
         if (crf is None) == (bitrate is None):
             raise SalrtError("give exactly one of crf or bitrate")
         if roi is not None and codec not in ROI_CODECS:
-            raise SalrtError(f"{codec}: FFmpeg's wrapper ignores regions of interest; ROI encoding works with "
-                             f"{', '.join(ROI_CODECS)} (use --no-roi for a plain {codec} encode)")  # fmt: skip
+            raise SalrtError(
+                f"{codec}: FFmpeg's wrapper ignores regions of interest; ROI encoding works with "
+                f"{', '.join(ROI_CODECS)} (use --no-roi for a plain {codec} encode)"
+            )
         super().__init__(path, fps, source)
         self.codec, self.crf, self.bitrate, self.roi, self.preset = codec, crf, bitrate, roi, preset
         self.extra = options or {}
@@ -127,8 +138,10 @@ def encode_with_maps(source: str, output: str | Path, maps: np.ndarray | None, *
         try:
             for i, f in enumerate(c.decode(vs)):
                 if i >= len(maps):
-                    raise SalrtError(f"only {len(maps)} maps for a video with more frames: give one map per frame "
-                                     f"({output} holds the first {len(maps)} frames)")  # fmt: skip
+                    raise SalrtError(
+                        f"only {len(maps)} maps for a video with more frames: give one map per frame "
+                        f"({output} holds the first {len(maps)} frames)"
+                    )
                 t0 = f.time if t0 is None else t0
                 sink.write(i, (f.time or 0.0) - (t0 or 0.0), f.to_ndarray(format="rgb24"), maps[i])
                 n += 1
@@ -191,14 +204,22 @@ def ssim_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return ((2 * mu_a * mu_b + c1) * (2 * sab + c2)) / ((mu_a**2 + mu_b**2 + c1) * (saa + sbb + c2))
 
 
-def region_quality(reference: str | Path, encoded: str | Path, saliency: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+def region_quality(
+    reference: str | Path, encoded: str | Path, saliency: np.ndarray, threshold: float = 0.5
+) -> dict[str, float]:
     """PSNR/SSIM inside the salient region (map >= threshold * max) and outside, and a
     saliency-weighted PSNR, averaged over frames; ``saliency`` (N, H, W) at the frame size."""
     ref, enc = _gray(reference), _gray(encoded)
     if len(ref) != len(enc):
         raise SalrtError(f"{encoded}: {len(enc)} frames, reference has {len(ref)}")
-    acc: dict[str, list[float]] = {"psnr_salient": [], "psnr_background": [], "ssim_salient": [],
-                                   "ssim_background": [], "psnr_weighted": [], "psnr": []}  # fmt: skip
+    acc: dict[str, list[float]] = {
+        "psnr_salient": [],
+        "psnr_background": [],
+        "ssim_salient": [],
+        "ssim_background": [],
+        "psnr_weighted": [],
+        "psnr": [],
+    }
     for i, (a, b) in enumerate(zip(ref, enc)):
         h, w = a.shape
         b = b[:h, :w]  # odd-sized sources are encoded with one padded row/column

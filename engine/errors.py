@@ -44,9 +44,21 @@ class MissingDependency(SalrtError, ImportError):
 
 
 # module -> the extra of pyproject.toml that installs it
-_EXTRAS = {"onnxruntime": "onnx", "tensorrt": "tensorrt", "torch": "torch", "safetensors": "torch", "onnx": "export",
-           "onnxsim": "export", "av": "core", "skimage": "eval", "PIL": "eval", "scipy": "eval",
-           "matplotlib": "bench", "triton": "kernels", "resampy": "reference-audio"}  # fmt: skip
+_EXTRAS = {
+    "onnxruntime": "onnx",
+    "tensorrt": "tensorrt",
+    "torch": "torch",
+    "safetensors": "torch",
+    "onnx": "export",
+    "onnxsim": "export",
+    "av": "core",
+    "skimage": "eval",
+    "PIL": "eval",
+    "scipy": "eval",
+    "matplotlib": "bench",
+    "triton": "kernels",
+    "resampy": "reference-audio",
+}
 
 
 def require(module: str, feature: str) -> Any:

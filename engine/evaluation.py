@@ -27,17 +27,24 @@ import dataclasses
 import json
 import re
 import zlib
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
 from salrt import metrics as M
-from salrt.errors import SalrtError, EvalError
+from salrt.errors import EvalError
 
-AV_DATASETS = {"avad": "AVAD", "diem": "DIEM", "coutrot1": "Coutrot_db1", "coutrot2": "Coutrot_db2",
-               "etmd": "ETMD_av", "summe": "SumMe"}  # fmt: skip
+AV_DATASETS = {
+    "avad": "AVAD",
+    "diem": "DIEM",
+    "coutrot1": "Coutrot_db1",
+    "coutrot2": "Coutrot_db2",
+    "etmd": "ETMD_av",
+    "summe": "SumMe",
+}
 DEFAULT_METRICS = ("cc", "nss", "sim", "auc_judd", "kld")
 _IMG = (".png", ".jpg", ".jpeg", ".bmp")
 
@@ -101,7 +108,7 @@ def read_fixations(path: Path) -> np.ndarray:
             from scipy.io import loadmat
 
             data = loadmat(path)
-        except Exception as exc:  # noqa: BLE001 - any parse failure is a data error here
+        except Exception as exc:
             raise EvalError(f"{path}: unreadable .mat ({exc})") from None
         arrays = {k: v for k, v in data.items() if not k.startswith("__") and getattr(v, "ndim", 0) == 2}
         arr = arrays.get("eyeMap", next(iter(arrays.values()), None)) if arrays else None
@@ -139,9 +146,18 @@ def av_dataset(root: str | Path, dataset: str, split: int = 1) -> list[Video]:
         name, n, fps = parts[0], int(parts[1]), float(parts[2])
         ann = root / "annotations" / ds / name
         fix = _numbered(ann, "fixMap") or _numbered(ann / "fixation")
-        videos.append(Video(name, fps, n, str(root / "video_frames" / ds / name / "img_%05d.jpg"), "image2",
-                            str(root / "video_audio" / ds / name / f"{name}.wav"),
-                            _numbered(ann / "maps"), fix))  # fmt: skip
+        videos.append(
+            Video(
+                name,
+                fps,
+                n,
+                str(root / "video_frames" / ds / name / "img_%05d.jpg"),
+                "image2",
+                str(root / "video_audio" / ds / name / f"{name}.wav"),
+                _numbered(ann / "maps"),
+                fix,
+            )
+        )
     return videos
 
 
@@ -160,8 +176,9 @@ def dhf1k_dataset(root: str | Path) -> list[Video]:
                 stem = re.sub(r"\d+$", "", first[0].stem)
                 width = len(first[0].stem) - len(stem)
                 pattern = str(frames / f"{stem}%0{width}d{first[0].suffix}")
-        videos.append(Video(d.name, None, None, pattern, "image2", None, _numbered(d / "maps"),
-                            _numbered(d / "fixation")))  # fmt: skip
+        videos.append(
+            Video(d.name, None, None, pattern, "image2", None, _numbered(d / "maps"), _numbered(d / "fixation"))
+        )
     if not videos:
         raise EvalError(f"no video folders under {root}")
     return videos
@@ -204,14 +221,20 @@ def with_shuffle_pool(items: Sequence[Item], m: int = SHUFFLE_FRAMES) -> list[It
     return out
 
 
-def match(videos: Sequence[Video], predictions: str | Path, allow_missing: bool = False) -> tuple[list[Item], dict[str, Any]]:
+def match(
+    videos: Sequence[Video], predictions: str | Path, allow_missing: bool = False
+) -> tuple[list[Item], dict[str, Any]]:
     """Pair every annotated frame with its prediction; report what does not pair up."""
     predictions = Path(predictions)
     if not predictions.is_dir():
         raise EvalError(f"predictions folder not found: {predictions}")
     items: list[Item] = []
-    report: dict[str, Any] = {"missing_predictions": [], "missing_fixations": [], "unmatched_predictions": 0,
-                              "videos_without_maps": []}  # fmt: skip
+    report: dict[str, Any] = {
+        "missing_predictions": [],
+        "missing_fixations": [],
+        "unmatched_predictions": 0,
+        "videos_without_maps": [],
+    }
     for v in videos:
         if not v.maps:
             report["videos_without_maps"].append(v.name)
@@ -256,14 +279,20 @@ def score_item(item: Item, names: tuple[str, ...] = DEFAULT_METRICS) -> dict[str
             other = np.logical_or.reduce(maps)
         else:
             usable = tuple(n for n in usable if n != "auc_shuffled")
-    values.update(M.all_metrics(pred, gt, fix if fix is not None else gt > 0, other_fixations=other, names=usable, rng=rng))
+    values.update(
+        M.all_metrics(pred, gt, fix if fix is not None else gt > 0, other_fixations=other, names=usable, rng=rng)
+    )
     for n in names:
         values.setdefault(n, float("nan"))
     return values
 
 
-def evaluate(items: Sequence[Item], names: tuple[str, ...] = DEFAULT_METRICS, workers: int = 1,
-             progress: Callable[[Iterable[Any], int], Iterable[Any]] | None = None) -> dict[str, Any]:  # fmt: skip
+def evaluate(
+    items: Sequence[Item],
+    names: tuple[str, ...] = DEFAULT_METRICS,
+    workers: int = 1,
+    progress: Callable[[Iterable[Any], int], Iterable[Any]] | None = None,
+) -> dict[str, Any]:
     """Per-frame rows, per-video means and the mean over videos (NaN frames left out of means, counted)."""
     for n in names:
         if n not in M.METRICS:
@@ -286,8 +315,14 @@ def evaluate(items: Sequence[Item], names: tuple[str, ...] = DEFAULT_METRICS, wo
             entry[f"{n}_nan_frames"] = int((~np.isfinite(vals)).sum())
         per_video[v] = entry
     mean = {n: float(np.nanmean([e[n] for e in per_video.values()])) for n in names}
-    return {"metrics": list(names), "frames": rows, "videos": list(per_video.values()), "mean": mean,
-            "n_videos": len(per_video), "n_frames": len(rows)}  # fmt: skip
+    return {
+        "metrics": list(names),
+        "frames": rows,
+        "videos": list(per_video.values()),
+        "mean": mean,
+        "n_videos": len(per_video),
+        "n_frames": len(rows),
+    }
 
 
 def write_results(result: dict[str, Any], out: str | Path, settings: dict[str, Any]) -> tuple[Path, Path]:
@@ -308,15 +343,14 @@ def write_results(result: dict[str, Any], out: str | Path, settings: dict[str, A
 
 
 # ----------------------------------------------------------------------------- predicting
-def predict_video(model: Any, video: Video, out_dir: str | Path, steps: int = 4, batch: int = 1,
-                  seed: int = 0) -> int:  # fmt: skip
+def predict_video(model: Any, video: Video, out_dir: str | Path, steps: int = 4, batch: int = 1, seed: int = 0) -> int:
     """Run ``model`` (a loaded model, or a :class:`salrt.pipeline.Pipeline`) over one dataset video
     through the same :class:`~salrt.runtime.Runtime` as ``salrt run``, writing
     ``out_dir/<video>/<frame:05d>.png`` (1-based, what :func:`match` reads). Text-conditioned models
     run their AV variant (the saliency datasets have no captions)."""
     from salrt.backends import load_backend
     from salrt.io.contract import InputContract
-    from salrt.runtime import Runtime, RunOptions, Source
+    from salrt.runtime import RunOptions, Runtime, Source
     from salrt.sinks import PngSink
 
     if video.source is None:
@@ -329,8 +363,12 @@ def predict_video(model: Any, video: Video, out_dir: str | Path, steps: int = 4,
     opts = {"framerate": str(video.fps), "start_number": "1"} if video.source_format == "image2" and video.fps else None
     src = Source(str(video.source), format=video.source_format, options=opts, fps=video.fps, audio=audio)
     sink = PngSink(Path(out_dir) / video.name)
-    rt = Runtime(backend, [src], RunOptions(steps=steps, batch=batch, contract=contract, seed=seed),
-                 sinks_for=lambda i, info: [sink])  # fmt: skip
+    rt = Runtime(
+        backend,
+        [src],
+        RunOptions(steps=steps, batch=batch, contract=contract, seed=seed),
+        sinks_for=lambda i, info: [sink],
+    )
     stats = rt.run(handle_signals=False)
     if stats["errors"]:
         raise EvalError(f"{video.name}: {stats['errors'][0]}")

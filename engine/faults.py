@@ -18,8 +18,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -113,15 +114,30 @@ def check_outputs(out: Path) -> tuple[bool, list[str], int]:
                         pass
             elif p.suffix == ".json":
                 json.loads(p.read_text())
-        except Exception as exc:  # noqa: BLE001 - any failure to read is the finding
+        except Exception as exc:
             problems.append(f"{p.name}: {type(exc).__name__}: {exc}")
     return not problems, problems, frames
 
 
 def salrt_command(inputs: list[str], out: Path, *extra: str) -> list[str]:
     """``python -m salrt.cli run INPUTS -o OUT`` with the tiny config, random weights, every output."""
-    return [sys.executable, "-m", "salrt.cli", "run", *inputs, "-o", str(out), "--config", "tiny", "--random-weights",
-            "--steps", "1", "--outputs", "overlay,png,npy,npz", *extra]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "salrt.cli",
+        "run",
+        *inputs,
+        "-o",
+        str(out),
+        "--config",
+        "tiny",
+        "--random-weights",
+        "--steps",
+        "1",
+        "--outputs",
+        "overlay,png,npy,npz",
+        *extra,
+    ]
 
 
 def _clean_messages(stderr: str) -> list[str]:
@@ -133,13 +149,25 @@ def _clean_messages(stderr: str) -> list[str]:
     return bad
 
 
-def run_case(case: str, cmd: list[str], out: Path, timeout: float, stdin: bytes | None = None,
-             kill_after: float | None = None, sig: int = signal.SIGKILL) -> RunResult:  # fmt: skip
+def run_case(
+    case: str,
+    cmd: list[str],
+    out: Path,
+    timeout: float,
+    stdin: bytes | None = None,
+    kill_after: float | None = None,
+    sig: int = signal.SIGKILL,
+) -> RunResult:
     """Run ``cmd`` (optionally killed with ``sig`` after ``kill_after`` s) and check how it ended."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     t0 = time.monotonic()
-    p = subprocess.Popen(cmd, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)  # fmt: skip
+    p = subprocess.Popen(
+        cmd,
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     if stdin is not None:
         threading.Thread(target=_feed, args=(p, stdin), daemon=True).start()
     killed = False
@@ -192,7 +220,7 @@ class StallingServer:
             def log_message(self, *a: Any) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            def do_GET(self) -> None:
                 with outer.lock:
                     outer.connections += 1
                     me = outer.connections  # a newer connection takes the stream over
@@ -220,7 +248,7 @@ class StallingServer:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/live.ts"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def __enter__(self) -> "StallingServer":
+    def __enter__(self) -> StallingServer:
         self.thread.start()
         return self
 
@@ -234,8 +262,11 @@ def process_resources(pid: int) -> dict[str, float]:
     """RSS (MB), open file descriptors and threads of a running process (Linux /proc)."""
     status = Path(f"/proc/{pid}/status").read_text()
     fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-    return {"rss_mb": round(int(fields["VmRSS"].split()[0]) / 1024, 1), "fds": len(os.listdir(f"/proc/{pid}/fd")),
-            "threads": int(fields["Threads"])}  # fmt: skip
+    return {
+        "rss_mb": round(int(fields["VmRSS"].split()[0]) / 1024, 1),
+        "fds": len(os.listdir(f"/proc/{pid}/fd")),
+        "threads": int(fields["Threads"]),
+    }
 
 
 def sample_while(p: subprocess.Popen, every_s: float, until: Callable[[], bool]) -> list[dict[str, float]]:

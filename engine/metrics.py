@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
 from salrt.errors import UsageError
 
 EPS = 2.220446049250313e-16
@@ -175,8 +176,9 @@ def auc_borji(pred: Any, fixations: Any, n_rep: int = 100, step: float = 0.1, rn
 
 
 @_quiet
-def auc_shuffled(pred: Any, fixations: Any, other_fixations: Any, n_rep: int = 100, step: float = 0.1,
-                 rng: Rng = None) -> float:  # fmt: skip
+def auc_shuffled(
+    pred: Any, fixations: Any, other_fixations: Any, n_rep: int = 100, step: float = 0.1, rng: Rng = None
+) -> float:
     """Shuffled AUC: negatives drawn from fixations of other frames (``other_fixations``, same size)."""
     f = _fixations(fixations)
     other = _fixations(other_fixations).ravel()
@@ -188,14 +190,20 @@ def auc_shuffled(pred: Any, fixations: Any, other_fixations: Any, n_rep: int = 1
     s_fix = s[f.ravel()]
     n_fix = s_fix.shape[0]
     fixated = np.nonzero(other)[0]
-    perm = (rng.permutation if rng is not None else np.random.default_rng().permutation)
+    perm = rng.permutation if rng is not None else np.random.default_rng().permutation
     idx = np.asarray([perm(fixated.shape[0])[:n_fix] for _ in range(n_rep)])
     return _auc_sampled(s, s_fix, s[fixated[idx.T]], step)
 
 
-def all_metrics(pred: Any, gt_map: Any, fixations: Any, other_fixations: Any | None = None,
-                names: tuple[str, ...] = ("cc", "nss", "sim", "auc_judd", "kld"), rng: Rng = None,
-                jitter: bool = True) -> dict[str, float]:  # fmt: skip
+def all_metrics(
+    pred: Any,
+    gt_map: Any,
+    fixations: Any,
+    other_fixations: Any | None = None,
+    names: tuple[str, ...] = ("cc", "nss", "sim", "auc_judd", "kld"),
+    rng: Rng = None,
+    jitter: bool = True,
+) -> dict[str, float]:
     """The named metrics of one frame (``auc_shuffled`` needs ``other_fixations``)."""
     out: dict[str, float] = {}
     for n in names:

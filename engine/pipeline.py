@@ -31,17 +31,25 @@ class Pipeline:
     model: Any = None  # the torch model behind a torch backend (None for exports)
 
 
-def load_weights(model: str = "diffsal", *, checkpoint: str | None = None, random_weights: bool = False,
-                 config: Any = "paper", device: str = "cpu", backbones: dict[str, str] | None = None,
-                 seed: int = 0) -> Any:  # fmt: skip
+def load_weights(
+    model: str = "diffsal",
+    *,
+    checkpoint: str | None = None,
+    random_weights: bool = False,
+    config: Any = "paper",
+    device: str = "cpu",
+    backbones: dict[str, str] | None = None,
+    seed: int = 0,
+) -> Any:
     """A model in eval mode with its weights (refused without a checkpoint unless ``random_weights``:
     maps from untrained weights are meaningless), backbones loaded over them, gradients off."""
     torch = require("torch", "the torch backend")
     import salrt
 
     if checkpoint is None and not random_weights:
-        raise UsageError("no --checkpoint given: maps from untrained weights are meaningless "
-                         "(pass --random-weights for a smoke run)")  # fmt: skip
+        raise UsageError(
+            "no --checkpoint given: maps from untrained weights are meaningless (pass --random-weights for a smoke run)"
+        )
     m = salrt.load_model(model, checkpoint=checkpoint, device=device, config=config)
     if checkpoint is None:
         from salrt.testing import load_synthetic_weights
@@ -56,10 +64,21 @@ def load_weights(model: str = "diffsal", *, checkpoint: str | None = None, rando
     return m.eval()
 
 
-def load(model: str = "diffsal", *, checkpoint: str | None = None, random_weights: bool = False,
-         config: Any = "paper", backend: str = "torch", export_dir: str | None = None, device: str = "cpu",
-         kernels: str | None = None, captions: str | None = None, bpe: str | None = None,
-         backbones: dict[str, str] | None = None, seed: int = 0) -> Pipeline:  # fmt: skip
+def load(
+    model: str = "diffsal",
+    *,
+    checkpoint: str | None = None,
+    random_weights: bool = False,
+    config: Any = "paper",
+    backend: str = "torch",
+    export_dir: str | None = None,
+    device: str = "cpu",
+    kernels: str | None = None,
+    captions: str | None = None,
+    bpe: str | None = None,
+    backbones: dict[str, str] | None = None,
+    seed: int = 0,
+) -> Pipeline:
     """Build a :class:`Pipeline`. ``kernels``: ``"triton"``, ``"torch"`` or None (the model's Triton
     kernels on CUDA when it has any); ``captions``/``bpe``: a captions file or folder and CLIP's BPE
     merges for a text-conditioned model."""
@@ -74,8 +93,15 @@ def load(model: str = "diffsal", *, checkpoint: str | None = None, random_weight
         b = load_backend(backend, export_dir=export_dir, device=device)
         contract = InputContract.from_manifest(b.manifest)
     else:
-        net = load_weights(model, checkpoint=checkpoint, random_weights=random_weights, config=config, device=device,
-                           backbones=backbones, seed=seed)  # fmt: skip
+        net = load_weights(
+            model,
+            checkpoint=checkpoint,
+            random_weights=random_weights,
+            config=config,
+            device=device,
+            backbones=backbones,
+            seed=seed,
+        )
         on_cuda = str(device).startswith("cuda")
         if kernels is None:
             kernels = "triton" if on_cuda and net.triton_kernels() else "torch"
@@ -83,7 +109,9 @@ def load(model: str = "diffsal", *, checkpoint: str | None = None, random_weight
             from salrt.kernels import enable
 
             if not on_cuda and os.environ.get("TRITON_INTERPRET") != "1":
-                raise UsageError("--kernels triton needs --device cuda (or TRITON_INTERPRET=1 to run them interpreted on CPU)")
+                raise UsageError(
+                    "--kernels triton needs --device cuda (or TRITON_INTERPRET=1 to run them interpreted on CPU)"
+                )
             enable(net, force=not on_cuda)
         elif kernels != "torch":
             raise UsageError(f"unknown kernels {kernels!r}: triton or torch")

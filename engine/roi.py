@@ -92,8 +92,9 @@ def x264_quant_offsets(offsets: np.ndarray) -> bytes:
     return np.ascontiguousarray(offsets, np.float32).tobytes()
 
 
-def ffmpeg_regions(offsets: np.ndarray, block: int, frame_hw: tuple[int, int], levels: int = 9,
-                   min_abs: float = 0.5) -> list[dict[str, Any]]:  # fmt: skip
+def ffmpeg_regions(
+    offsets: np.ndarray, block: int, frame_hw: tuple[int, int], levels: int = 9, min_abs: float = 0.5
+) -> list[dict[str, Any]]:
     """FFmpeg regions of interest: offsets quantised to ``levels`` values, equal neighbours in a row
     merged into one rectangle; ``qoffset`` = offset / 25 as FFmpeg's ROI side data expects.
     Blocks with |offset| < ``min_abs`` get no region."""
@@ -109,9 +110,15 @@ def ffmpeg_regions(offsets: np.ndarray, block: int, frame_hw: tuple[int, int], l
             while c1 + 1 < q.shape[1] and q[r, c1 + 1] == q[r, c0]:
                 c1 += 1
             if abs(q[r, c0]) >= min_abs:
-                regions.append({"top": r * block, "bottom": min((r + 1) * block, h), "left": c0 * block,
-                                "right": min((c1 + 1) * block, w),
-                                "qoffset": float(np.clip(q[r, c0] / FFMPEG_ROI_QP_RANGE, -1, 1))})  # fmt: skip
+                regions.append(
+                    {
+                        "top": r * block,
+                        "bottom": min((r + 1) * block, h),
+                        "left": c0 * block,
+                        "right": min((c1 + 1) * block, w),
+                        "qoffset": float(np.clip(q[r, c0] / FFMPEG_ROI_QP_RANGE, -1, 1)),
+                    }
+                )
             c0 = c1 + 1
     return regions
 
@@ -123,6 +130,8 @@ def addroi_filter_args(regions: list[dict[str, Any]]) -> list[str]:
     out = []
     for r in regions:
         qo = Fraction(r["qoffset"]).limit_denominator(1000)
-        out.append(f"x={r['left']}:y={r['top']}:w={r['right'] - r['left']}:h={r['bottom'] - r['top']}:"
-                   f"qoffset={qo.numerator}/{qo.denominator}:clear=0")  # fmt: skip
+        out.append(
+            f"x={r['left']}:y={r['top']}:w={r['right'] - r['left']}:h={r['bottom'] - r['top']}:"
+            f"qoffset={qo.numerator}/{qo.denominator}:clear=0"
+        )
     return out

@@ -19,8 +19,9 @@ import re
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -49,7 +50,7 @@ class Source:
     audio: str | None = None
 
     @classmethod
-    def of(cls, source: "str | Source") -> "Source":
+    def of(cls, source: str | Source) -> Source:
         if isinstance(source, Source):
             return source
         src = str(source)
@@ -167,8 +168,13 @@ class _StageStats:
 
     def summary(self, wall: float) -> dict[str, float]:
         d = np.array(self.depths or [0])
-        return {"items": self.count, "busy_s": round(self.busy_s, 3), "per_s": round(self.count / wall, 3) if wall else 0,
-                "queue_depth_mean": round(float(d.mean()), 2), "queue_depth_max": int(d.max())}  # fmt: skip
+        return {
+            "items": self.count,
+            "busy_s": round(self.busy_s, 3),
+            "per_s": round(self.count / wall, 3) if wall else 0,
+            "queue_depth_mean": round(float(d.mean()), 2),
+            "queue_depth_max": int(d.max()),
+        }
 
 
 class Runtime:
@@ -179,11 +185,17 @@ class Runtime:
     atomically every ``options.stats_interval_s`` seconds and at the end.
     """
 
-    def __init__(self, backend: Any, sources: Sequence[str | Source], options: RunOptions,
-                 sinks_for: Callable[[int, Any], list[Any]] | None = None,
-                 on_map: Callable[[int, int, float, np.ndarray], None] | None = None,
-                 keep_frames: bool = False, progress: Callable[[int], None] | None = None,
-                 stats_path: str | Path | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        backend: Any,
+        sources: Sequence[str | Source],
+        options: RunOptions,
+        sinks_for: Callable[[int, Any], list[Any]] | None = None,
+        on_map: Callable[[int, int, float, np.ndarray], None] | None = None,
+        keep_frames: bool = False,
+        progress: Callable[[int], None] | None = None,
+        stats_path: str | Path | None = None,
+    ) -> None:
         self.backend, self.opt = backend, options
         self.specs = [Source.of(s) for s in sources]
         self.sources = [s.path for s in self.specs]
@@ -210,9 +222,14 @@ class Runtime:
     # -- stages ------------------------------------------------------------------------------
     def _open(self, i: int) -> Any:
         o, spec = self.opt, self.specs[i]
-        return open_media(spec.path, stride=o.stride, keep_frames=self.keep_frames,
-                          timeout=o.timeout_s if spec.is_stream else None, **spec.open_kwargs(),
-                          **o.contract.media_options())  # fmt: skip
+        return open_media(
+            spec.path,
+            stride=o.stride,
+            keep_frames=self.keep_frames,
+            timeout=o.timeout_s if spec.is_stream else None,
+            **spec.open_kwargs(),
+            **o.contract.media_options(),
+        )
 
     def _decode(self, i: int) -> None:
         attempt, delivered, last_time = 0, -1, 0.0
@@ -225,8 +242,9 @@ class Runtime:
                     media = self._open(i)
                 except MediaError as exc:
                     if attempt >= self.opt.retries or not spec.is_stream:
-                        self.errors.append(str(exc) if attempt == 0 else
-                                           f"{spec.path}: stream lost after {attempt} retries ({exc})")  # fmt: skip
+                        self.errors.append(
+                            str(exc) if attempt == 0 else f"{spec.path}: stream lost after {attempt} retries ({exc})"
+                        )
                         return
                     attempt += 1
                     time.sleep(self.opt.backoff_s * 2 ** (attempt - 1))
@@ -236,9 +254,14 @@ class Runtime:
                     live = not media.info.duration_s  # no declared length: a live source goes on from now
                     shift = (delivered + 1, last_time + gap) if live else None
                     self.gaps[i].append(round(gap, 2))
-                    self.warnings.append(f"{spec.path}: no data for {gap:.1f} s; reconnected (attempt {attempt}), "
-                                         + ("frames continue from the live stream's present" if live else
-                                            "frames already delivered are skipped"))  # fmt: skip
+                    self.warnings.append(
+                        f"{spec.path}: no data for {gap:.1f} s; reconnected (attempt {attempt}), "
+                        + (
+                            "frames continue from the live stream's present"
+                            if live
+                            else "frames already delivered are skipped"
+                        )
+                    )
                     lost_at = None
                 self.infos[i] = media.info
                 self.media_stats[i] = media.stats
@@ -267,7 +290,7 @@ class Runtime:
                 time.sleep(self.opt.backoff_s * 2 ** (attempt - 1))
             if not self.stop.is_set():
                 self._check_input(i)
-        except Exception as exc:  # noqa: BLE001 - one broken input is reported, the others go on
+        except Exception as exc:
             self.errors.append(f"{spec.path}: {type(exc).__name__}: {exc}")
         finally:
             self.clips.put(("eof", i))
@@ -280,20 +303,28 @@ class Runtime:
         if st is None or info is None:
             return
         if st.video_frames == 0:
-            hint = (" (an MP4 whose index is at the end cannot be read from a pipe: pass the file, or remux it "
-                    "with -movflags +faststart)" if self.sources[i] == "-" else "")  # fmt: skip
+            hint = (
+                " (an MP4 whose index is at the end cannot be read from a pipe: pass the file, or remux it "
+                "with -movflags +faststart)"
+                if self.sources[i] == "-"
+                else ""
+            )
             self.errors.append(f"{name}: no video frame could be decoded{hint}")
             return
         if info.duration_s and info.fps and not self.specs[i].is_stream:
             decoded_s = st.video_frames / info.fps
             missing = int(round((info.duration_s - decoded_s) * info.fps))
             if missing > max(2, 0.02 * info.duration_s * info.fps):
-                self.warnings.append(f"{name}: input ended early: {st.video_frames} frames decoded, about "
-                                     f"{missing} more expected from its declared duration {info.duration_s:.2f} s "
-                                     f"(truncated or damaged file)")  # fmt: skip
+                self.warnings.append(
+                    f"{name}: input ended early: {st.video_frames} frames decoded, about "
+                    f"{missing} more expected from its declared duration {info.duration_s:.2f} s "
+                    f"(truncated or damaged file)"
+                )
         if st.corrupt_packets or st.read_errors:
-            self.warnings.append(f"{name}: skipped {st.corrupt_packets} corrupt packet(s), {st.read_errors} read "
-                                 f"error(s); every decoded frame has a map")  # fmt: skip
+            self.warnings.append(
+                f"{name}: skipped {st.corrupt_packets} corrupt packet(s), {st.read_errors} read "
+                f"error(s); every decoded frame has a map"
+            )
 
     def _put_clip(self, job: _Job) -> None:
         self.stats["decode"].depths.append(self.clips.qsize())
@@ -364,8 +395,14 @@ class Runtime:
         ctx = self.opt.contract.text_context
         if ctx:  # text-conditioned model: caption ids per clip, zeros (its AV variant) without captions
             cap = self.opt.captions
-            conditions["text"] = np.stack([cap.tokens(self.sources[j.source], j.clip.target_index, j.clip.target_time)
-                                           if cap is not None else np.zeros(ctx, np.int64) for j in jobs])  # fmt: skip
+            conditions["text"] = np.stack(
+                [
+                    cap.tokens(self.sources[j.source], j.clip.target_index, j.clip.target_time)
+                    if cap is not None
+                    else np.zeros(ctx, np.int64)
+                    for j in jobs
+                ]
+            )
         maps = to_numpy(self.backend.sample(video, audio, steps=self.opt.steps, noise=noise, **conditions))
         self.stats["model"].busy_s += time.perf_counter() - t
         self.stats["model"].count += len(jobs)
@@ -398,7 +435,7 @@ class Runtime:
                             w = (idx - prev[0]) / (tgt[0] - prev[0])
                             m = (1 - w) * prev[2] + w * sal
                         self._emit(i, sinks, idx, ts, rgb, m)
-                except Exception as exc:  # noqa: BLE001 - a failing output stops the run, reported
+                except Exception as exc:
                     self.errors.append(f"{self.sources[i]}: output failed: {type(exc).__name__}: {exc}")
                     failed = True
                     self.stop.set()
@@ -413,7 +450,7 @@ class Runtime:
             for s in sinks:
                 try:
                     s.close()
-                except Exception as exc:  # noqa: BLE001 - report, keep closing the others
+                except Exception as exc:
                     self.errors.append(f"{self.sources[i]}: closing {type(s).__name__}: {exc}")
 
     def _emit(self, i: int, sinks: list[Any], idx: int, ts: float, rgb: np.ndarray | None, m: np.ndarray) -> None:
@@ -429,10 +466,14 @@ class Runtime:
     def run(self, handle_signals: bool = True) -> RunStats:
         """Run to the end (or until Ctrl-C/SIGTERM); outputs are finalised either way."""
         self._t0, self._cpu0 = time.perf_counter(), time.process_time()
-        threads = [threading.Thread(target=self._decode, args=(i,), name=f"decode-{i}", daemon=True)
-                   for i in range(len(self.sources))]  # fmt: skip
-        threads += [threading.Thread(target=self._write, args=(i,), name=f"write-{i}", daemon=True)
-                    for i in range(len(self.sources))]  # fmt: skip
+        threads = [
+            threading.Thread(target=self._decode, args=(i,), name=f"decode-{i}", daemon=True)
+            for i in range(len(self.sources))
+        ]
+        threads += [
+            threading.Thread(target=self._write, args=(i,), name=f"write-{i}", daemon=True)
+            for i in range(len(self.sources))
+        ]
         model = threading.Thread(target=self._model_guard, name="model", daemon=True)
         old = {}
         if handle_signals and threading.current_thread() is threading.main_thread():
@@ -465,18 +506,27 @@ class Runtime:
         """The run's statistics so far (``latency_ms`` values are None before the first map)."""
         wall = time.perf_counter() - self._t0
         lat = np.array(self.latencies) * 1e3
-        pct = {p: (round(float(np.percentile(lat, q)), 2) if lat.size else None)
-               for p, q in (("p50", 50), ("p95", 95), ("p99", 99))}  # fmt: skip
+        pct = {
+            p: (round(float(np.percentile(lat, q)), 2) if lat.size else None)
+            for p, q in (("p50", 50), ("p95", 95), ("p99", 99))
+        }
         return RunStats(
-            inputs=list(self.sources), wall_s=round(wall, 3), interrupted=interrupted,
-            frames_out=list(self.frames_out), fps_out=round(sum(self.frames_out) / wall, 3) if wall else 0,
+            inputs=list(self.sources),
+            wall_s=round(wall, 3),
+            interrupted=interrupted,
+            frames_out=list(self.frames_out),
+            fps_out=round(sum(self.frames_out) / wall, 3) if wall else 0,
             clips_per_s=round(self.stats["model"].count / wall, 3) if wall else 0,
-            dropped_clips=list(self.dropped), discarded_on_stop=list(self.discarded), latency_ms=pct,
+            dropped_clips=list(self.dropped),
+            discarded_on_stop=list(self.discarded),
+            latency_ms=pct,
             stages={k: v.summary(wall) for k, v in self.stats.items()},
             cpu_utilisation=round((time.process_time() - self._cpu0) / wall, 3) if wall else 0,
             media=[dataclasses.asdict(s) if s is not None else None for s in self.media_stats],
-            stream_gaps_s=[list(g) for g in self.gaps], warnings=list(self.warnings), errors=list(self.errors),
-        )  # fmt: skip
+            stream_gaps_s=[list(g) for g in self.gaps],
+            warnings=list(self.warnings),
+            errors=list(self.errors),
+        )
 
     def _save_stats(self, stats: RunStats) -> None:
         from salrt.sinks import atomic_write
@@ -490,7 +540,7 @@ class Runtime:
     def _model_guard(self) -> None:
         try:
             self._model()
-        except Exception as exc:  # noqa: BLE001 - stop everything, report one line
+        except Exception as exc:
             self.errors.append(f"model: {type(exc).__name__}: {exc}")
             self.stop.set()
             for q in self.outs:
@@ -505,10 +555,13 @@ class Runtime:
 def _shifted(clip: Any, frames: int, seconds: float) -> Any:
     """``clip`` with its frame indices and times moved on by ``frames`` / ``seconds``."""
     return dataclasses.replace(
-        clip, target_index=clip.target_index + frames, target_time=clip.target_time + seconds,
-        frame_indices=tuple(k + frames for k in clip.frame_indices), timestamps=tuple(t + seconds for t in clip.timestamps),
+        clip,
+        target_index=clip.target_index + frames,
+        target_time=clip.target_time + seconds,
+        frame_indices=tuple(k + frames for k in clip.frame_indices),
+        timestamps=tuple(t + seconds for t in clip.timestamps),
         new_frames=tuple((k + frames, t + seconds, rgb) for k, t, rgb in clip.new_frames),
-    )  # fmt: skip
+    )
 
 
 def expected_frames(sources: Sequence[str | Source]) -> int | None:
@@ -522,8 +575,11 @@ def expected_frames(sources: Sequence[str | Source]) -> int | None:
         try:
             with av.open(src.path) as c:
                 vs = c.streams.video[0]
-                n = vs.frames or (int(float(vs.duration * vs.time_base) * float(vs.average_rate))
-                                  if vs.duration and vs.average_rate else 0)  # fmt: skip
+                n = vs.frames or (
+                    int(float(vs.duration * vs.time_base) * float(vs.average_rate))
+                    if vs.duration and vs.average_rate
+                    else 0
+                )
         except (av.FFmpegError, IndexError, OSError):
             return None
         if not n:
@@ -540,8 +596,9 @@ def is_stream(source: str) -> bool:
 _is_stream = is_stream
 
 
-def stream(source: str | Source, *, model: Any = None, backend: Any = None, pipeline: Any = None,
-           **options: Any) -> Iterator[tuple[float, np.ndarray]]:  # fmt: skip
+def stream(
+    source: str | Source, *, model: Any = None, backend: Any = None, pipeline: Any = None, **options: Any
+) -> Iterator[tuple[float, np.ndarray]]:
     """Iterate ``(timestamp_s, saliency)`` for every frame of ``source`` (saliency: (H, W) float32
     in 0..1 at the model's resolution). Pass a :class:`salrt.pipeline.Pipeline`, a loaded ``model``
     or any ``backend`` (with ``contract=`` among the options)."""
@@ -592,8 +649,13 @@ def output_stems(sources: Sequence[str | Source]) -> list[str]:
     return stems
 
 
-def default_sinks(outdir: Path, outputs: Sequence[str], settings: dict[str, Any], source_size: bool = False,
-                  sources: Sequence[str | Source] | None = None) -> Callable[[int, Any], list[Any]]:  # fmt: skip
+def default_sinks(
+    outdir: Path,
+    outputs: Sequence[str],
+    settings: dict[str, Any],
+    source_size: bool = False,
+    sources: Sequence[str | Source] | None = None,
+) -> Callable[[int, Any], list[Any]]:
     """The CLI's sinks: ``<outdir>/<stem>{_overlay.mp4, _maps/, _maps.npy, _maps.npz, .json}`` with a
     distinct stem per input (:func:`output_stems`); ``sources`` default to ``settings["inputs"]``."""
     from salrt import sinks as S
@@ -606,8 +668,7 @@ def default_sinks(outdir: Path, outputs: Sequence[str], settings: dict[str, Any]
         size = (info.height, info.width) if source_size and info else None
         out: list[Any] = []
         if "overlay" in outputs:
-            out.append(S.OverlaySink(outdir / f"{stem}_overlay.mp4", info.fps if info else 25.0,
-                                     src.audio or src.path))  # fmt: skip
+            out.append(S.OverlaySink(outdir / f"{stem}_overlay.mp4", info.fps if info else 25.0, src.audio or src.path))
         if "png" in outputs:
             out.append(S.PngSink(outdir / f"{stem}_maps", size))
         for kind in ("npy", "npz"):

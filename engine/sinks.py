@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from salrt.errors import SalrtError
-from salrt.io.imaging import colormap_jet, resize_map, to_u8  # noqa: F401 - re-exported
+from salrt.io.imaging import colormap_jet, resize_map, to_u8
 
 SINKS = ("overlay", "png", "npy", "npz")
 log = logging.getLogger("salrt.sinks")
@@ -148,19 +148,25 @@ class AudioPassthrough:
         if not self.source or self.source == "-" or not Path(self.source).is_file():
             if self.quiet:
                 return
-            log.warning("%s: the overlay has no audio track (audio is copied from files only, not from "
-                        "streams or stdin)", self.source if self.source != "-" else "stdin")  # fmt: skip
+            log.warning(
+                "%s: the overlay has no audio track (audio is copied from files only, not from streams or stdin)",
+                self.source if self.source != "-" else "stdin",
+            )
             return
         try:
             self._src = av.open(self.source)
             src = self._src.streams.audio[0] if self._src.streams.audio else None
             if src is not None and not (src.codec_context.sample_rate and src.codec_context.layout.nb_channels):
-                log.warning("%s: its audio stream has no sample rate or channels (damaged); the output has no "
-                            "audio track", self.source)  # fmt: skip
+                log.warning(
+                    "%s: its audio stream has no sample rate or channels (damaged); the output has no audio track",
+                    self.source,
+                )
             elif src is not None:
                 cc = src.codec_context
                 # ADTS AAC (MPEG-TS, .aac: no extradata) needs a header MP4 cannot write before the first packet
-                if "mp4" in container.format.name and (cc.name not in _MP4_AUDIO or cc.name == "aac" and not cc.extradata):
+                if "mp4" in container.format.name and (
+                    cc.name not in _MP4_AUDIO or cc.name == "aac" and not cc.extradata
+                ):
                     cc = src.codec_context
                     n = cc.layout.nb_channels
                     layout = {1: "mono", 2: "stereo", 6: "5.1"}.get(n, "stereo")  # AAC needs a named layout
@@ -199,8 +205,9 @@ class AudioPassthrough:
                         pkt.stream = self.stream
                         container.mux(pkt)
                     except av.FFmpegError as exc:  # a damaged packet (timestamps): the audio ends here
-                        log.warning("%s: audio copy stopped at %.2f s (%s)", self.source, t - self._t0,
-                                    exc.strerror or exc)  # fmt: skip
+                        log.warning(
+                            "%s: audio copy stopped at %.2f s (%s)", self.source, t - self._t0, exc.strerror or exc
+                        )
                         self._close_source()
                         return
                     continue
@@ -247,11 +254,14 @@ class VideoFileSink:
         import av
 
         # fragmented: a moov up front, a fragment per keyframe (one per second), each flushed to disk
-        opts = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"} if self.fragmented else {}
+        opts = (
+            {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"} if self.fragmented else {}
+        )
         return av.open(str(self.path), "w", options=opts)
 
-    def _add_video(self, codec: str, h: int, w: int, options: dict[str, str] | None = None,
-                   bit_rate: int | None = None) -> Any:  # fmt: skip
+    def _add_video(
+        self, codec: str, h: int, w: int, options: dict[str, str] | None = None, bit_rate: int | None = None
+    ) -> Any:
         """The yuv420p video stream at the source fps, the audio stream, and the file header. An
         audio stream the container refuses at the header (damaged parameters) is left out, warned."""
         import av
@@ -275,8 +285,12 @@ class VideoFileSink:
             except av.FFmpegError as exc:
                 if not with_audio or self.audio.stream is None:
                     raise
-                log.warning("%s: the source's audio cannot be written (%s); %s has no audio track", self.source,
-                            exc.strerror or exc, self.path.name)  # fmt: skip
+                log.warning(
+                    "%s: the source's audio cannot be written (%s); %s has no audio track",
+                    self.source,
+                    exc.strerror or exc,
+                    self.path.name,
+                )
                 self.audio = AudioPassthrough(None, quiet=True)
                 self.container.close()
                 self.container = self._open_container()
@@ -325,8 +339,14 @@ class OverlaySink(VideoFileSink):
         if self.stream is None:
             h, w = frame.shape[:2]
             if (h, w) != (h2, w2):
-                log.warning("%s: %dx%d frames padded to %dx%d in the overlay (H.264 4:2:0 needs even sizes)",
-                            self.path.name, w, h, w2, h2)  # fmt: skip
+                log.warning(
+                    "%s: %dx%d frames padded to %dx%d in the overlay (H.264 4:2:0 needs even sizes)",
+                    self.path.name,
+                    w,
+                    h,
+                    w2,
+                    h2,
+                )
             # a preview: above 1080p x264's lighter preset (4K: ~180 MB of encoder memory instead of ~600)
             opts = {"preset": "ultrafast" if h2 * w2 > 1920 * 1088 else "veryfast"} if self.codec == "libx264" else None
             self._add_video(self.codec, h2, w2, opts)
@@ -428,6 +448,7 @@ class JsonSidecar:
         self.n = 0
         self._last, self._cost = _time.monotonic(), 0.0
         self._save()  # exists (valid, no frames yet) from the start
+
     def write(self, index: int, time: float, frame: np.ndarray | None, sal: np.ndarray) -> None:
         if self.n == len(self.rows):
             self.rows = np.concatenate([self.rows, np.zeros_like(self.rows)])
@@ -439,8 +460,10 @@ class JsonSidecar:
 
     @property
     def frames(self) -> list[dict[str, Any]]:
-        return [{"frame": int(i), "time": round(float(t), 6), "mean": float(m), "peak": [int(r), int(c)]}
-                for i, t, m, r, c in self.rows[: self.n]]  # fmt: skip
+        return [
+            {"frame": int(i), "time": round(float(t), 6), "mean": float(m), "peak": [int(r), int(c)]}
+            for i, t, m, r, c in self.rows[: self.n]
+        ]
 
     def _save(self) -> None:
         t0 = _time.monotonic()

@@ -14,14 +14,15 @@ import hashlib
 import io
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from salrt.errors import SalrtError, ExportError
+from salrt.errors import ExportError
 from salrt.export.manifest import graph_order
 from salrt.io.contract import InputContract
 from salrt.metrics import pearson
@@ -48,7 +49,7 @@ class BatchSpec:
         return not (self.min == self.opt == self.max)
 
     @classmethod
-    def parse(cls, text: str) -> "BatchSpec":
+    def parse(cls, text: str) -> BatchSpec:
         """``"4"`` or ``"1:4:16"``."""
         try:
             parts = [int(x) for x in str(text).split(":")]
@@ -61,7 +62,9 @@ class BatchSpec:
         return cls(*parts)
 
 
-def random_inputs(spec: dict[str, tuple[int, ...]], seed: int, dtype: np.dtype, num_timesteps: int = 1000) -> dict[str, np.ndarray]:
+def random_inputs(
+    spec: dict[str, tuple[int, ...]], seed: int, dtype: np.dtype, num_timesteps: int = 1000
+) -> dict[str, np.ndarray]:
     """Random (never zero) inputs for one graph; ``t`` is a random timestep."""
     rng = np.random.default_rng(seed)
     out = {}
@@ -90,15 +93,30 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _trace(module: nn.Module, args: tuple[torch.Tensor, ...], names_in: list[str], names_out: list[str],
-           batch: BatchSpec, opset: int) -> Any:  # fmt: skip
+def _trace(
+    module: nn.Module,
+    args: tuple[torch.Tensor, ...],
+    names_in: list[str],
+    names_out: list[str],
+    batch: BatchSpec,
+    opset: int,
+) -> Any:
     import onnx
 
     axes = {n: {0: "batch"} for n in [*names_in, *names_out]} if batch.dynamic else None
     buf = io.BytesIO()
     with torch.no_grad():
-        torch.onnx.export(module, args, buf, input_names=names_in, output_names=names_out, opset_version=opset,
-                          dynamic_axes=axes, dynamo=False, do_constant_folding=True)  # fmt: skip
+        torch.onnx.export(
+            module,
+            args,
+            buf,
+            input_names=names_in,
+            output_names=names_out,
+            opset_version=opset,
+            dynamic_axes=axes,
+            dynamo=False,
+            do_constant_folding=True,
+        )
     return onnx.load_from_string(buf.getvalue())
 
 
@@ -144,7 +162,9 @@ def ort_session(path: str | Path, providers: list[str] | None = None) -> Any:
     return ort.InferenceSession(str(path), opts, providers=providers or ["CPUExecutionProvider"])
 
 
-def validate(path: Path, module: nn.Module, spec: dict[str, Any], fp16: bool, batch: int, seed: int = 0) -> dict[str, Any]:
+def validate(
+    path: Path, module: nn.Module, spec: dict[str, Any], fp16: bool, batch: int, seed: int = 0
+) -> dict[str, Any]:
     """Run the graph in onnxruntime and the module in PyTorch (fp32) on the same random inputs."""
     inputs = random_inputs({k: (batch, *v[1:]) for k, v in spec["inputs"].items()}, seed, np.float32)
     sess = ort_session(path)
@@ -168,10 +188,20 @@ def check_opset(opset: int) -> None:
         raise ExportError(f"opset {opset} outside 9..20 (the range TensorRT 10 parses)")
 
 
-def export_onnx(model: nn.Module, out_dir: str | Path, *, precision: str = "fp32", batch: BatchSpec | str = "1",
-                opset: int = 17, steps: int = 4, graphs: tuple[str, ...] | None = None, simplify: bool = True,
-                check_batches: tuple[int, ...] | None = None, log: Callable[[str], None] | None = None,
-                fp16_min_cc: float = 0.99) -> dict[str, Any]:  # fmt: skip
+def export_onnx(
+    model: nn.Module,
+    out_dir: str | Path,
+    *,
+    precision: str = "fp32",
+    batch: BatchSpec | str = "1",
+    opset: int = 17,
+    steps: int = 4,
+    graphs: tuple[str, ...] | None = None,
+    simplify: bool = True,
+    check_batches: tuple[int, ...] | None = None,
+    log: Callable[[str], None] | None = None,
+    fp16_min_cc: float = 0.99,
+) -> dict[str, Any]:
     """Export, simplify, check and validate; write the graphs and ``manifest.json``; return the manifest."""
     import onnx
 
@@ -204,26 +234,45 @@ def export_onnx(model: nn.Module, out_dir: str | Path, *, precision: str = "fp32
 
             half.append(copy.deepcopy(model).half())
         return half[0]
+
     spec = model.graph_io(bs.opt)
     modules = model.export_graphs(steps)
     manifest: dict[str, Any] = {
-        "format": "salrt-onnx/1", "model": model.name, "config": model.config.to_dict(), "precision": precision,
-        "batch": dataclasses.asdict(bs), "opset": opset, "steps": steps, "eta": 0.0,
-        "kind": model.kind, "contract": InputContract.of(model.config).to_dict(),
+        "format": "salrt-onnx/1",
+        "model": model.name,
+        "config": model.config.to_dict(),
+        "precision": precision,
+        "batch": dataclasses.asdict(bs),
+        "opset": opset,
+        "steps": steps,
+        "eta": 0.0,
+        "kind": model.kind,
+        "contract": InputContract.of(model.config).to_dict(),
         "graph_roles": model.graph_roles(),
         "timesteps": [s.t for s in model.scheduler.timesteps(steps)] if model.kind == "diffusion" else [],
         "alphas_cumprod": [float(a) for a in model.scheduler.alphas_cumprod] if model.kind == "diffusion" else [],
         "adaptive_max_steps": int(model.config.max_steps) if hasattr(model, "raw_step_count") else None,
-        "preprocessing": {"video": {"layout": "B,3,T,H,W RGB", "range": "0..255 then (x - mean) / std",
-                                    "mean": list(imaging.VIDEO_MEAN), "std": list(imaging.VIDEO_STD),
-                                    "resize": "reference (Pillow 9.4 bicubic 320x240, then bilinear)"},
-                          "audio": A.describe() if model.config.audio_format == "logmel" else
-                                   {"format": "mono waveform", "rate": A.WAVEFORM_RATE, "samples": model.config.audio_samples,
-                                    "segments": "one Hann-windowed segment per frame, centred in the buffer"},
-                          "noise": "x_T ~ N(0, I), shape of the map"},
+        "preprocessing": {
+            "video": {
+                "layout": "B,3,T,H,W RGB",
+                "range": "0..255 then (x - mean) / std",
+                "mean": list(imaging.VIDEO_MEAN),
+                "std": list(imaging.VIDEO_STD),
+                "resize": "reference (Pillow 9.4 bicubic 320x240, then bilinear)",
+            },
+            "audio": A.describe()
+            if model.config.audio_format == "logmel"
+            else {
+                "format": "mono waveform",
+                "rate": A.WAVEFORM_RATE,
+                "samples": model.config.audio_samples,
+                "segments": "one Hann-windowed segment per frame, centred in the buffer",
+            },
+            "noise": "x_T ~ N(0, I), shape of the map",
+        },
         "versions": {"torch": torch.__version__, "onnx": onnx.__version__},
         "graphs": {},
-    }  # fmt: skip
+    }
     for name in graphs:
         t0 = time.perf_counter()
         module = modules[name].eval()
@@ -245,24 +294,39 @@ def export_onnx(model: nn.Module, out_dir: str | Path, *, precision: str = "fp32
         onnx.save(m, str(path))
         after = {"nodes": len(m.graph.node), "ops": _op_counts(m), "bytes": path.stat().st_size}
         say(f"{name}: validating in onnxruntime")
-        checks = [validate(path, module, gspec, precision == "fp16", b) for b in
-                  (check_batches or ((bs.min, bs.max) if bs.dynamic else (bs.opt,)))]  # fmt: skip
+        checks = [
+            validate(path, module, gspec, precision == "fp16", b)
+            for b in (check_batches or ((bs.min, bs.max) if bs.dynamic else (bs.opt,)))
+        ]
         for c in checks:
             for oname, e in c["outputs"].items():
                 if precision == "fp32" and not e["max_abs"] <= FP32_TOLERANCE:
-                    raise ExportError(f"{name}.onnx validation failed: {oname} differs from PyTorch by "
-                                      f"{e['max_abs']:.2e} (> {FP32_TOLERANCE:g}) at batch {c['batch']}")  # fmt: skip
+                    raise ExportError(
+                        f"{name}.onnx validation failed: {oname} differs from PyTorch by "
+                        f"{e['max_abs']:.2e} (> {FP32_TOLERANCE:g}) at batch {c['batch']}"
+                    )
                 if precision == "fp16" and not (e["cc"] >= fp16_min_cc or np.isnan(e["cc"])):
-                    raise ExportError(f"{name}.onnx fp16 validation failed: CC {e['cc']:.4f} < {fp16_min_cc} on {oname}")
+                    raise ExportError(
+                        f"{name}.onnx fp16 validation failed: CC {e['cc']:.4f} < {fp16_min_cc} on {oname}"
+                    )
         manifest["graphs"][name] = {
-            "file": path.name, "sha256": _sha256(path),
-            "inputs": {k: {"shape": ["batch", *v[1:]], "dtype": "int64" if k in ("t", "text") else
-                           ("float16" if precision == "fp16" else "float32")} for k, v in gspec["inputs"].items()},
-            "outputs": {k: {"shape": ["batch", *v[1:]], "dtype": "float16" if precision == "fp16" else "float32"}
-                        for k, v in gspec["outputs"].items()},
-            "before_simplify": before, "after_simplify": after, "validation": checks,
+            "file": path.name,
+            "sha256": _sha256(path),
+            "inputs": {
+                k: {
+                    "shape": ["batch", *v[1:]],
+                    "dtype": "int64" if k in ("t", "text") else ("float16" if precision == "fp16" else "float32"),
+                }
+                for k, v in gspec["inputs"].items()
+            },
+            "outputs": {
+                k: {"shape": ["batch", *v[1:]], "dtype": "float16" if precision == "fp16" else "float32"}
+                for k, v in gspec["outputs"].items()
+            },
+            "before_simplify": before,
+            "after_simplify": after,
+            "validation": checks,
             "export_seconds": round(time.perf_counter() - t0, 2),
-        }  # fmt: skip
+        }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return manifest
-

@@ -11,10 +11,11 @@ import hashlib
 import json
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from salrt.errors import SalrtError, TensorRTError
+from salrt.errors import TensorRTError
 
 OPS_FILE = Path(__file__).with_name("tensorrt_onnx_ops.json")
 _RESIZE_MODES = {"nearest", "linear"}
@@ -65,8 +66,13 @@ def gpu_name() -> str:
     except ImportError:
         pass
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
-                             text=True, timeout=10, check=True)  # fmt: skip
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
         return out.stdout.strip().splitlines()[0]
     except (OSError, subprocess.SubprocessError, IndexError):
         raise TensorRTError("no CUDA GPU found: TensorRT engines are built for a GPU") from None
@@ -78,10 +84,17 @@ def engine_key(onnx_sha256: str, trt_version: str, gpu: str, precision: str, pro
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
-def build_engine(onnx_path: str | Path, out_path: str | Path, *, precision: str = "fp16",
-                 profile: dict[str, int] | None = None, workspace_gib: float = 4.0,
-                 timing_cache: str | Path | None = None, trt: Any = None,
-                 log: Callable[[str], None] | None = None) -> dict[str, Any]:  # fmt: skip
+def build_engine(
+    onnx_path: str | Path,
+    out_path: str | Path,
+    *,
+    precision: str = "fp16",
+    profile: dict[str, int] | None = None,
+    workspace_gib: float = 4.0,
+    timing_cache: str | Path | None = None,
+    trt: Any = None,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """Parse ``onnx_path`` and serialise an engine to ``out_path``.
 
     ``precision``: fp32, fp16 or bf16 (builder flags; the ONNX graph stays fp32). ``profile``:
@@ -129,9 +142,15 @@ def build_engine(onnx_path: str | Path, out_path: str | Path, *, precision: str 
     return {"seconds": round(time.perf_counter() - t0, 2), "bytes": Path(out_path).stat().st_size}
 
 
-def build_engines(export_dir: str | Path, *, precision: str = "fp16", workspace_gib: float = 4.0,
-                  cache_dir: str | Path | None = None, trt: Any = None,
-                  log: Callable[[str], None] | None = None) -> dict[str, Any]:  # fmt: skip
+def build_engines(
+    export_dir: str | Path,
+    *,
+    precision: str = "fp16",
+    workspace_gib: float = 4.0,
+    cache_dir: str | Path | None = None,
+    trt: Any = None,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """Engines for every graph of an ONNX export (fp32 graphs), cached by :func:`engine_key`;
     records them in the manifest under ``tensorrt``."""
     import shutil
@@ -154,13 +173,25 @@ def build_engines(export_dir: str | Path, *, precision: str = "fp16", workspace_
     for name, g in man["graphs"].items():
         problems = check_tensorrt_ops(d / g["file"])
         if problems:
-            raise TensorRTError(f"{g['file']}: {problems[0]}" + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""))
+            raise TensorRTError(
+                f"{g['file']}: {problems[0]}" + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else "")
+            )
         key = engine_key(g["sha256"], trt.__version__, gpu, precision, man["batch"])
         cached = cache / f"{name}-{key}.engine"
         info: dict[str, Any] = {"cached": cached.is_file()}
         if not cached.is_file():
-            info.update(build_engine(d / g["file"], cached, precision=precision, profile=man["batch"],
-                                     workspace_gib=workspace_gib, timing_cache=timing, trt=trt, log=log))  # fmt: skip
+            info.update(
+                build_engine(
+                    d / g["file"],
+                    cached,
+                    precision=precision,
+                    profile=man["batch"],
+                    workspace_gib=workspace_gib,
+                    timing_cache=timing,
+                    trt=trt,
+                    log=log,
+                )
+            )
         target = d / f"{name}.{precision}.engine"
         shutil.copyfile(cached, target)
         entries[name] = {"file": target.name, "key": key, **info}

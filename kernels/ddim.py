@@ -11,8 +11,24 @@ from salrt.sampling.schedule import apply_ddim
 
 
 @triton.jit
-def _ddim_kernel(x0_ptr, xt_ptr, out_ptr, n, recip_sqrt, recipm1_sqrt, a_next_sqrt, c1, c2, seed, lo, hi,
-                 FINAL: tl.constexpr, NOISE: tl.constexpr, CLAMP: tl.constexpr, BLOCK: tl.constexpr):  # fmt: skip
+def _ddim_kernel(
+    x0_ptr,
+    xt_ptr,
+    out_ptr,
+    n,
+    recip_sqrt,
+    recipm1_sqrt,
+    a_next_sqrt,
+    c1,
+    c2,
+    seed,
+    lo,
+    hi,
+    FINAL: tl.constexpr,
+    NOISE: tl.constexpr,
+    CLAMP: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     m = offs < n
     x0 = tl.load(x0_ptr + offs, mask=m, other=0.0).to(tl.float32)
@@ -30,8 +46,14 @@ def _ddim_kernel(x0_ptr, xt_ptr, out_ptr, n, recip_sqrt, recipm1_sqrt, a_next_sq
     tl.store(out_ptr + offs, y.to(out_ptr.dtype.element_ty), mask=m)
 
 
-def ddim_update(x0: torch.Tensor, x_t: torch.Tensor, coef: dict[str, float], seed: int = 0,
-                clamp: tuple[float, float] | None = None, out: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+def ddim_update(
+    x0: torch.Tensor,
+    x_t: torch.Tensor,
+    coef: dict[str, float],
+    seed: int = 0,
+    clamp: tuple[float, float] | None = None,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
     """x_next from the denoiser's x0 and x_t with the scheduler's ``coefficients(step, eta)``.
 
     ``coef["final"]`` -> returns x0 (clamped if asked). With ``c1 != 0`` the noise z is drawn in
@@ -43,14 +65,33 @@ def ddim_update(x0: torch.Tensor, x_t: torch.Tensor, coef: dict[str, float], see
     block = 1024
     lo, hi = clamp if clamp is not None else (0.0, 0.0)
     _ddim_kernel[(triton.cdiv(n, block),)](
-        x0c, xtc, out, n, coef["recip_sqrt"], coef["recipm1_sqrt"], coef["a_next_sqrt"], coef["c1"], coef["c2"],
-        seed, lo, hi, FINAL=bool(coef["final"]), NOISE=coef["c1"] != 0.0, CLAMP=clamp is not None, BLOCK=block,
-    )  # fmt: skip
+        x0c,
+        xtc,
+        out,
+        n,
+        coef["recip_sqrt"],
+        coef["recipm1_sqrt"],
+        coef["a_next_sqrt"],
+        coef["c1"],
+        coef["c2"],
+        seed,
+        lo,
+        hi,
+        FINAL=bool(coef["final"]),
+        NOISE=coef["c1"] != 0.0,
+        CLAMP=clamp is not None,
+        BLOCK=block,
+    )
     return out
 
 
-def ddim_update_reference(x0: torch.Tensor, x_t: torch.Tensor, coef: dict[str, float], noise: torch.Tensor | None = None,
-                          clamp: tuple[float, float] | None = None) -> torch.Tensor:  # fmt: skip
+def ddim_update_reference(
+    x0: torch.Tensor,
+    x_t: torch.Tensor,
+    coef: dict[str, float],
+    noise: torch.Tensor | None = None,
+    clamp: tuple[float, float] | None = None,
+) -> torch.Tensor:
     """The eager chain the kernel replaces (fp32 arithmetic, the scheduler's formula)."""
     y = apply_ddim(x0.float(), x_t.float(), coef, None if noise is None else noise.float())
     if clamp is not None:

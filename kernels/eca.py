@@ -24,8 +24,9 @@ _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 
 # ----------------------------------------------------------------------------- compression
 @triton.jit
-def _compress_kernel(x_ptr, w_ptr, g_ptr, b_ptr, out_ptr, C, W, WO, L, s_n, s_c, s_p, eps,
-                     K: tl.constexpr, BLOCK_C: tl.constexpr):  # fmt: skip
+def _compress_kernel(
+    x_ptr, w_ptr, g_ptr, b_ptr, out_ptr, C, W, WO, L, s_n, s_c, s_p, eps, K: tl.constexpr, BLOCK_C: tl.constexpr
+):
     pid = tl.program_id(0)
     n = pid // L
     tok = pid % L
@@ -50,9 +51,16 @@ def _compress_kernel(x_ptr, w_ptr, g_ptr, b_ptr, out_ptr, C, W, WO, L, s_n, s_c,
     tl.store(out_ptr + pid * C + c, (y * g + bb).to(out_ptr.dtype.element_ty), mask=cm)
 
 
-def compress_tokens(x: torch.Tensor, weight: torch.Tensor, ln_weight: torch.Tensor, ln_bias: torch.Tensor,
-                    k: int, eps: float = 1e-5, hw: tuple[int, int] | None = None,
-                    out: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+def compress_tokens(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    ln_weight: torch.Tensor,
+    ln_bias: torch.Tensor,
+    k: int,
+    eps: float = 1e-5,
+    hw: tuple[int, int] | None = None,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Depthwise weight (C, k, k) + LayerNorm -> tokens (N, (H/k)(W/k), C).
 
     ``x`` is an image (N, C, H, W), or tokens (N, H*W, C) with ``hw=(H, W)`` (read in place,
@@ -71,13 +79,29 @@ def compress_tokens(x: torch.Tensor, weight: torch.Tensor, ln_weight: torch.Tens
         s_n, s_c, s_p = x.stride(0), x.stride(2), x.stride(1)
     ho, wo = h // k, w // k
     out = torch.empty((n, ho * wo, c), device=x.device, dtype=x.dtype) if out is None else out
-    _compress_kernel[(n * ho * wo,)](x, weight.contiguous(), ln_weight, ln_bias, out, c, w, wo, ho * wo,
-                                     s_n, s_c, s_p, eps, K=k, BLOCK_C=triton.next_power_of_2(c))  # fmt: skip
+    _compress_kernel[(n * ho * wo,)](
+        x,
+        weight.contiguous(),
+        ln_weight,
+        ln_bias,
+        out,
+        c,
+        w,
+        wo,
+        ho * wo,
+        s_n,
+        s_c,
+        s_p,
+        eps,
+        K=k,
+        BLOCK_C=triton.next_power_of_2(c),
+    )
     return out
 
 
-def compress_tokens_reference(x: torch.Tensor, weight: torch.Tensor, ln_weight: torch.Tensor,
-                              ln_bias: torch.Tensor, k: int, eps: float = 1e-5) -> torch.Tensor:  # fmt: skip
+def compress_tokens_reference(
+    x: torch.Tensor, weight: torch.Tensor, ln_weight: torch.Tensor, ln_bias: torch.Tensor, k: int, eps: float = 1e-5
+) -> torch.Tensor:
     """The eager sequence the kernel replaces (conv2d groups=C, flatten, LayerNorm)."""
     y = F.conv2d(x, weight[:, None], stride=k, groups=x.shape[1])
     return F.layer_norm(y.flatten(2).transpose(1, 2), (x.shape[1],), ln_weight, ln_bias, eps)
@@ -87,16 +111,40 @@ def compress_tokens_reference(x: torch.Tensor, weight: torch.Tensor, ln_weight: 
 def _attn_configs() -> list[triton.Config]:
     if _INTERPRET:
         return [triton.Config({"BLOCK_M": 128}, num_warps=4)]
-    return [triton.Config({"BLOCK_M": bm}, num_warps=nw, num_stages=ns)
-            for bm in (64, 128) for nw in (4, 8) for ns in (1, 2)]  # fmt: skip
+    return [
+        triton.Config({"BLOCK_M": bm}, num_warps=nw, num_stages=ns)
+        for bm in (64, 128)
+        for nw in (4, 8)
+        for ns in (1, 2)
+    ]
 
 
 @triton.autotune(configs=_attn_configs(), key=["LQ", "LK", "D"])
 @triton.jit
-def _attn_kernel(q_ptr, k_ptr, v_ptr, o_ptr, HEADS, LQ, LK, D, scale,
-                 sq_n, sq_h, sq_l, sk_n, sk_h, sk_l, so_n, so_l,
-                 BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, PRECISION: tl.constexpr,
-                 UPCAST: tl.constexpr):  # fmt: skip
+def _attn_kernel(
+    q_ptr,
+    k_ptr,
+    v_ptr,
+    o_ptr,
+    HEADS,
+    LQ,
+    LK,
+    D,
+    scale,
+    sq_n,
+    sq_h,
+    sq_l,
+    sk_n,
+    sk_h,
+    sk_l,
+    so_n,
+    so_l,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    PRECISION: tl.constexpr,
+    UPCAST: tl.constexpr,
+):
     pid_m = tl.program_id(0)
     nh = tl.program_id(1)
     n = nh // HEADS
@@ -104,8 +152,9 @@ def _attn_kernel(q_ptr, k_ptr, v_ptr, o_ptr, HEADS, LQ, LK, D, scale,
     rm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     rd = tl.arange(0, BLOCK_D)
     mm, dm = rm < LQ, rd < D
-    q = tl.load(q_ptr + n * sq_n + h * sq_h + rm[:, None] * sq_l + rd[None, :], mask=mm[:, None] & dm[None, :],
-                other=0.0)  # fmt: skip
+    q = tl.load(
+        q_ptr + n * sq_n + h * sq_h + rm[:, None] * sq_l + rd[None, :], mask=mm[:, None] & dm[None, :], other=0.0
+    )
     if UPCAST:
         q = q.to(tl.float32)
     m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
@@ -114,8 +163,9 @@ def _attn_kernel(q_ptr, k_ptr, v_ptr, o_ptr, HEADS, LQ, LK, D, scale,
     for start in range(0, LK, BLOCK_N):
         rn = start + tl.arange(0, BLOCK_N)
         nm = rn < LK
-        kt = tl.load(k_ptr + n * sk_n + h * sk_h + rn[None, :] * sk_l + rd[:, None], mask=dm[:, None] & nm[None, :],
-                     other=0.0)  # fmt: skip
+        kt = tl.load(
+            k_ptr + n * sk_n + h * sk_h + rn[None, :] * sk_l + rd[:, None], mask=dm[:, None] & nm[None, :], other=0.0
+        )
         if UPCAST:
             kt = kt.to(tl.float32)
         s = tl.dot(q, kt, out_dtype=tl.float32, input_precision=PRECISION) * scale
@@ -124,8 +174,9 @@ def _attn_kernel(q_ptr, k_ptr, v_ptr, o_ptr, HEADS, LQ, LK, D, scale,
         p = tl.exp(s - m_new[:, None])
         alpha = tl.exp(m_i - m_new)
         l_i = l_i * alpha + tl.sum(p, axis=1)
-        v = tl.load(v_ptr + n * sk_n + h * sk_h + rn[:, None] * sk_l + rd[None, :], mask=nm[:, None] & dm[None, :],
-                    other=0.0)  # fmt: skip
+        v = tl.load(
+            v_ptr + n * sk_n + h * sk_h + rn[:, None] * sk_l + rd[None, :], mask=nm[:, None] & dm[None, :], other=0.0
+        )
         if UPCAST:
             v = v.to(tl.float32)
         acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, out_dtype=tl.float32, input_precision=PRECISION)
@@ -135,8 +186,9 @@ def _attn_kernel(q_ptr, k_ptr, v_ptr, o_ptr, HEADS, LQ, LK, D, scale,
     tl.store(optr, out.to(o_ptr.dtype.element_ty), mask=mm[:, None] & dm[None, :])
 
 
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float,
-              out: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+def attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, out: torch.Tensor | None = None
+) -> torch.Tensor:
     """q (N, heads, Lq, D), k/v (N, heads, Lk, D) -> (N, Lq, heads*D), softmax(q k^T scale) v."""
     n, heads, lq, d = q.shape
     lk = k.shape[2]
@@ -148,12 +200,30 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float,
     def grid(meta: dict) -> tuple[int, int]:
         return (triton.cdiv(lq, meta["BLOCK_M"]), n * heads)
 
-    _attn_kernel[grid](q, k, v, out, heads, lq, lk, d, scale, q.stride(0), q.stride(1), q.stride(2),
-                       k.stride(0), k.stride(1), k.stride(2), out.stride(0), out.stride(1),
-                       BLOCK_N=block_n, BLOCK_D=block_d,
-                       PRECISION="ieee" if q.dtype == torch.float32 else "tf32",
-                       # Triton 3.9's interpreter computes bf16 tl.dot wrongly: upcast there only.
-                       UPCAST=_INTERPRET and q.dtype == torch.bfloat16)  # fmt: skip
+    _attn_kernel[grid](
+        q,
+        k,
+        v,
+        out,
+        heads,
+        lq,
+        lk,
+        d,
+        scale,
+        q.stride(0),
+        q.stride(1),
+        q.stride(2),
+        k.stride(0),
+        k.stride(1),
+        k.stride(2),
+        out.stride(0),
+        out.stride(1),
+        BLOCK_N=block_n,
+        BLOCK_D=block_d,
+        PRECISION="ieee" if q.dtype == torch.float32 else "tf32",
+        # Triton 3.9's interpreter computes bf16 tl.dot wrongly: upcast there only.
+        UPCAST=_INTERPRET and q.dtype == torch.bfloat16,
+    )
     return out
 
 

@@ -16,7 +16,7 @@ class TritonDDIMScheduler(DDIMScheduler):
     force = False
 
     @classmethod
-    def from_scheduler(cls, s: DDIMScheduler, force: bool = False) -> "TritonDDIMScheduler":
+    def from_scheduler(cls, s: DDIMScheduler, force: bool = False) -> TritonDDIMScheduler:
         new = cls(s.num_timesteps)
         new.alphas_cumprod = s.alphas_cumprod
         new.force = force
@@ -27,8 +27,15 @@ class TritonDDIMScheduler(DDIMScheduler):
         """The scheduler this one replaced (same schedule, eager update)."""
         return self._eager
 
-    def step(self, x0: torch.Tensor, x_t: torch.Tensor, step: DDIMStep, eta: float = 0.0,
-             noise: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:  # fmt: skip
+    def step(
+        self,
+        x0: torch.Tensor,
+        x_t: torch.Tensor,
+        step: DDIMStep,
+        eta: float = 0.0,
+        noise: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         from salrt.kernels.ddim import ddim_update
 
         if not (x0.is_cuda or self.force) or (eta > 0 and noise is not None):
@@ -66,7 +73,9 @@ class GraphSampler:
         return x.clamp(0.0, 1.0)
 
     @torch.inference_mode()
-    def __call__(self, video: torch.Tensor, audio: torch.Tensor, noise: torch.Tensor, **conditions: Any) -> torch.Tensor:
+    def __call__(
+        self, video: torch.Tensor, audio: torch.Tensor, noise: torch.Tensor, **conditions: Any
+    ) -> torch.Tensor:
         tensors = self.model.feature_tensors(self.model.encode(video, audio, **conditions))
         if self.graph is None:
             self.static = [t.clone() for t in tensors]

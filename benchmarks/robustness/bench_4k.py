@@ -38,9 +38,13 @@ def run(cmd: list[str], stop_after: float | None) -> dict:
         time.sleep(0.05)
     end = time.monotonic()
     err = p.stderr.read()
-    return {"returncode": p.returncode, "wall_s": round(end - t0, 2), "peak_rss_mb": peak,
-            "stop_latency_s": round(end - signalled, 2) if signalled else None,
-            "messages": [ln for ln in err.splitlines() if ln.startswith("salrt:")]}  # fmt: skip
+    return {
+        "returncode": p.returncode,
+        "wall_s": round(end - t0, 2),
+        "peak_rss_mb": peak,
+        "stop_latency_s": round(end - signalled, 2) if signalled else None,
+        "messages": [ln for ln in err.splitlines() if ln.startswith("salrt:")],
+    }
 
 
 def main() -> None:
@@ -51,16 +55,23 @@ def main() -> None:
     ap.add_argument("-o", "--output", default="benchmarks/results/robustness")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
-        clip = make_clip(Path(d) / "big.mp4", seed=1, width=args.width, height=args.height, seconds=args.seconds,
-                         ground_truth=False)  # fmt: skip
+        clip = make_clip(
+            Path(d) / "big.mp4", seed=1, width=args.width, height=args.height, seconds=args.seconds, ground_truth=False
+        )
         full = run(salrt_command([str(clip.path)], Path(d) / "full"), None)
         full["outputs_readable"], full["problems"], full["frames_in_npy"] = check_outputs(Path(d) / "full")
         stop = run(salrt_command([str(clip.path)], Path(d) / "stop"), full["wall_s"] / 2)
         stop["outputs_readable"], stop["problems"], stop["frames_in_npy"] = check_outputs(Path(d) / "stop")
-    res = {"command": "python " + " ".join(sys.argv), "date": time.strftime("%Y-%m-%d"),
-           "machine": f"{platform.machine()} {os.cpu_count()} cores", "input": f"{args.width}x{args.height} H.264 "
-           f"25 fps, {clip.n_frames} frames", "outputs": "overlay,png,npy,npz", "config": "tiny, random weights, 1 step",
-           "to_the_end": full, "sigterm_half_way": stop}  # fmt: skip
+    res = {
+        "command": "python " + " ".join(sys.argv),
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()} {os.cpu_count()} cores",
+        "input": f"{args.width}x{args.height} H.264 25 fps, {clip.n_frames} frames",
+        "outputs": "overlay,png,npy,npz",
+        "config": "tiny, random weights, 1 step",
+        "to_the_end": full,
+        "sigterm_half_way": stop,
+    }
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"highres_{args.width}x{args.height}.json").write_text(json.dumps(res, indent=1))

@@ -33,14 +33,21 @@ from salrt.faults import MUTATIONS, StallingServer, check_outputs, mutate, run_c
 from salrt.io import make_clip
 
 SMALL = dict(width=96, height=64)
-CONTAINERS = {"mp4": {}, "mkv": {}, "webm": {"video_codec": "libvpx-vp9", "sample_rate": 48000},
-              "avi": {"video_codec": "mpeg4"}, "ts": {}}  # fmt: skip
+CONTAINERS = {
+    "mp4": {},
+    "mkv": {},
+    "webm": {"video_codec": "libvpx-vp9", "sample_rate": 48000},
+    "avi": {"video_codec": "mpeg4"},
+    "ts": {},
+}
 
 
 def fuzz(n: int, d: Path, jobs: int) -> dict:
     rng = np.random.default_rng(2026)
-    src = {ext: make_clip(d / f"src.{ext}", seed=1, seconds=1.0, **SMALL, **kw).path.read_bytes()
-           for ext, kw in CONTAINERS.items()}  # fmt: skip
+    src = {
+        ext: make_clip(d / f"src.{ext}", seed=1, seconds=1.0, **SMALL, **kw).path.read_bytes()
+        for ext, kw in CONTAINERS.items()
+    }
     exts = list(CONTAINERS)
     cases = []
     for k in range(n):
@@ -59,15 +66,24 @@ def fuzz(n: int, d: Path, jobs: int) -> dict:
         k["exit_0"] += r.returncode == 0
         k["exit_1"] += r.returncode == 1
         k["failures"] += not (r.clean_exit and r.outputs_ok)
-    return {"files": n, "containers": exts, "mutations": list(MUTATIONS),
-            "exit_0": sum(r.returncode == 0 for r in results), "exit_1": sum(r.returncode == 1 for r in results),
-            "hangs": sum(r.returncode is None for r in results),
-            "tracebacks": sum(any("traceback" in p for p in r.problems) for r in results),
-            "unreadable_outputs": sum(not r.outputs_ok for r in results),
-            "clean": sum(r.clean_exit and r.outputs_ok for r in results), "by_mutation": by_kind,
-            "failures": [{"case": r.case, "rc": r.returncode, "problems": r.problems} for r in results
-                         if not (r.clean_exit and r.outputs_ok)],
-            "max_seconds": max(r.seconds for r in results)}  # fmt: skip
+    return {
+        "files": n,
+        "containers": exts,
+        "mutations": list(MUTATIONS),
+        "exit_0": sum(r.returncode == 0 for r in results),
+        "exit_1": sum(r.returncode == 1 for r in results),
+        "hangs": sum(r.returncode is None for r in results),
+        "tracebacks": sum(any("traceback" in p for p in r.problems) for r in results),
+        "unreadable_outputs": sum(not r.outputs_ok for r in results),
+        "clean": sum(r.clean_exit and r.outputs_ok for r in results),
+        "by_mutation": by_kind,
+        "failures": [
+            {"case": r.case, "rc": r.returncode, "problems": r.problems}
+            for r in results
+            if not (r.clean_exit and r.outputs_ok)
+        ],
+        "max_seconds": max(r.seconds for r in results),
+    }
 
 
 def kills(n: int, d: Path) -> dict:
@@ -78,30 +94,57 @@ def kills(n: int, d: Path) -> dict:
         out = d / f"ko{k:02d}"
         at = float(rng.uniform(2.0, 9.0))
         r = run_case(f"kill@{at:.2f}s", salrt_command([str(clip.path)], out), out, timeout=120, kill_after=at)
-        results.append({"after_s": round(at, 2), "rc": r.returncode, "frames_in_npy": r.frames,
-                        "ok": r.clean_exit and r.outputs_ok, "problems": r.problems})  # fmt: skip
-    return {"runs": n, "outputs_readable": sum(r["ok"] for r in results),
-            "killed_mid_run": sum(r["rc"] == -signal.SIGKILL for r in results), "runs_detail": results}
+        results.append(
+            {
+                "after_s": round(at, 2),
+                "rc": r.returncode,
+                "frames_in_npy": r.frames,
+                "ok": r.clean_exit and r.outputs_ok,
+                "problems": r.problems,
+            }
+        )
+    return {
+        "runs": n,
+        "outputs_readable": sum(r["ok"] for r in results),
+        "killed_mid_run": sum(r["rc"] == -signal.SIGKILL for r in results),
+        "runs_detail": results,
+    }
 
 
 def soak(minutes: float, d: Path) -> dict:
     clip = make_clip(d / "loop.ts", seed=3, seconds=4.0, **SMALL)
-    feeder = [sys.executable, "-c", "import sys, time\nd = open(sys.argv[1], 'rb').read()\nend = time.time() + "
-              "float(sys.argv[2])\nwhile time.time() < end:\n    for k in range(0, len(d), 18800):\n"
-              "        sys.stdout.buffer.write(d[k:k+18800]); sys.stdout.flush(); time.sleep(4.0 * 18800 / len(d))",
-              str(clip.path), str(minutes * 60)]  # fmt: skip
+    feeder = [
+        sys.executable,
+        "-c",
+        "import sys, time\nd = open(sys.argv[1], 'rb').read()\nend = time.time() + "
+        "float(sys.argv[2])\nwhile time.time() < end:\n    for k in range(0, len(d), 18800):\n"
+        "        sys.stdout.buffer.write(d[k:k+18800]); sys.stdout.flush(); time.sleep(4.0 * 18800 / len(d))",
+        str(clip.path),
+        str(minutes * 60),
+    ]
     src = subprocess.Popen(feeder, stdout=subprocess.PIPE)
     out = d / "soak"
-    p = subprocess.Popen(salrt_command(["-"], out, "--live", "--outputs", "overlay,npy"), stdin=src.stdout,
-                         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)  # fmt: skip
+    p = subprocess.Popen(
+        salrt_command(["-"], out, "--live", "--outputs", "overlay,npy"),
+        stdin=src.stdout,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+    )
     src.stdout.close()
     rows = sample_while(p, 60.0, lambda: src.poll() is not None)
     p.wait(timeout=300)
     src.wait(timeout=30)
     ok, problems, frames = check_outputs(out)
     stats = json.loads((out / "run_stats.json").read_text())
-    return {"minutes": minutes, "per_minute": rows, "returncode": p.returncode, "frames_out": stats["frames_out"][0],
-            "dropped_clips": stats["dropped_clips"][0], "outputs_readable": ok, "problems": problems}  # fmt: skip
+    return {
+        "minutes": minutes,
+        "per_minute": rows,
+        "returncode": p.returncode,
+        "frames_out": stats["frames_out"][0],
+        "dropped_clips": stats["dropped_clips"][0],
+        "outputs_readable": ok,
+        "problems": problems,
+    }
 
 
 def stall(d: Path) -> dict:
@@ -110,8 +153,12 @@ def stall(d: Path) -> dict:
     res: dict = {}
     with StallingServer(data, rate=len(data) / 4.0, stall_at=len(data) // 2, stall_s=5.0) as srv:
         out = d / "stall"
-        p = subprocess.Popen(salrt_command([srv.url], out, "--live", "--timeout", "2", "--retries", "3"),
-                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)  # fmt: skip
+        p = subprocess.Popen(
+            salrt_command([srv.url], out, "--live", "--timeout", "2", "--retries", "3"),
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+        )
         t0 = time.monotonic()
         while time.monotonic() - t0 < 90 and srv.connections < 2:
             time.sleep(0.1)
@@ -121,20 +168,34 @@ def stall(d: Path) -> dict:
         p.send_signal(signal.SIGTERM)
         err = p.communicate(timeout=60)[1]
         stats = json.loads((out / "run_stats.json").read_text())
-        res["resumes"] = {"stall_s": 5.0, "read_timeout_s": 2.0, "returncode": p.returncode,
-                          "connections": srv.connections, "gaps_reported_s": stats["stream_gaps_s"][0],
-                          "frames_out": stats["frames_out"][0], "outputs_readable": check_outputs(out)[0],
-                          "messages": [ln for ln in err.splitlines() if ln.startswith("salrt:")]}  # fmt: skip
+        res["resumes"] = {
+            "stall_s": 5.0,
+            "read_timeout_s": 2.0,
+            "returncode": p.returncode,
+            "connections": srv.connections,
+            "gaps_reported_s": stats["stream_gaps_s"][0],
+            "frames_out": stats["frames_out"][0],
+            "outputs_readable": check_outputs(out)[0],
+            "messages": [ln for ln in err.splitlines() if ln.startswith("salrt:")],
+        }
     other = make_clip(d / "other.mp4", seed=5, seconds=1.0, **SMALL)
     with StallingServer(data, rate=len(data) / 4.0, stall_at=len(data) // 2, stall_s=float("inf")) as srv:
         out = d / "never"
         t0 = time.monotonic()
-        r = subprocess.run(salrt_command([srv.url, str(other.path)], out, "--timeout", "2", "--retries", "2"),
-                           capture_output=True, text=True, timeout=300)  # fmt: skip
+        r = subprocess.run(
+            salrt_command([srv.url, str(other.path)], out, "--timeout", "2", "--retries", "2"),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         stats = json.loads((out / "run_stats.json").read_text())
-        res["never_resumes"] = {"returncode": r.returncode, "seconds": round(time.monotonic() - t0, 1),
-                                "frames_out": stats["frames_out"], "other_input_frames": other.n_frames,
-                                "messages": [ln for ln in r.stderr.splitlines() if ln.startswith("salrt:")]}  # fmt: skip
+        res["never_resumes"] = {
+            "returncode": r.returncode,
+            "seconds": round(time.monotonic() - t0, 1),
+            "frames_out": stats["frames_out"],
+            "other_input_frames": other.n_frames,
+            "messages": [ln for ln in r.stderr.splitlines() if ln.startswith("salrt:")],
+        }
     return res
 
 
@@ -142,32 +203,58 @@ def markdown(res: dict) -> str:
     lines = [f"# salrt fault suites ({res['date']}, {res['machine']})", "", f"Command: `{res['command']}`", ""]
     if "fuzz" in res:
         f = res["fuzz"]
-        lines += ["## Media fuzzer", "", f"{f['files']} mutated files ({', '.join(f['containers'])}; "
-                  f"{', '.join(f['mutations'])}): exit 0 {f['exit_0']}, exit 1 (one-line error) {f['exit_1']}, "
-                  f"hangs {f['hangs']}, tracebacks {f['tracebacks']}, unreadable outputs {f['unreadable_outputs']}; "
-                  f"clean {f['clean']}/{f['files']}; slowest run {f['max_seconds']} s.", "",
-                  "| mutation | runs | exit 0 | exit 1 | failures |", "|---|---|---|---|---|"]  # fmt: skip
-        lines += [f"| {k} | {v['runs']} | {v['exit_0']} | {v['exit_1']} | {v['failures']} |" for k, v in f["by_mutation"].items()]
+        lines += [
+            "## Media fuzzer",
+            "",
+            f"{f['files']} mutated files ({', '.join(f['containers'])}; "
+            f"{', '.join(f['mutations'])}): exit 0 {f['exit_0']}, exit 1 (one-line error) {f['exit_1']}, "
+            f"hangs {f['hangs']}, tracebacks {f['tracebacks']}, unreadable outputs {f['unreadable_outputs']}; "
+            f"clean {f['clean']}/{f['files']}; slowest run {f['max_seconds']} s.",
+            "",
+            "| mutation | runs | exit 0 | exit 1 | failures |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {k} | {v['runs']} | {v['exit_0']} | {v['exit_1']} | {v['failures']} |"
+            for k, v in f["by_mutation"].items()
+        ]
         lines.append("")
     if "kills" in res:
         k = res["kills"]
-        lines += ["## SIGKILL at random moments", "", f"{k['runs']} runs, {k['killed_mid_run']} killed mid-run, "
-                  f"every output readable afterwards in {k['outputs_readable']}/{k['runs']}.", ""]  # fmt: skip
+        lines += [
+            "## SIGKILL at random moments",
+            "",
+            f"{k['runs']} runs, {k['killed_mid_run']} killed mid-run, "
+            f"every output readable afterwards in {k['outputs_readable']}/{k['runs']}.",
+            "",
+        ]
     if "soak" in res:
         s = res["soak"]
-        lines += ["## Soak (looping live pipe, tiny config)", "", f"{s['minutes']} minutes, {s['frames_out']} frames "
-                  f"written, {s['dropped_clips']} clips dropped (live mode), outputs readable: {s['outputs_readable']}.",
-                  "", "| minute | RSS MB | fds | threads |", "|---|---|---|---|"]  # fmt: skip
+        lines += [
+            "## Soak (looping live pipe, tiny config)",
+            "",
+            f"{s['minutes']} minutes, {s['frames_out']} frames "
+            f"written, {s['dropped_clips']} clips dropped (live mode), outputs readable: {s['outputs_readable']}.",
+            "",
+            "| minute | RSS MB | fds | threads |",
+            "|---|---|---|---|",
+        ]
         lines += [f"| {r['t_s'] / 60:.0f} | {r['rss_mb']} | {r['fds']} | {r['threads']} |" for r in s["per_minute"]]
         lines.append("")
     if "stall" in res:
         s = res["stall"]
-        lines += ["## Stalled network source", "", f"Resumes after {s['resumes']['stall_s']} s: exit "
-                  f"{s['resumes']['returncode']} (SIGTERM), gaps reported {s['resumes']['gaps_reported_s']} s, "
-                  f"{s['resumes']['frames_out']} frames, outputs readable {s['resumes']['outputs_readable']}.",
-                  f"Never resumes: exit {s['never_resumes']['returncode']} after {s['never_resumes']['seconds']} s, "
-                  f"frames {s['never_resumes']['frames_out']} (other input: {s['never_resumes']['other_input_frames']}).",
-                  "", *[f"    {m}" for m in s["resumes"]["messages"] + s["never_resumes"]["messages"]], ""]  # fmt: skip
+        lines += [
+            "## Stalled network source",
+            "",
+            f"Resumes after {s['resumes']['stall_s']} s: exit "
+            f"{s['resumes']['returncode']} (SIGTERM), gaps reported {s['resumes']['gaps_reported_s']} s, "
+            f"{s['resumes']['frames_out']} frames, outputs readable {s['resumes']['outputs_readable']}.",
+            f"Never resumes: exit {s['never_resumes']['returncode']} after {s['never_resumes']['seconds']} s, "
+            f"frames {s['never_resumes']['frames_out']} (other input: {s['never_resumes']['other_input_frames']}).",
+            "",
+            *[f"    {m}" for m in s["resumes"]["messages"] + s["never_resumes"]["messages"]],
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -180,16 +267,21 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2, help="fuzz runs at once")
     ap.add_argument("-o", "--output", default="benchmarks/results/robustness")
     args = ap.parse_args()
-    res: dict = {"command": "python " + " ".join(sys.argv), "date": time.strftime("%Y-%m-%d"),
-                 "machine": f"{platform.machine()} {platform.processor() or ''} {__import__('os').cpu_count()} cores".strip()}  # fmt: skip
+    res: dict = {
+        "command": "python " + " ".join(sys.argv),
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()} {platform.processor() or ''} {__import__('os').cpu_count()} cores".strip(),
+    }
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
-        for key, enabled, fn in (("fuzz", args.fuzz, lambda: fuzz(args.fuzz, d, args.jobs)),
-                                 ("kills", args.kills, lambda: kills(args.kills, d)),
-                                 ("stall", args.stall, lambda: stall(d)),
-                                 ("soak", args.soak_minutes, lambda: soak(args.soak_minutes, d))):  # fmt: skip
+        for key, enabled, fn in (
+            ("fuzz", args.fuzz, lambda: fuzz(args.fuzz, d, args.jobs)),
+            ("kills", args.kills, lambda: kills(args.kills, d)),
+            ("stall", args.stall, lambda: stall(d)),
+            ("soak", args.soak_minutes, lambda: soak(args.soak_minutes, d)),
+        ):
             if enabled:
                 t0 = time.monotonic()
                 res[key] = fn()

@@ -16,8 +16,14 @@ BACKENDS = ("torch", "torch-compile", "onnxruntime", "tensorrt")
 __all__ = ["BACKENDS", "Backend", "MissingDependency", "load_backend", "require"]
 
 
-def load_backend(name: str, *, model: Any = None, export_dir: str | None = None, device: str = "cpu",
-                 providers: list[str] | None = None) -> Backend:  # fmt: skip
+def load_backend(
+    name: str,
+    *,
+    model: Any = None,
+    export_dir: str | None = None,
+    device: str = "cpu",
+    providers: list[str] | None = None,
+) -> Backend:
     """Build a backend. Torch backends take a loaded ``model``; the others an ``export_dir``."""
     if name in ("torch", "torch-compile"):
         if model is None:

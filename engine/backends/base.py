@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
-from salrt.errors import MissingDependency, require  # noqa: F401 - re-exported for backends
-
 
 @runtime_checkable
 class Backend(Protocol):

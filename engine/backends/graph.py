@@ -35,8 +35,11 @@ class GraphBackend:
         self.steps = m["steps"] if sampler in available and "predictor" not in self.roles else None
         cfg = m["config"]
         self.map_shape = (1, cfg["height"], cfg["width"])
-        self.scheduler = NumpyDDIMScheduler(len(m["alphas_cumprod"]), m["alphas_cumprod"], dtype) \
-            if m.get("alphas_cumprod") else None  # fmt: skip
+        self.scheduler = (
+            NumpyDDIMScheduler(len(m["alphas_cumprod"]), m["alphas_cumprod"], dtype)
+            if m.get("alphas_cumprod")
+            else None
+        )
         self.batch_range = (m["batch"]["min"], m["batch"]["max"])
 
     # -- the loop's denoiser protocol -----------------------------------------------------------
@@ -69,8 +72,15 @@ class GraphBackend:
         return None if steps is None or self.scheduler is None else len(self.scheduler.timesteps(steps))
 
     # -- sampling ------------------------------------------------------------------------------
-    def sample(self, video: Any, audio: Any, steps: int | None = 4, noise: Any = None, seed: int | None = None,
-               **conditions: Any) -> Any:  # fmt: skip
+    def sample(
+        self,
+        video: Any,
+        audio: Any,
+        steps: int | None = 4,
+        noise: Any = None,
+        seed: int | None = None,
+        **conditions: Any,
+    ) -> Any:
         cond = {k: self._int(v) for k, v in conditions.items()}
         if "predictor" in self.roles:  # one-pass model: steps and noise do not apply
             g = self.roles["predictor"]
@@ -82,8 +92,10 @@ class GraphBackend:
             feed = {"video": video, "audio": audio, **cond, "noise": x_T}
             return self._call(sampler, self._feed(sampler, feed))[self.graph_outputs[sampler][0]]
         if not all(g in self.available for g in [*self.roles.get("encoders", []), self.roles.get("denoiser")]):
-            raise SalrtError(f"this export runs only its sampler's {self.steps} steps (no encoder/denoiser graphs); "
-                             f"export it again with --steps {steps}")  # fmt: skip
+            raise SalrtError(
+                f"this export runs only its sampler's {self.steps} steps (no encoder/denoiser graphs); "
+                f"export it again with --steps {steps}"
+            )
         feats = self.encode(video, audio, **cond)
         return self._clip(ddim_loop(self, self.scheduler, feats, self._float(x_T), steps))
 

@@ -45,8 +45,13 @@ class TensorRTBackend(GraphBackend):
 
     def _dtype(self, trt_dtype: Any) -> Any:
         t, torch = self.trt, self.torch
-        return {t.float32: torch.float32, t.float16: torch.float16, t.bfloat16: torch.bfloat16,
-                t.int32: torch.int32, t.int64: torch.int64}[trt_dtype]  # fmt: skip
+        return {
+            t.float32: torch.float32,
+            t.float16: torch.float16,
+            t.bfloat16: torch.bfloat16,
+            t.int32: torch.int32,
+            t.int64: torch.int64,
+        }[trt_dtype]
 
     def run(self, graph: str, inputs: dict[str, Any], sync: bool = True) -> dict[str, Any]:
         """Bind torch CUDA tensors to the engine's I/O tensors by name and enqueue on this stream
@@ -68,8 +73,9 @@ class TensorRTBackend(GraphBackend):
                 ctx.set_tensor_address(name, x.data_ptr())
         for name in names:
             if engine.get_tensor_mode(name) == trt.TensorIOMode.OUTPUT:
-                y = torch.empty(tuple(ctx.get_tensor_shape(name)), dtype=self._dtype(engine.get_tensor_dtype(name)),
-                                device="cuda")  # fmt: skip
+                y = torch.empty(
+                    tuple(ctx.get_tensor_shape(name)), dtype=self._dtype(engine.get_tensor_dtype(name)), device="cuda"
+                )
                 ctx.set_tensor_address(name, y.data_ptr())
                 outs[name] = y
         self.stream.wait_stream(torch.cuda.current_stream())  # inputs made on the producer stream

@@ -43,16 +43,29 @@ class TorchBackend:
         return self.model.denoise(self._t(x_t), self._t(t, torch.long), features)
 
     @torch.inference_mode()
-    def sample(self, video: Any, audio: Any, steps: int | None = 4, noise: Any = None, seed: int | None = None,
-               **conditions: Any) -> torch.Tensor:  # fmt: skip
+    def sample(
+        self,
+        video: Any,
+        audio: Any,
+        steps: int | None = 4,
+        noise: Any = None,
+        seed: int | None = None,
+        **conditions: Any,
+    ) -> torch.Tensor:
         cond = {k: self._t(v, torch.long) if not _is_float(v) else self._t(v) for k, v in conditions.items()}
         if noise is not None and steps is not None and self._graphs_apply():
             # CUDA: a clip's denoiser passes are one CUDA-graph replay per (batch, steps)
             v, a, n = self._t(video), self._t(audio), self._t(noise)
             return self._graph_for(v.shape[0], steps)(v, a, n, **cond)
         gen = torch.Generator(device=self.device).manual_seed(seed) if seed is not None else None
-        return self.model.sample(self._t(video), self._t(audio), steps=steps,
-                                 noise=None if noise is None else self._t(noise), generator=gen, **cond)  # fmt: skip
+        return self.model.sample(
+            self._t(video),
+            self._t(audio),
+            steps=steps,
+            noise=None if noise is None else self._t(noise),
+            generator=gen,
+            **cond,
+        )
 
     def _graphs_apply(self) -> bool:
         return self.cuda_graphs and self.device.type == "cuda" and self.model.kind == "diffusion"
@@ -78,4 +91,6 @@ class TorchBackend:
 
 
 def _is_float(x: Any) -> bool:
-    return bool(x.is_floating_point()) if isinstance(x, torch.Tensor) else np.issubdtype(np.asarray(x).dtype, np.floating)
+    return (
+        bool(x.is_floating_point()) if isinstance(x, torch.Tensor) else np.issubdtype(np.asarray(x).dtype, np.floating)
+    )

@@ -6,4 +6,14 @@ Torch-free (numpy + PyAV); torch is used only when clips are requested on a torc
 from salrt.io.media import Clip, MediaClips, MediaInfo, MediaStats, SourceFrame, open_media, probe
 from salrt.io.synthetic import SyntheticClip, make_clip
 
-__all__ = ["Clip", "MediaClips", "MediaInfo", "MediaStats", "SourceFrame", "SyntheticClip", "make_clip", "open_media", "probe"]
+__all__ = [
+    "Clip",
+    "MediaClips",
+    "MediaInfo",
+    "MediaStats",
+    "SourceFrame",
+    "SyntheticClip",
+    "make_clip",
+    "open_media",
+    "probe",
+]

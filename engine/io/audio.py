@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from salrt.constants import REFERENCE_BUFFER, SLICE_SIZE, WAVEFORM_RATE  # noqa: F401 - re-exported
+from salrt.constants import REFERENCE_BUFFER, SLICE_SIZE, WAVEFORM_RATE
 from salrt.errors import MediaError
 
 if TYPE_CHECKING:
@@ -63,7 +63,10 @@ def centre_in_buffer(excerpt: np.ndarray, length: int = REFERENCE_BUFFER) -> np.
 
 def mel_matrix(rate: int = VGGISH_RATE, n_bins: int = FFT_LENGTH // 2 + 1) -> np.ndarray:
     """(n_bins, 64) HTK-mel triangular weights, 125..7500 Hz, DC bin zeroed (VGGish)."""
-    mel = lambda f: 1127.0 * np.log(1.0 + f / 700.0)  # noqa: E731
+
+    def mel(f):
+        return 1127.0 * np.log(1.0 + f / 700.0)
+
     bins_mel = mel(np.linspace(0.0, rate / 2.0, n_bins))
     edges = np.linspace(mel(MEL_LOW_HZ), mel(MEL_HIGH_HZ), MEL_BANDS + 2)
     lo, mid, hi = edges[:-2], edges[1:-1], edges[2:]
@@ -154,8 +157,9 @@ def resample_to_16k(x: np.ndarray, rate: int, method: str = "swr") -> np.ndarray
     return resample(x, rate, VGGISH_RATE, method)
 
 
-def clip_audio(excerpt: np.ndarray, rate: int, size: tuple[int, int] = SLICE_SIZE,
-               resampler: str = "swr") -> np.ndarray:  # fmt: skip
+def clip_audio(
+    excerpt: np.ndarray, rate: int, size: tuple[int, int] = SLICE_SIZE, resampler: str = "swr"
+) -> np.ndarray:
     """Native-rate mono excerpt -> (1, 9, H, W) float32: centre, resample, log-mel, slices."""
     return log_mel_slices(resample_to_16k(centre_in_buffer(excerpt), rate, resampler), size)
 
@@ -171,7 +175,9 @@ def resample(x: np.ndarray, rate: int, target: int, method: str = "swr") -> np.n
         try:
             import resampy
         except ImportError:
-            raise MediaError("resampler 'resampy' needs the resampy package: pip install 'salrt[reference-audio]'") from None
+            raise MediaError(
+                "resampler 'resampy' needs the resampy package: pip install 'salrt[reference-audio]'"
+            ) from None
         return np.asarray(resampy.resample(np.asarray(x, np.float64), rate, target), np.float64)
     import av
 
@@ -183,8 +189,9 @@ def resample(x: np.ndarray, rate: int, target: int, method: str = "swr") -> np.n
     return y[:n] if y.shape[0] >= n else np.pad(y, (0, n - y.shape[0]))
 
 
-def clip_waveform(excerpt: np.ndarray, rate: int, frames: int, samples: int, target_rate: int = WAVEFORM_RATE,
-                  resampler: str = "swr") -> np.ndarray:  # fmt: skip
+def clip_waveform(
+    excerpt: np.ndarray, rate: int, frames: int, samples: int, target_rate: int = WAVEFORM_RATE, resampler: str = "swr"
+) -> np.ndarray:
     """SoundNet input of one clip (STAViS' handling): resample to ``target_rate``, split into ``frames``
     equal per-frame segments, Hann-window each, centre in ``samples`` zeros -> (1, samples) float32."""
     x = resample(np.asarray(excerpt, np.float64), rate, target_rate, resampler) if excerpt.size else np.zeros(0)
@@ -199,7 +206,7 @@ def silent_audio(size: tuple[int, int] = SLICE_SIZE) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- torch path
-def log_mel_slices_torch(wave16k: "torch.Tensor", size: tuple[int, int] = SLICE_SIZE) -> "torch.Tensor":
+def log_mel_slices_torch(wave16k: torch.Tensor, size: tuple[int, int] = SLICE_SIZE) -> torch.Tensor:
     """:func:`log_mel_slices` in torch ops on ``wave16k``'s device and dtype: (B, N) -> (B, 1, 9, H, W)."""
     import torch
     import torch.nn.functional as F

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -93,8 +94,9 @@ class AudioRing:
             self.base = index
 
 
-def check_clip_options(clip_len: int, stride: int, target: str, start: str, audio_format: str, resize: str,
-                       resampler: str) -> None:  # fmt: skip
+def check_clip_options(
+    clip_len: int, stride: int, target: str, start: str, audio_format: str, resize: str, resampler: str
+) -> None:
     """One clear error for a clip option out of range."""
     if start not in ("repeat", "reverse"):
         raise MediaError(f"unknown clip start {start!r}: use 'repeat' or 'reverse'")
@@ -118,17 +120,42 @@ class ClipAssembler:
     ``has_audio=False``: silent audio. A clip for frame ``k`` is ready once its last frame (and
     its audio window, or ``audio_skew_s`` of video past it) has arrived."""
 
-    def __init__(self, *, fps: float, clip_len: int = 16, stride: int = 1, size: tuple[int, int] = (224, 384),
-                 audio_size: tuple[int, int] = A.SLICE_SIZE, target: str = "centre", start: str = "repeat",
-                 audio_format: str = "logmel", audio_samples: int = A.REFERENCE_BUFFER,
-                 audio_rate: int = A.WAVEFORM_RATE, device: Any = None, resize: str = "reference",
-                 resampler: str = "swr", has_audio: bool = True, audio_skew_s: float = 5.0,
-                 stats: MediaStats | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        fps: float,
+        clip_len: int = 16,
+        stride: int = 1,
+        size: tuple[int, int] = (224, 384),
+        audio_size: tuple[int, int] = A.SLICE_SIZE,
+        target: str = "centre",
+        start: str = "repeat",
+        audio_format: str = "logmel",
+        audio_samples: int = A.REFERENCE_BUFFER,
+        audio_rate: int = A.WAVEFORM_RATE,
+        device: Any = None,
+        resize: str = "reference",
+        resampler: str = "swr",
+        has_audio: bool = True,
+        audio_skew_s: float = 5.0,
+        stats: MediaStats | None = None,
+    ) -> None:
         check_clip_options(clip_len, stride, target, start, audio_format, resize, resampler)
-        self.fps, self.clip_len, self.stride, self.size, self.audio_size = float(fps), clip_len, stride, size, audio_size
+        self.fps, self.clip_len, self.stride, self.size, self.audio_size = (
+            float(fps),
+            clip_len,
+            stride,
+            size,
+            audio_size,
+        )
         self.target, self.start, self.audio_format = target, start, audio_format
         self.audio_samples, self.out_rate, self.device, self.resize, self.resampler = (
-            audio_samples, audio_rate, device, resize, resampler)
+            audio_samples,
+            audio_rate,
+            device,
+            resize,
+            resampler,
+        )
         self.has_audio, self.audio_skew_s = has_audio, audio_skew_s
         self.stats = stats or MediaStats()
         self.before = clip_len // 2 if target == "centre" else clip_len - 1
@@ -279,7 +306,9 @@ class ClipAssembler:
             if excerpt.shape[0] < end - start + 1:
                 self.stats.clips_short_audio += 1
             # the log-mel buffer holds native-rate samples; the waveform buffer, out_rate samples
-            limit = A.REFERENCE_BUFFER if self.audio_format == "logmel" else self.audio_samples * self.rate / self.out_rate
+            limit = (
+                A.REFERENCE_BUFFER if self.audio_format == "logmel" else self.audio_samples * self.rate / self.out_rate
+            )
             if excerpt.shape[0] > limit:
                 self.stats.excerpts_cropped += 1
             aud = self._audio_tensor(excerpt, self.rate)
@@ -290,10 +319,20 @@ class ClipAssembler:
         while self.raw_pending and self.raw_pending[0][0] <= target:
             new.append(self.raw_pending.popleft())
         # targets increase, so this clip's own frame is always the last of its new frames
-        return Clip(video=vid, audio=aud, target_index=target, target_time=by_index[target].time,
-                    frame_indices=tuple(idx), timestamps=tuple(by_index[i].time for i in idx),
-                    audio_window=(start, end), has_audio=self.has_audio, fps=self.fps, timing=self.timing,
-                    target_frame=new[-1][2], new_frames=tuple(new))  # fmt: skip
+        return Clip(
+            video=vid,
+            audio=aud,
+            target_index=target,
+            target_time=by_index[target].time,
+            frame_indices=tuple(idx),
+            timestamps=tuple(by_index[i].time for i in idx),
+            audio_window=(start, end),
+            has_audio=self.has_audio,
+            fps=self.fps,
+            timing=self.timing,
+            target_frame=new[-1][2],
+            new_frames=tuple(new),
+        )
 
     def _preprocess(self, rgb: np.ndarray) -> Any:
         if self.device is None:
@@ -323,8 +362,11 @@ class ClipAssembler:
 
     def _silent_audio(self) -> Any:
         if self._silent is None:
-            s = (np.zeros((1, self.audio_samples), np.float32) if self.audio_format == "waveform"
-                 else A.silent_audio(self.audio_size))  # fmt: skip
+            s = (
+                np.zeros((1, self.audio_samples), np.float32)
+                if self.audio_format == "waveform"
+                else A.silent_audio(self.audio_size)
+            )
             if self.device is not None:
                 import torch
 

@@ -31,25 +31,38 @@ class InputContract:
 
     def media_options(self) -> dict[str, Any]:
         """Keyword arguments of :func:`salrt.io.open_media`."""
-        return {"clip_len": self.clip_len, "size": self.size, "audio_size": self.audio_size, "target": self.target,
-                "audio_format": self.audio_format, "audio_samples": self.audio_samples, "audio_rate": self.audio_rate,
-                "start": self.start}  # fmt: skip
+        return {
+            "clip_len": self.clip_len,
+            "size": self.size,
+            "audio_size": self.audio_size,
+            "target": self.target,
+            "audio_format": self.audio_format,
+            "audio_samples": self.audio_samples,
+            "audio_rate": self.audio_rate,
+            "start": self.start,
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def of(cls, config: Any) -> "InputContract":
+    def of(cls, config: Any) -> InputContract:
         """The contract of a model config object."""
         c = config
-        return cls(clip_len=c.frames, size=(c.height, c.width), target=c.target, audio_format=c.audio_format,
-                   audio_size=(getattr(c, "audio_height", A.SLICE_SIZE[0]), getattr(c, "audio_width", A.SLICE_SIZE[1])),
-                   audio_samples=getattr(c, "audio_samples", A.REFERENCE_BUFFER),
-                   audio_rate=getattr(c, "audio_rate", A.WAVEFORM_RATE),
-                   text_context=c.text.context if hasattr(c, "text") else None, start=c.start)  # fmt: skip
+        return cls(
+            clip_len=c.frames,
+            size=(c.height, c.width),
+            target=c.target,
+            audio_format=c.audio_format,
+            audio_size=(getattr(c, "audio_height", A.SLICE_SIZE[0]), getattr(c, "audio_width", A.SLICE_SIZE[1])),
+            audio_samples=getattr(c, "audio_samples", A.REFERENCE_BUFFER),
+            audio_rate=getattr(c, "audio_rate", A.WAVEFORM_RATE),
+            text_context=c.text.context if hasattr(c, "text") else None,
+            start=c.start,
+        )
 
     @classmethod
-    def from_manifest(cls, manifest: dict[str, Any]) -> "InputContract":
+    def from_manifest(cls, manifest: dict[str, Any]) -> InputContract:
         """The contract recorded in an export manifest."""
         if "contract" not in manifest:
             raise SalrtError(f"export of {manifest.get('model')!r} without an input contract: export it again")

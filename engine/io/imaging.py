@@ -106,7 +106,7 @@ def fast_frame(rgb: np.ndarray, size: tuple[int, int] = (224, 384)) -> np.ndarra
 
 
 # ----------------------------------------------------------------------------- torch path
-def _pass_torch(img: "torch.Tensor", dim: int, n_out: int, filt: str) -> "torch.Tensor":
+def _pass_torch(img: torch.Tensor, dim: int, n_out: int, filt: str) -> torch.Tensor:
     import torch
 
     idx, w = resample_coefficients(img.shape[dim], n_out, filt)
@@ -114,15 +114,16 @@ def _pass_torch(img: "torch.Tensor", dim: int, n_out: int, filt: str) -> "torch.
     w_t = torch.as_tensor(w, device=img.device)
     shape = [1] * img.ndim
     shape[dim] = n_out
-    acc = torch.full([*img.shape[:dim], n_out, *img.shape[dim + 1 :]], 1 << (_PRECISION - 1),
-                     dtype=torch.int64, device=img.device)  # fmt: skip
+    acc = torch.full(
+        [*img.shape[:dim], n_out, *img.shape[dim + 1 :]], 1 << (_PRECISION - 1), dtype=torch.int64, device=img.device
+    )
     src = img.to(torch.int64)
     for k in range(idx.shape[1]):
         acc += src.index_select(dim, idx_t[:, k]) * w_t[:, k].reshape(shape)
     return (acc >> _PRECISION).clamp_(0, 255).to(torch.uint8)
 
 
-def reference_frame_torch(rgb: "torch.Tensor", size: tuple[int, int] = (224, 384)) -> "torch.Tensor":
+def reference_frame_torch(rgb: torch.Tensor, size: tuple[int, int] = (224, 384)) -> torch.Tensor:
     """:func:`reference_frame` on a device: (H, W, 3) uint8 tensor -> (3, h, w) float32, same bits."""
     import torch
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import dataclasses
 import sys
 import warnings
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -51,11 +52,14 @@ class SourceFrame:
     height: int
 
     @classmethod
-    def of(cls, frame: Any) -> "SourceFrame":
+    def of(cls, frame: Any) -> SourceFrame:
         """From a decoded PyAV frame."""
         if frame.width % 2 == 0 and frame.height % 2 == 0:
-            data = frame.to_ndarray(format="yuv420p") if frame.format.name == "yuv420p" else \
-                frame.reformat(format="yuv420p").to_ndarray()  # fmt: skip
+            data = (
+                frame.to_ndarray(format="yuv420p")
+                if frame.format.name == "yuv420p"
+                else frame.reformat(format="yuv420p").to_ndarray()
+            )
             return cls(data, "yuv420p", frame.width, frame.height)
         return cls(frame.to_ndarray(format="rgb24"), "rgb24", frame.width, frame.height)
 
@@ -103,16 +107,38 @@ def _open_container(source: str, fmt: str | None, options: dict[str, str] | None
 class MediaClips:
     """Iterator over the clips of one source; see :func:`open_media`."""
 
-    def __init__(self, source: str, *, clip_len: int = 16, stride: int = 1, size: tuple[int, int] = (224, 384),
-                 audio_size: tuple[int, int] = A.SLICE_SIZE, fps: float | None = None, device: Any = None,
-                 resize: str = "reference", resampler: str = "swr", format: str | None = None,
-                 options: dict[str, str] | None = None, timeout: float | None = None,
-                 keep_frames: bool = False, audio_skew_s: float = 5.0, audio: str | None = None,
-                 target: str = "centre", audio_format: str = "logmel", audio_samples: int = A.REFERENCE_BUFFER,
-                 audio_rate: int = A.WAVEFORM_RATE, start: str = "repeat") -> None:  # fmt: skip
+    def __init__(
+        self,
+        source: str,
+        *,
+        clip_len: int = 16,
+        stride: int = 1,
+        size: tuple[int, int] = (224, 384),
+        audio_size: tuple[int, int] = A.SLICE_SIZE,
+        fps: float | None = None,
+        device: Any = None,
+        resize: str = "reference",
+        resampler: str = "swr",
+        format: str | None = None,
+        options: dict[str, str] | None = None,
+        timeout: float | None = None,
+        keep_frames: bool = False,
+        audio_skew_s: float = 5.0,
+        audio: str | None = None,
+        target: str = "centre",
+        audio_format: str = "logmel",
+        audio_samples: int = A.REFERENCE_BUFFER,
+        audio_rate: int = A.WAVEFORM_RATE,
+        start: str = "repeat",
+    ) -> None:
         check_clip_options(clip_len, stride, target, start, audio_format, resize, resampler)
         self.start = start
-        self.target, self.audio_format, self.audio_samples, self.audio_rate = target, audio_format, audio_samples, audio_rate
+        self.target, self.audio_format, self.audio_samples, self.audio_rate = (
+            target,
+            audio_format,
+            audio_samples,
+            audio_rate,
+        )
         if fps is not None and not fps > 0:
             raise MediaError(f"fps must be positive, got {fps}")
         self.source, self.clip_len, self.stride = str(source), clip_len, stride
@@ -166,12 +192,20 @@ class MediaClips:
                 warnings.warn(f"{self.source}: frame rate unknown; aligning audio at 25 fps", stacklevel=3)
         duration = float(c.duration) / 1e6 if c.duration else None
         return MediaInfo(
-            source=self.source, container=c.format.name, video_codec=vs.codec_context.name,
-            width=vs.codec_context.width, height=vs.codec_context.height, fps=float(fps), fps_origin=origin,
-            duration_s=duration, has_audio=aus is not None, audio_codec=aus.codec_context.name if aus else None,
+            source=self.source,
+            container=c.format.name,
+            video_codec=vs.codec_context.name,
+            width=vs.codec_context.width,
+            height=vs.codec_context.height,
+            fps=float(fps),
+            fps_origin=origin,
+            duration_s=duration,
+            has_audio=aus is not None,
+            audio_codec=aus.codec_context.name if aus else None,
             sample_rate=aus.codec_context.sample_rate if aus else None,
-            channels=aus.codec_context.channels if aus else None, frames_hint=vs.frames or None,
-        )  # fmt: skip
+            channels=aus.codec_context.channels if aus else None,
+            frames_hint=vs.frames or None,
+        )
 
     # -- decoding ------------------------------------------------------------------------------
     def _decoded(self) -> Iterator[tuple[str, Any]]:
@@ -215,12 +249,24 @@ class MediaClips:
         """Decode and hand frames and audio to the :class:`ClipAssembler`; yield its clips."""
         import av
 
-        asm = ClipAssembler(fps=self.info.fps, clip_len=self.clip_len, stride=self.stride, size=self.size,
-                            audio_size=self.audio_size, target=self.target, start=self.start,
-                            audio_format=self.audio_format, audio_samples=self.audio_samples,
-                            audio_rate=self.audio_rate, device=self.device, resize=self.resize,
-                            resampler=self.resampler, has_audio=self._as is not None,
-                            audio_skew_s=self.audio_skew_s, stats=self.stats)  # fmt: skip
+        asm = ClipAssembler(
+            fps=self.info.fps,
+            clip_len=self.clip_len,
+            stride=self.stride,
+            size=self.size,
+            audio_size=self.audio_size,
+            target=self.target,
+            start=self.start,
+            audio_format=self.audio_format,
+            audio_samples=self.audio_samples,
+            audio_rate=self.audio_rate,
+            device=self.device,
+            resize=self.resize,
+            resampler=self.resampler,
+            has_audio=self._as is not None,
+            audio_skew_s=self.audio_skew_s,
+            stats=self.stats,
+        )
         resampler = av.AudioResampler(format="fltp", layout=None, rate=None) if self._as is not None else None
 
         def add_audio(decoded: Any, align: bool = True) -> None:
@@ -259,7 +305,7 @@ class MediaClips:
                 c.close()
                 setattr(self, name, None)
 
-    def __enter__(self) -> "MediaClips":
+    def __enter__(self) -> MediaClips:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -289,7 +335,6 @@ def open_media(source: str, **kwargs: Any) -> MediaClips:
       (datasets stored as image sequences + wav: ``source="dir/img_%05d.jpg", format="image2"``).
     """
     return MediaClips(source, **kwargs)
-
 
 
 def probe(source: str, **kwargs: Any) -> MediaInfo:

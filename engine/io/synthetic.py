@@ -48,10 +48,23 @@ def _gaussian_blur_map(points: np.ndarray, h: int, w: int, sigma: float) -> np.n
     return (m / m.sum()).astype(np.float32)
 
 
-def make_clip(path: str | Path, *, seed: int = 0, width: int = 320, height: int = 192, fps: float = 25.0,
-              seconds: float = 2.0, sample_rate: int | None = 44100, channels: int = 2,
-              video_codec: str = "libx264", audio_codec: str | None = None, n_objects: int = 3,
-              vfr: bool = False, fixations_per_frame: int = 12, ground_truth: bool = True) -> SyntheticClip:  # fmt: skip
+def make_clip(
+    path: str | Path,
+    *,
+    seed: int = 0,
+    width: int = 320,
+    height: int = 192,
+    fps: float = 25.0,
+    seconds: float = 2.0,
+    sample_rate: int | None = 44100,
+    channels: int = 2,
+    video_codec: str = "libx264",
+    audio_codec: str | None = None,
+    n_objects: int = 3,
+    vfr: bool = False,
+    fixations_per_frame: int = 12,
+    ground_truth: bool = True,
+) -> SyntheticClip:
     """Write a synthetic clip to ``path`` (container from the suffix) and return its ground truth.
 
     ``sample_rate=None`` writes no audio stream; ``vfr=True`` jitters frame timestamps;
@@ -129,11 +142,20 @@ def make_clip(path: str | Path, *, seed: int = 0, width: int = 320, height: int 
             _write_audio(container, astream, speaker, times, n / fps, sample_rate, channels, height, fps)
     finally:
         container.close()
-    return SyntheticClip(path=path, fps=fps, n_frames=n, sample_rate=sample_rate, centres=speaker, radius=r,
-                         saliency=sal, fixations=fix, timestamps=times)  # fmt: skip
+    return SyntheticClip(
+        path=path,
+        fps=fps,
+        n_frames=n,
+        sample_rate=sample_rate,
+        centres=speaker,
+        radius=r,
+        saliency=sal,
+        fixations=fix,
+        timestamps=times,
+    )
 
 
-def _write_audio(container, stream, speaker, times, duration, rate, channels, height, fps) -> None:  # noqa: ANN001
+def _write_audio(container, stream, speaker, times, duration, rate, channels, height, fps) -> None:
     import av
 
     total = int(round(duration * rate))

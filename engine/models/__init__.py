@@ -13,10 +13,13 @@ from salrt.models.dtfsal import DTFSal, DTFSalConfig
 from salrt.models.mubic import MUBiC, MUBiCConfig
 from salrt.models.tavdiff import TAVDiff, TAVDiffConfig
 
-MODELS: dict[str, tuple[type, type]] = {"diffsal": (DiffSal, DiffSalConfig), "dtfsal": (DTFSal, DTFSalConfig),
-                                       "mubic": (MUBiC, MUBiCConfig),
-                                       "avrsp": (AVRSP, AVRSPConfig),
-                                       "tavdiff": (TAVDiff, TAVDiffConfig)}
+MODELS: dict[str, tuple[type, type]] = {
+    "diffsal": (DiffSal, DiffSalConfig),
+    "dtfsal": (DTFSal, DTFSalConfig),
+    "mubic": (MUBiC, MUBiCConfig),
+    "avrsp": (AVRSP, AVRSPConfig),
+    "tavdiff": (TAVDiff, TAVDiffConfig),
+}
 
 
 def load_model(
@@ -78,8 +81,10 @@ def _suggest_preset(key: str, cfg_cls: type, preset: str, checkpoint: str | os.P
         with torch.device("meta"):
             other = MODELS[key][0](cfg_cls.preset(name))
         if {k: tuple(v.shape) for k, v in other.state_dict().items()} == shapes:
-            raise ckpt.CheckpointError(f"{checkpoint}: these are weights of the {name!r} config of {key}, not "
-                                       f"{preset!r}: pass --config {name} (config={name!r})")  # fmt: skip
+            raise ckpt.CheckpointError(
+                f"{checkpoint}: these are weights of the {name!r} config of {key}, not "
+                f"{preset!r}: pass --config {name} (config={name!r})"
+            )
 
 
 def load_backbone(model: torch.nn.Module, backbone: str, path: str | os.PathLike[str]) -> list[str]:
@@ -95,11 +100,14 @@ def load_backbone(model: torch.nn.Module, backbone: str, path: str | os.PathLike
     targets = {
         "mvit": (video, MViT, load_mvit_pretrained),
         "s3d": (video, S3D, load_s3d_pretrained),
-        "vggish": (getattr(audio, "audio_net", None) if isinstance(audio, AudioEncoder) else None, torch.nn.Module,
-                   load_vggish_pretrained),
+        "vggish": (
+            getattr(audio, "audio_net", None) if isinstance(audio, AudioEncoder) else None,
+            torch.nn.Module,
+            load_vggish_pretrained,
+        ),
         "soundnet": (audio, SoundNet, load_soundnet_pretrained),
         "clip": (getattr(model, "text_encoder", None), CLIPTextEncoder, load_clip_text_pretrained),
-    }  # fmt: skip
+    }
     if backbone not in targets:
         raise SalrtError(f"unknown backbone {backbone!r}; choose from {', '.join(targets)}")
     module, kind, loader = targets[backbone]
@@ -108,5 +116,18 @@ def load_backbone(model: torch.nn.Module, backbone: str, path: str | os.PathLike
     return loader(module, path)
 
 
-__all__ = ["AVRSP", "AVRSPConfig", "DTFSal", "DTFSalConfig", "DiffSal", "DiffSalConfig", "DiffSalFeatures", "MODELS",
-           "MUBiC", "MUBiCConfig", "TAVDiff", "TAVDiffConfig", "load_model"]
+__all__ = [
+    "AVRSP",
+    "AVRSPConfig",
+    "DTFSal",
+    "DTFSalConfig",
+    "DiffSal",
+    "DiffSalConfig",
+    "DiffSalFeatures",
+    "MODELS",
+    "MUBiC",
+    "MUBiCConfig",
+    "TAVDiff",
+    "TAVDiffConfig",
+    "load_model",
+]

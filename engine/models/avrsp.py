@@ -47,12 +47,14 @@ class AVRSPConfig(S3DSoundNetConfig):
     heads: int = 4
     ravf_blocks: int = 2
 
-    PRESETS = {"tiny": dict(frames=8, height=64, width=128, audio_samples=8192, s3d_width_div=16,
-                            soundnet_width_div=16, dim=16, heads=2)}  # fmt: skip
+    PRESETS = {
+        "tiny": dict(
+            frames=8, height=64, width=128, audio_samples=8192, s3d_width_div=16, soundnet_width_div=16, dim=16, heads=2
+        )
+    }
 
     target = "last"
     start = "reverse"  # frame k < 31 is predicted from frames k..k+31 played backwards (the paper)
-
 
 
 class ASPP(nn.Module):
@@ -62,13 +64,20 @@ class ASPP(nn.Module):
         super().__init__()
         self.point = ConvBNReLU3d(cin, dim, (1, 1, 1))
         self.atrous = nn.ModuleList(
-            nn.Sequential(nn.Conv3d(cin, dim, (1, 3, 3), padding=(0, r, r), dilation=(1, r, r), bias=False),
-                          nn.BatchNorm3d(dim), nn.ReLU()) for r in rates)  # fmt: skip
+            nn.Sequential(
+                nn.Conv3d(cin, dim, (1, 3, 3), padding=(0, r, r), dilation=(1, r, r), bias=False),
+                nn.BatchNorm3d(dim),
+                nn.ReLU(),
+            )
+            for r in rates
+        )
         self.pool = ConvBNReLU3d(cin, dim, (1, 1, 1))
         self.project = ConvBNReLU3d(dim * (len(rates) + 2), dim, (1, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        g = self.pool(x.mean(dim=(2, 3, 4), keepdim=True)).repeat(1, 1, *x.shape[2:])  # Tile: exports with dynamic batch
+        g = self.pool(x.mean(dim=(2, 3, 4), keepdim=True)).repeat(
+            1, 1, *x.shape[2:]
+        )  # Tile: exports with dynamic batch
         return self.project(torch.cat([self.point(x), *(a(x) for a in self.atrous), g], dim=1))
 
 
@@ -81,7 +90,10 @@ class LIP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = torch.exp(torch.sigmoid(self.logit(x)) * 12.0)  # bounded logits, as LIP's soft gate
-        pool = lambda y: F.avg_pool3d(F.pad(y, (1, 1, 1, 1)), (1, 3, 3), 1)  # noqa: E731
+
+        def pool(y):
+            return F.avg_pool3d(F.pad(y, (1, 1, 1, 1)), (1, 3, 3), 1)
+
         return pool(x * w) / pool(w)
 
 
@@ -141,10 +153,16 @@ class MS(nn.Module):
 
     def __init__(self, dim: int) -> None:
         super().__init__()
-        conv = lambda: nn.Conv3d(dim, dim, (1, 3, 3), padding=(0, 1, 1))  # noqa: E731
+
+        def conv():
+            return nn.Conv3d(dim, dim, (1, 3, 3), padding=(0, 1, 1))
+
         self.c1 = nn.ModuleList(conv() for _ in range(3))
         self.c2 = nn.ModuleList(conv() for _ in range(3))
-        self.up2, self.down2 = nn.ModuleList(Resample(dim) for _ in range(3)), nn.ModuleList(Resample(dim) for _ in range(3))
+        self.up2, self.down2 = (
+            nn.ModuleList(Resample(dim) for _ in range(3)),
+            nn.ModuleList(Resample(dim) for _ in range(3)),
+        )
         self.c3, self.up3, self.down3 = conv(), Resample(dim), Resample(dim)
 
     def forward(self, xh: torch.Tensor | None, xm: torch.Tensor, xl: torch.Tensor | None) -> torch.Tensor:
@@ -206,9 +224,14 @@ class AVRSP(SaliencyModel):
         self.head = nn.Conv3d(d, 1, 1)
 
     def parts(self) -> dict[str, nn.Module]:
-        return {"video_encoder": self.video_encoder, "audio_encoder": self.audio_encoder, "aspp_lip": self.enhance,
-                "ravf": nn.ModuleList([self.audio_proj, self.ravf]), "ms_mrg": nn.ModuleList([self.ms, self.mrg]),
-                "decoder": nn.ModuleList([self.decoder, self.temporal, self.head])}  # fmt: skip
+        return {
+            "video_encoder": self.video_encoder,
+            "audio_encoder": self.audio_encoder,
+            "aspp_lip": self.enhance,
+            "ravf": nn.ModuleList([self.audio_proj, self.ravf]),
+            "ms_mrg": nn.ModuleList([self.ms, self.mrg]),
+            "decoder": nn.ModuleList([self.decoder, self.temporal, self.head]),
+        }
 
     def predict(self, video: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
         cfg = self.config

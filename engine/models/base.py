@@ -18,9 +18,9 @@ import torch
 from torch import nn
 
 from salrt import constants as A
+from salrt.errors import UsageError
 from salrt.models.blocks import check_input
 from salrt.models.mvit import MViTConfig
-from salrt.errors import UsageError
 from salrt.sampling.loop import ddim_loop, select_rows
 
 
@@ -203,8 +203,16 @@ class SaliencyModel(nn.Module):
         return self.predict(video, audio, **conditions)
 
     @torch.no_grad()
-    def sample(self, video: torch.Tensor, audio: torch.Tensor, steps: int = 4, eta: float = 0.0,
-               noise: torch.Tensor | None = None, generator: torch.Generator | None = None, **conditions: Any) -> torch.Tensor:  # fmt: skip
+    def sample(
+        self,
+        video: torch.Tensor,
+        audio: torch.Tensor,
+        steps: int = 4,
+        eta: float = 0.0,
+        noise: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        **conditions: Any,
+    ) -> torch.Tensor:
         """Maps (B,1,H,W) in 0..1. One-pass models: a single forward; ``steps``/``noise`` unused."""
         return self.predict(video, audio, **conditions)
 
@@ -236,8 +244,16 @@ class DiffusionModel(SaliencyModel):
         return int(first.shape[0])
 
     @torch.no_grad()
-    def sample(self, video: torch.Tensor, audio: torch.Tensor, steps: int | None = 4, eta: float = 0.0,
-               noise: torch.Tensor | None = None, generator: torch.Generator | None = None, **conditions: Any) -> torch.Tensor:  # fmt: skip
+    def sample(
+        self,
+        video: torch.Tensor,
+        audio: torch.Tensor,
+        steps: int | None = 4,
+        eta: float = 0.0,
+        noise: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        **conditions: Any,
+    ) -> torch.Tensor:
         """DDIM from x_T (``noise`` or drawn from ``generator``) -> maps (B,1,H,W) clamped to 0..1."""
         if eta < 0:
             raise UsageError(f"eta must be >= 0, got {eta}")
@@ -297,6 +313,8 @@ class DiffusionModel(SaliencyModel):
             ins = {k: tuple(v.shape) for k, v in self.example_inputs(batch).items()}
         fspec = {f"f{i}": tuple(f.shape) for i, f in enumerate(self.feature_tensors(self.meta_features(batch)))}
         enc_out = {**fspec, **({"steps_raw": (batch,)} if hasattr(self, "raw_step_count") else {})}
-        return {"encoder": {"inputs": ins, "outputs": enc_out},
-                "denoiser": {"inputs": {"x_t": x, "t": (batch,), **fspec}, "outputs": {"x0": x}},
-                "sampler": {"inputs": {**ins, "noise": x}, "outputs": {"map": x}}}  # fmt: skip
+        return {
+            "encoder": {"inputs": ins, "outputs": enc_out},
+            "denoiser": {"inputs": {"x_t": x, "t": (batch,), **fspec}, "outputs": {"x0": x}},
+            "sampler": {"inputs": {**ins, "noise": x}, "outputs": {"map": x}},
+        }

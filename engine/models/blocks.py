@@ -7,6 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+
 from salrt.errors import UsageError
 
 
@@ -33,7 +34,9 @@ def check_batch(*xs: torch.Tensor) -> int:
 class ConvBNReLU3d(nn.Sequential):
     """Conv3d + BatchNorm3d + ReLU with 'same' padding for odd kernels."""
 
-    def __init__(self, cin: int, cout: int, kernel: tuple[int, int, int], stride: tuple[int, int, int] = (1, 1, 1)) -> None:
+    def __init__(
+        self, cin: int, cout: int, kernel: tuple[int, int, int], stride: tuple[int, int, int] = (1, 1, 1)
+    ) -> None:
         pad = tuple(k // 2 for k in kernel)
         super().__init__(nn.Conv3d(cin, cout, kernel, stride, pad, bias=False), nn.BatchNorm3d(cout), nn.ReLU())
 
@@ -125,7 +128,11 @@ class MultiheadAttention(nn.Module):
         h = self.heads
         wq, wk, wv = self.in_proj_weight.chunk(3)
         bq, bk, bv = self.in_proj_bias.chunk(3)
-        split = lambda x: x.reshape(b, x.shape[1], h, d // h).transpose(1, 2)  # noqa: E731
-        out = F.scaled_dot_product_attention(split(F.linear(q, wq, bq)), split(F.linear(kv, wk, bk)),
-                                             split(F.linear(kv, wv, bv)), attn_mask=mask)  # fmt: skip
+
+        def split(x):
+            return x.reshape(b, x.shape[1], h, d // h).transpose(1, 2)
+
+        out = F.scaled_dot_product_attention(
+            split(F.linear(q, wq, bq)), split(F.linear(kv, wk, bk)), split(F.linear(kv, wv, bv)), attn_mask=mask
+        )
         return self.out_proj(out.transpose(1, 2).reshape(b, nq, d))

@@ -107,7 +107,7 @@ def load_clip_text_pretrained(model: CLIPTextEncoder, path: str | os.PathLike[st
     except CheckpointError:
         try:  # OpenAI ships TorchScript archives
             sd = torch.jit.load(str(p), map_location="cpu").state_dict()
-        except Exception:  # noqa: BLE001 - report the original problem
+        except Exception:
             raise CheckpointError(f"{p}: neither a state dict nor a TorchScript CLIP archive") from None
     own = set(model.state_dict())
     keep = {k: v for k, v in sd.items() if k in own}
@@ -127,7 +127,9 @@ def _bytes_to_unicode() -> dict[int, str]:
     return dict(zip(bs, map(chr, cs)))
 
 
-_PAT = re.compile(r"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[^\W\d_]+|\d|(?:[^\s\w]|_)+", re.IGNORECASE)
+_PAT = re.compile(
+    r"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[^\W\d_]+|\d|(?:[^\s\w]|_)+", re.IGNORECASE
+)
 
 
 class CLIPTokenizer:
@@ -151,9 +153,12 @@ class CLIPTokenizer:
         self.ranks = {m: i for i, m in enumerate(merges)}
         self.context = context
         self.sot, self.eot = self.encoder["<|startoftext|>"], self.encoder["<|endoftext|>"]
+        self._bpe_cached = lru_cache(maxsize=4096)(self._bpe_uncached)  # per tokenizer, freed with it
 
-    @lru_cache(maxsize=4096)  # noqa: B019 - tokenizer objects live as long as the model
     def _bpe(self, token: str) -> tuple[str, ...]:
+        return self._bpe_cached(token)
+
+    def _bpe_uncached(self, token: str) -> tuple[str, ...]:
         word = tuple(token[:-1]) + (token[-1] + "</w>",)
         while len(word) > 1:
             pairs = {(a, b) for a, b in zip(word, word[1:])}

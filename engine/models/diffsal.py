@@ -16,14 +16,14 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from salrt.checkpoint import check_and_load, extract_state_dict, read_torch_file
+from salrt.errors import CheckpointError, UsageError
 from salrt.models.base import DiffusionModel, MViTVGGishConfig
 from salrt.models.mvit import MViT, MViTConfig, reference_attention
 from salrt.models.saliency_unet import SaliencyUNet, UNetConfig
 from salrt.models.vggish import AudioEncoder
 from salrt.sampling.ddim import DDIMScheduler
 from salrt.sampling.schedule import DDIMStep
-from salrt.checkpoint import check_and_load, extract_state_dict, read_torch_file
-from salrt.errors import CheckpointError, UsageError
 
 # Per-channel pixel statistics on the 0..255 scale (the reference's dataset.json).
 VIDEO_MEAN = (114.7748, 107.7354, 99.4750)
@@ -40,7 +40,6 @@ class DiffSalConfig(MViTVGGishConfig):
     temporal_kernel: int = 5
     group_norm_groups: int = 32
     num_timesteps: int = 1000
-
 
     def __post_init__(self) -> None:
         if self.height % 32 or self.width % 32:
@@ -73,7 +72,7 @@ class DiffSalConfig(MViTVGGishConfig):
         )
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "DiffSalConfig":
+    def from_dict(cls, data: dict[str, Any]) -> DiffSalConfig:
         data = dict(data)
         mvit = MViTConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.pop("mvit", {}).items()})
         fields = {f.name for f in dataclasses.fields(cls)}
@@ -86,23 +85,38 @@ class DiffSalConfig(MViTVGGishConfig):
     def preset_names(cls) -> tuple[str, ...]:
         return ("paper", "tiny")
 
-    def with_video_shape(self, frames: int, height: int, width: int) -> "DiffSalConfig":
+    def with_video_shape(self, frames: int, height: int, width: int) -> DiffSalConfig:
         """Other clip sizes: the log-mel grid follows the video (T/2 + 1 slices of H/2 x W/2)."""
-        return dataclasses.replace(self, frames=frames, height=height, width=width, audio_slices=frames // 2 + 1,
-                                   audio_height=height // 2, audio_width=width // 2)  # fmt: skip
+        return dataclasses.replace(
+            self,
+            frames=frames,
+            height=height,
+            width=width,
+            audio_slices=frames // 2 + 1,
+            audio_height=height // 2,
+            audio_width=width // 2,
+        )
 
     @classmethod
-    def preset(cls, name: str) -> "DiffSalConfig":
+    def preset(cls, name: str) -> DiffSalConfig:
         """``paper``: the released model. ``tiny``: same code, few channels and small frames (tests)."""
         if name == "paper":
             return cls()
         if name == "tiny":
             return cls(
-                height=64, width=128, audio_height=32, audio_width=64,
-                mvit=MViTConfig(embed_dim=8, depth=4, num_heads=1, downscale_layers=(1, 2, 3), table_input=(16, 64, 64)),
-                vggish_channels=(8, 8, 16, 16), audio_heads=2, audio_dim_head=8, audio_mlp_dim=16,
+                height=64,
+                width=128,
+                audio_height=32,
+                audio_width=64,
+                mvit=MViTConfig(
+                    embed_dim=8, depth=4, num_heads=1, downscale_layers=(1, 2, 3), table_input=(16, 64, 64)
+                ),
+                vggish_channels=(8, 8, 16, 16),
+                audio_heads=2,
+                audio_dim_head=8,
+                audio_mlp_dim=16,
                 group_norm_groups=4,
-            )  # fmt: skip
+            )
         raise UsageError(f"unknown DiffSal preset {name!r} (choose 'paper' or 'tiny')")
 
 
@@ -172,8 +186,9 @@ class DiffSal(DiffusionModel):
         with torch.no_grad(), reference_attention(self):
             return self.video_encoder(video), self.audio_encoder(audio)
 
-    def reference_step(self, saved: list[torch.Tensor], audio_feats: torch.Tensor, x: torch.Tensor,
-                       step: DDIMStep) -> torch.Tensor:  # fmt: skip
+    def reference_step(
+        self, saved: list[torch.Tensor], audio_feats: torch.Tensor, x: torch.Tensor, step: DDIMStep
+    ) -> torch.Tensor:
         """One step as the reference runs it: feature copy, alignment inside the step, host round trip."""
         with torch.no_grad():
             feats = copy.deepcopy(saved)  # the reference mutates its feature list every step
@@ -182,7 +197,9 @@ class DiffSal(DiffusionModel):
             x0 = self.denoiser(x, t, feats, aligned)
             return self.scheduler.step(x0, x, step).cpu().to(x0.device)
 
-    def reference_sample(self, video: torch.Tensor, audio: torch.Tensor, noise: torch.Tensor, steps: int) -> torch.Tensor:
+    def reference_sample(
+        self, video: torch.Tensor, audio: torch.Tensor, noise: torch.Tensor, steps: int
+    ) -> torch.Tensor:
         """The authors' inference loop (eager fp32): encoders once, then per step the above."""
         video_feats, audio_feats = self.reference_encode(video, audio)
         x = noise
@@ -201,7 +218,7 @@ class DiffSal(DiffusionModel):
 
     def features_from(self, tensors: tuple[torch.Tensor, ...]) -> DiffSalFeatures:
         n = len(self.denoiser.stages)
-        return DiffSalFeatures(tuple(tensors[:-n - 1]), tensors[-n - 1], tuple(tensors[-n:]))
+        return DiffSalFeatures(tuple(tensors[: -n - 1]), tensors[-n - 1], tuple(tensors[-n:]))
 
     # -- export: DiffSal's encoders are two graphs (the reference's split), fed by name --------
     def graph_roles(self) -> dict[str, object]:
@@ -212,8 +229,12 @@ class DiffSal(DiffusionModel):
 
         io = self.graph_io(1)
         coarsest = io["video_encoder"]["outputs"]["v0"][-2:]
-        return {"video_encoder": _VideoEncoderGraph(self), "audio_encoder": _AudioEncoderGraph(self, coarsest),
-                "denoiser": _DenoiserGraph(self), "sampler": SamplerGraph(self, steps)}  # fmt: skip
+        return {
+            "video_encoder": _VideoEncoderGraph(self),
+            "audio_encoder": _AudioEncoderGraph(self, coarsest),
+            "denoiser": _DenoiserGraph(self),
+            "sampler": SamplerGraph(self, steps),
+        }
 
     def graph_io(self, batch: int) -> dict[str, dict[str, dict[str, tuple[int, ...]]]]:
         """video_encoder: video -> v0..v3 (the MViT scales, coarsest first); audio_encoder: audio ->
@@ -230,9 +251,11 @@ class DiffSal(DiffusionModel):
             "video_encoder": {"inputs": {"video": (batch, *cfg.video_shape)}, "outputs": v},
             "audio_encoder": {"inputs": {"audio": (batch, *cfg.audio_shape)}, "outputs": a},
             "denoiser": {"inputs": {"x_t": x, "t": (batch,), **denoiser_video, **a}, "outputs": {"x0": x}},
-            "sampler": {"inputs": {"video": (batch, *cfg.video_shape), "audio": (batch, *cfg.audio_shape),
-                                   "noise": x}, "outputs": {"map": x}},
-        }  # fmt: skip
+            "sampler": {
+                "inputs": {"video": (batch, *cfg.video_shape), "audio": (batch, *cfg.audio_shape), "noise": x},
+                "outputs": {"map": x},
+            },
+        }
 
     def parameter_counts(self) -> dict[str, int]:
         """Parameters per sub-network."""
@@ -278,8 +301,18 @@ class _DenoiserGraph(nn.Module):
         super().__init__()
         self.denoiser = model.denoiser
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor, v0: torch.Tensor, v1: torch.Tensor, v2: torch.Tensor,
-                a0: torch.Tensor, a1: torch.Tensor, a2: torch.Tensor, a3: torch.Tensor) -> torch.Tensor:  # fmt: skip
+    def forward(
+        self,
+        x_t: torch.Tensor,
+        t: torch.Tensor,
+        v0: torch.Tensor,
+        v1: torch.Tensor,
+        v2: torch.Tensor,
+        a0: torch.Tensor,
+        a1: torch.Tensor,
+        a2: torch.Tensor,
+        a3: torch.Tensor,
+    ) -> torch.Tensor:
         return self.denoiser(x_t, t, (v0, v1, v2), (a0, a1, a2, a3))
 
 
@@ -294,13 +327,25 @@ _REFERENCE_RULES: list[tuple[str, str]] = [
     (r"^decoder_net\.down1\.", "denoiser.noise_encoder.down."),
     (r"^decoder_net\.res_encoder\.(\d+)\.0\.", r"denoiser.noise_encoder.blocks.\1."),
     (r"^decoder_net\.res_encoder\.(\d+)\.1\.", r"denoiser.noise_encoder.downs.\1."),
-    (r"^decoder_net\.invpt_decoder\.mid_stages\.(\d+)\.patch_embed\.0\.proj\.1\.", r"denoiser.stages.\1.upsample.conv1."),
+    (
+        r"^decoder_net\.invpt_decoder\.mid_stages\.(\d+)\.patch_embed\.0\.proj\.1\.",
+        r"denoiser.stages.\1.upsample.conv1.",
+    ),
     (r"^decoder_net\.invpt_decoder\.mid_stages\.(\d+)\.patch_embed\.0\.proj\.2\.", r"denoiser.stages.\1.upsample.bn1."),
-    (r"^decoder_net\.invpt_decoder\.mid_stages\.(\d+)\.patch_embed\.0\.proj\.4\.", r"denoiser.stages.\1.upsample.conv2."),
+    (
+        r"^decoder_net\.invpt_decoder\.mid_stages\.(\d+)\.patch_embed\.0\.proj\.4\.",
+        r"denoiser.stages.\1.upsample.conv2.",
+    ),
     (r"^decoder_net\.invpt_decoder\.mid_stages\.(\d+)\.patch_embed\.0\.proj\.5\.", r"denoiser.stages.\1.upsample.bn2."),
     (r"^decoder_net\.invpt_decoder\.mid_stages\.(\d+)\.blocks\.0\.align_conv\.", r"denoiser.stages.\1.align_conv."),
-    (r"^decoder_net\.invpt_decoder\.mid_stages\.(\d+)\.blocks\.0\.attn\.conv_proj_(q|k|v)\.conv\.", r"denoiser.stages.\1.block.attn.\2_conv."),
-    (r"^decoder_net\.invpt_decoder\.mid_stages\.(\d+)\.blocks\.0\.attn\.conv_proj_(q|k|v)\.bn\.", r"denoiser.stages.\1.block.attn.\2_norm."),
+    (
+        r"^decoder_net\.invpt_decoder\.mid_stages\.(\d+)\.blocks\.0\.attn\.conv_proj_(q|k|v)\.conv\.",
+        r"denoiser.stages.\1.block.attn.\2_conv.",
+    ),
+    (
+        r"^decoder_net\.invpt_decoder\.mid_stages\.(\d+)\.blocks\.0\.attn\.conv_proj_(q|k|v)\.bn\.",
+        r"denoiser.stages.\1.block.attn.\2_norm.",
+    ),
     (r"^decoder_net\.invpt_decoder\.mid_stages\.(\d+)\.blocks\.0\.", r"denoiser.stages.\1.block."),
     (r"^decoder_net\.invpt_decoder\.norm_mts\.(\d+)\.", r"denoiser.stages.\1.out_norm."),
     (r"^decoder_net\.invpt_decoder\.redu_chan_up\.(\d+)\.proj\.0\.", r"denoiser.stages.\1.temporal_reduce."),
@@ -316,6 +361,7 @@ REFERENCE_IGNORED: list[tuple[str, str]] = [
     (r"^spatiotemp_net\.to_patch_embedding\.", "audio patch embedding: computed, then discarded by the reference"),
     (r"^spatiotemp_net\.pos_embedding$", "audio position embedding: added to the discarded branch only"),
 ]
+
 
 def reference_to_salrt(name: str) -> str | None:
     """Map one reference parameter name to salrt's, or None when the reference never uses it."""
@@ -359,7 +405,9 @@ def import_reference_state_dict(model: nn.Module, sd: dict[str, torch.Tensor], s
         try:
             new = reference_to_salrt(name)
         except CheckpointError:
-            raise CheckpointError(f"{source}: unexpected tensor {name!r} (not part of the DiffSal reference model)") from None
+            raise CheckpointError(
+                f"{source}: unexpected tensor {name!r} (not part of the DiffSal reference model)"
+            ) from None
         if new is None:
             ignored.append(name)
         else:
@@ -372,5 +420,3 @@ def load_diffsal_checkpoint(model: nn.Module, path: str | os.PathLike[str]) -> l
     """Load an authors' DiffSal checkpoint (or a bare state dict) into ``model``."""
     sd = extract_state_dict(read_torch_file(path), str(path))
     return import_reference_state_dict(model, sd, str(path))
-
-

@@ -33,11 +33,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from salrt.errors import UsageError
 from salrt.models.base import MViTVGGishConfig, SaliencyModel
 from salrt.models.blocks import ConvBNReLU3d, DeformConv2d, LayerNorm3d, check_batch, upsample_to
 from salrt.models.mvit import MViT, MViTConfig
 from salrt.models.vggish import AudioEncoder
-from salrt.errors import UsageError
 
 _TINY_MVIT = MViTConfig(embed_dim=8, depth=4, num_heads=1, downscale_layers=(1, 2, 3), table_input=(8, 64, 64))
 
@@ -56,14 +56,26 @@ class DTFSalConfig(MViTVGGishConfig):
     use_audio: bool = True
 
     PRESETS = {
-        "tiny": dict(frames=8, height=64, width=128, audio_height=32, audio_width=64, mvit=_TINY_MVIT,
-                     vggish_channels=(8, 8, 16, 16), audio_dim_head=8, audio_mlp_dim=16, fpn_channels=16,
-                     tokens=4, token_size=(2, 4), audio_fusion_channels=8, decoder_channels=8),
+        "tiny": dict(
+            frames=8,
+            height=64,
+            width=128,
+            audio_height=32,
+            audio_width=64,
+            mvit=_TINY_MVIT,
+            vggish_channels=(8, 8, 16, 16),
+            audio_dim_head=8,
+            audio_mlp_dim=16,
+            fpn_channels=16,
+            tokens=4,
+            token_size=(2, 4),
+            audio_fusion_channels=8,
+            decoder_channels=8,
+        ),
         "visual": dict(use_audio=False),
-    }  # fmt: skip
+    }
 
     target = "last"
-
 
 
 class FPN(nn.Module):
@@ -201,8 +213,11 @@ class DTFSal(SaliencyModel):
 
     name = "dtfsal"
     # DTFSal reports the whole model's parameters (not thop's); MB = params x 4 / 2^20
-    paper_figures = (("params", 49.08, "M", "params"), ("FLOPs (thop MACs)", 297.91, "G", "paper_macs"),
-                     ("model size", 187.26, "MB", "size_mb"))  # fmt: skip
+    paper_figures = (
+        ("params", 49.08, "M", "params"),
+        ("FLOPs (thop MACs)", 297.91, "G", "paper_macs"),
+        ("model size", 187.26, "MB", "size_mb"),
+    )
     kind = "direct"
 
     def __init__(self, config: DTFSalConfig | None = None) -> None:
@@ -211,14 +226,20 @@ class DTFSal(SaliencyModel):
         c = cfg.fpn_channels
         self.video_encoder = MViT(cfg.mvit)
         self.fpn = FPN(cfg.mvit.out_channels, c, cfg.refine_kernels)
-        self.enhance = nn.ModuleList([LTEB(c, cfg.tokens, cfg.token_size) for _ in range(3)]
-                                     + [DLTFB(c, cfg.tokens, cfg.token_size, cfg.dltfb_shift)])  # fmt: skip
+        self.enhance = nn.ModuleList(
+            [LTEB(c, cfg.tokens, cfg.token_size) for _ in range(3)]
+            + [DLTFB(c, cfg.tokens, cfg.token_size, cfg.dltfb_shift)]
+        )
         if cfg.use_audio:
-            self.audio_encoder = AudioEncoder(cfg.vggish_channels, cfg.audio_heads, cfg.audio_dim_head, cfg.audio_mlp_dim)
+            self.audio_encoder = AudioEncoder(
+                cfg.vggish_channels, cfg.audio_heads, cfg.audio_dim_head, cfg.audio_mlp_dim
+            )
             self.audio_proj = nn.Conv3d(cfg.vggish_channels[-1], cfg.audio_fusion_channels, 1)
             self.amfb = AMFB(c, cfg.audio_fusion_channels)
         t = cfg.frames // 2
-        self.decoders = nn.ModuleList(ScaleDecoder(c, cfg.decoder_channels, t, (cfg.height, cfg.width)) for _ in range(4))
+        self.decoders = nn.ModuleList(
+            ScaleDecoder(c, cfg.decoder_channels, t, (cfg.height, cfg.width)) for _ in range(4)
+        )
         self.fuse = nn.Conv3d(4, 1, (1, 3, 3), padding=(0, 1, 1))
 
     def parts(self) -> dict[str, nn.Module]:

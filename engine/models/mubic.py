@@ -46,13 +46,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from salrt.errors import UsageError
 from salrt.models.base import DiffusionModel, MViTVGGishConfig
 from salrt.models.blocks import channels_first, channels_last, check_batch, sinusoidal_embedding, upsample_to
 from salrt.models.mvit import MViT, MViTConfig
 from salrt.models.vggish import AudioEncoder
 from salrt.sampling.ddim import DDIMScheduler
 from salrt.sampling.schedule import adaptive_step_count
-from salrt.errors import UsageError
 
 _TINY_MVIT = MViTConfig(embed_dim=8, depth=4, num_heads=1, downscale_layers=(1, 2, 3), table_input=(16, 64, 64))
 
@@ -74,12 +74,19 @@ class MUBiCConfig(MViTVGGishConfig):
     num_timesteps: int = 1000
 
     PRESETS = {
-        "tiny": dict(height=64, width=128, audio_height=32, audio_width=64, mvit=_TINY_MVIT,
-                     vggish_channels=(8, 8, 16, 16), audio_dim_head=8, audio_mlp_dim=16,
-                     noise_channels=(4, 8, 8, 16), time_dim=16),
-    }  # fmt: skip
-
-
+        "tiny": dict(
+            height=64,
+            width=128,
+            audio_height=32,
+            audio_width=64,
+            mvit=_TINY_MVIT,
+            vggish_channels=(8, 8, 16, 16),
+            audio_dim_head=8,
+            audio_mlp_dim=16,
+            noise_channels=(4, 8, 8, 16),
+            time_dim=16,
+        ),
+    }
 
 
 class MUBiCFeatures(NamedTuple):
@@ -158,8 +165,9 @@ class MMI(nn.Module):
         self.kv, self.cfg = kv, cfg
         self.ffn_a = FFN(ca, cfg.audio_ffn_ratio)
         t_pad = max((cfg.audio_slices - frames + 1) // 2, 0)
-        self.upsample_a = nn.Sequential(nn.Conv3d(ca, c, 1),
-                                        nn.ConvTranspose3d(c, c, (2, up, up), (1, up, up), (t_pad, 0, 0), groups=c))  # fmt: skip
+        self.upsample_a = nn.Sequential(
+            nn.Conv3d(ca, c, 1), nn.ConvTranspose3d(c, c, (2, up, up), (1, up, up), (t_pad, 0, 0), groups=c)
+        )
         self.ffn_v1, self.ffn_v2 = FFN(c, cfg.ffn_ratio, norm=False), FFN(c, cfg.ffn_ratio, norm=False)
         self.norm_v = nn.LayerNorm(c)
         self.te_a = nn.Parameter(torch.zeros(1, c, frames, 1, 1))
@@ -226,11 +234,23 @@ class NoiseEncoder(nn.Module):
 class CDM(nn.Module):
     """Conditional denoising module i: (X_i, f_av,i, f_dec_{i+1}) -> f_dec_i (B, C_i, T', h_i, w_i)."""
 
-    def __init__(self, c: int, c_noise: int, c_up: int | None, frames: int, kv: int, heads: int,
-                 temporal_kernel: tuple[int, int, int] = (3, 3, 3)) -> None:  # fmt: skip
+    def __init__(
+        self,
+        c: int,
+        c_noise: int,
+        c_up: int | None,
+        frames: int,
+        kv: int,
+        heads: int,
+        temporal_kernel: tuple[int, int, int] = (3, 3, 3),
+    ) -> None:
         super().__init__()
         self.kv = kv
-        self.up = nn.Sequential(nn.Conv3d(c_up, c, 1), nn.ConvTranspose3d(c, c, (1, 2, 2), (1, 2, 2), groups=c)) if c_up else None
+        self.up = (
+            nn.Sequential(nn.Conv3d(c_up, c, 1), nn.ConvTranspose3d(c, c, (1, 2, 2), (1, 2, 2), groups=c))
+            if c_up
+            else None
+        )
         if c_up:
             self.proj_a, self.proj_b = nn.Conv3d(c, c, 1), nn.Conv3d(c, c, 1)
             self.gate = nn.Conv3d(2 * c, c, 1)
@@ -290,11 +310,20 @@ class MUBiC(DiffusionModel):
         kvs = (16, 8, 4, 2)
         ups = tuple(2 ** (len(chans) - 1 - i) for i in range(len(chans)))  # 8, 4, 2, 1
         self.fusion = nn.ModuleList(MMI(c, ca, t, u, k, cfg) for c, u, k in zip(chans, ups, kvs))
-        self.time_mlp = nn.Sequential(nn.Linear(cfg.time_dim, cfg.time_dim), nn.SiLU(), nn.Linear(cfg.time_dim, cfg.time_dim))
+        self.time_mlp = nn.Sequential(
+            nn.Linear(cfg.time_dim, cfg.time_dim), nn.SiLU(), nn.Linear(cfg.time_dim, cfg.time_dim)
+        )
         self.noise_encoder = NoiseEncoder(cfg.noise_channels, cfg.time_dim)
         self.decoder = nn.ModuleList(
-            CDM(chans[i], cfg.noise_channels[i], chans[i + 1] if i + 1 < len(chans) else None, t, kvs[i], cfg.heads,
-                cfg.temporal_kernels[i])
+            CDM(
+                chans[i],
+                cfg.noise_channels[i],
+                chans[i + 1] if i + 1 < len(chans) else None,
+                t,
+                kvs[i],
+                cfg.heads,
+                cfg.temporal_kernels[i],
+            )
             for i in range(len(chans))
         )
         self.head = nn.Conv3d(chans[0], 1, (t, 3, 3), padding=(0, 1, 1))
@@ -302,9 +331,14 @@ class MUBiC(DiffusionModel):
         self.scheduler = DDIMScheduler(cfg.num_timesteps)
 
     def parts(self) -> dict[str, nn.Module]:
-        return {"video_encoder": self.video_encoder, "audio_encoder": self.audio_encoder, "fusion": self.fusion,
-                "noise_encoder": nn.ModuleList([self.time_mlp, self.noise_encoder]),
-                "decoder": nn.ModuleList([self.decoder, self.head]), "step_selector": self.step_selector}  # fmt: skip
+        return {
+            "video_encoder": self.video_encoder,
+            "audio_encoder": self.audio_encoder,
+            "fusion": self.fusion,
+            "noise_encoder": nn.ModuleList([self.time_mlp, self.noise_encoder]),
+            "decoder": nn.ModuleList([self.decoder, self.head]),
+            "step_selector": self.step_selector,
+        }
 
     def encode(self, video: torch.Tensor, audio: torch.Tensor) -> MUBiCFeatures:
         """Encoders and the four MMI blocks, once per clip [Alg. 2 l.1-12]."""

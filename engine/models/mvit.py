@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -177,11 +177,9 @@ class PoolingAttention(nn.Module):
         b, heads, nq1, _ = q.shape
         kt, kh, kw = k_grid
         r = rel[:, :, 1:]
-        bias = (
-            r[..., :kt, None, None]
-            + r[..., None, kt : kt + kh, None]
-            + r[..., None, None, kt + kh :]
-        ).reshape(b, heads, nq1 - 1, kt * kh * kw)
+        bias = (r[..., :kt, None, None] + r[..., None, kt : kt + kh, None] + r[..., None, None, kt + kh :]).reshape(
+            b, heads, nq1 - 1, kt * kh * kw
+        )
         attn = (q * self.scale) @ k.transpose(-2, -1) + F.pad(bias, (1, 0, 1, 0))
         return attn.softmax(dim=-1) @ v
 
@@ -332,7 +330,7 @@ def load_mvit_pretrained(video_encoder: nn.Module, path: str | os.PathLike[str])
     reference. Returns the names that were initialised that way.
     """
     raw = extract_state_dict(read_torch_file(path), str(path))
-    sd = {k[len("backbone."):]: v for k, v in raw.items() if k.startswith("backbone.")}
+    sd = {k[len("backbone.") :]: v for k, v in raw.items() if k.startswith("backbone.")}
     if not sd:
         raise CheckpointError(f"{path}: no 'backbone.' tensors: not an mmaction2 MViT checkpoint")
     own = video_encoder.state_dict()

@@ -17,7 +17,9 @@ from torch import nn
 class BasicConv3d(nn.Module):
     """Conv3d (no bias) + BatchNorm (eps 1e-3) + ReLU."""
 
-    def __init__(self, cin: int, cout: int, kernel: int | tuple[int, int, int] = 1, stride: int = 1, padding: int = 0) -> None:
+    def __init__(
+        self, cin: int, cout: int, kernel: int | tuple[int, int, int] = 1, stride: int = 1, padding: int = 0
+    ) -> None:
         super().__init__()
         self.conv = nn.Conv3d(cin, cout, kernel, stride, padding, bias=False)
         self.bn = nn.BatchNorm3d(cout, eps=1e-3, momentum=1e-3)
@@ -61,17 +63,24 @@ class Mixed(nn.Module):
 
 # (in, b0, b1, b2, b3) of Mixed_3b .. Mixed_5c, with a width multiplier for tiny configs
 _MIXED = {
-    "3b": (192, 64, (96, 128), (16, 32), 32), "3c": (256, 128, (128, 192), (32, 96), 64),
-    "4b": (480, 192, (96, 208), (16, 48), 64), "4c": (512, 160, (112, 224), (24, 64), 64),
-    "4d": (512, 128, (128, 256), (24, 64), 64), "4e": (512, 112, (144, 288), (32, 64), 64),
-    "4f": (528, 256, (160, 320), (32, 128), 128), "5b": (832, 256, (160, 320), (32, 128), 128),
+    "3b": (192, 64, (96, 128), (16, 32), 32),
+    "3c": (256, 128, (128, 192), (32, 96), 64),
+    "4b": (480, 192, (96, 208), (16, 48), 64),
+    "4c": (512, 160, (112, 224), (24, 64), 64),
+    "4d": (512, 128, (128, 256), (24, 64), 64),
+    "4e": (512, 112, (144, 288), (32, 64), 64),
+    "4f": (528, 256, (160, 320), (32, 128), 128),
+    "5b": (832, 256, (160, 320), (32, 128), 128),
     "5c": (832, 384, (192, 384), (48, 128), 128),
-}  # fmt: skip
+}
 
 
 def _mixed(name: str, div: int) -> Mixed:
     cin, b0, b1, b2, b3 = _MIXED[name]
-    d = lambda c: max(c // div, 1)  # noqa: E731
+
+    def d(c):
+        return max(c // div, 1)
+
     return Mixed(d(cin), d(b0), (d(b1[0]), d(b1[1])), (d(b2[0]), d(b2[1])), d(b3))
 
 
@@ -83,19 +92,24 @@ class S3D(nn.Module):
 
     def __init__(self, width_div: int = 1) -> None:
         super().__init__()
-        d = lambda c: max(c // width_div, 1)  # noqa: E731
+
+        def d(c):
+            return max(c // width_div, 1)
+
         self.base = nn.Sequential(
             SepConv3d(3, d(64), 7, stride=2, padding=3),  # 0
             nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1)),
             BasicConv3d(d(64), d(64)),
             SepConv3d(d(64), d(192), 3, padding=1),  # 3: scale 1
             nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1)),
-            _mixed("3b", width_div), _mixed("3c", width_div),  # 6: scale 2
+            _mixed("3b", width_div),
+            _mixed("3c", width_div),  # 6: scale 2
             nn.MaxPool3d(3, 2, 1),
             *(_mixed(n, width_div) for n in ("4b", "4c", "4d", "4e", "4f")),  # 12: scale 3
             nn.MaxPool3d(2, 2, 0),
-            _mixed("5b", width_div), _mixed("5c", width_div),  # 15: scale 4
-        )  # fmt: skip
+            _mixed("5b", width_div),
+            _mixed("5c", width_div),  # 15: scale 4
+        )
         self.taps = (3, 6, 12, 15)
         self.out_channels = (d(192), self.base[6].out_channels, self.base[12].out_channels, self.base[15].out_channels)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+
 from salrt.errors import UsageError
 
 
@@ -88,9 +89,7 @@ class NoiseEncoder(nn.Module):
         self.down = PadConv(ch, 4)
         widths = cfg.video_channels[:-1][::-1]  # e.g. 192, 384, 768
         ins = (ch,) + widths[:-1]
-        self.blocks = nn.ModuleList(
-            ResnetBlock(i, o, 4 * ch, cfg.group_norm_groups) for i, o in zip(ins, widths)
-        )
+        self.blocks = nn.ModuleList(ResnetBlock(i, o, 4 * ch, cfg.group_norm_groups) for i, o in zip(ins, widths))
         self.downs = nn.ModuleList(PadConv(o, 2) for o in widths)
 
     def forward(self, x: torch.Tensor, temb: torch.Tensor) -> list[torch.Tensor]:
@@ -347,7 +346,9 @@ class SaliencyUNet(nn.Module):
         )
         self.head = SaliencyHead(cfg.fused_channels, cfg.head_channels, cfg.out_size)
 
-    def align_audio(self, audio: torch.Tensor, video: list[torch.Tensor] | tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
+    def align_audio(
+        self, audio: torch.Tensor, video: list[torch.Tensor] | tuple[torch.Tensor, ...]
+    ) -> list[torch.Tensor]:
         """Per-clip audio alignment for the four stages (independent of x_t and t).
 
         Args:
@@ -383,7 +384,9 @@ class SaliencyUNet(nn.Module):
         fused: torch.Tensor | None = None
         for i, stage in enumerate(self.stages):
             x, side = stage(x, feats[i] if i in (1, 2) else None, audio_aligned[i])
-            side = F.interpolate(side, size=(16 * video[0].shape[-2], 16 * video[0].shape[-1]), mode="bilinear", align_corners=False)
+            side = F.interpolate(
+                side, size=(16 * video[0].shape[-2], 16 * video[0].shape[-1]), mode="bilinear", align_corners=False
+            )
             fused = side if fused is None else fused + side
         assert fused is not None
         return self.head(fused)

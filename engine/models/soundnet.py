@@ -17,8 +17,15 @@ from torch import nn
 from salrt.constants import WAVEFORM_RATE
 
 # (out channels, kernel, stride, padding, max-pool after) of conv1..conv7
-_LAYERS = ((16, 64, 2, 32, 8), (32, 32, 2, 16, 8), (64, 16, 2, 8, 1), (128, 8, 2, 4, 1),
-           (256, 4, 2, 2, 4), (512, 4, 2, 2, 1), (1024, 4, 2, 2, 1))  # fmt: skip
+_LAYERS = (
+    (16, 64, 2, 32, 8),
+    (32, 32, 2, 16, 8),
+    (64, 16, 2, 8, 1),
+    (128, 8, 2, 4, 1),
+    (256, 4, 2, 2, 4),
+    (512, 4, 2, 2, 1),
+    (1024, 4, 2, 2, 1),
+)
 SOUNDNET_RATE = WAVEFORM_RATE  # 22.05 kHz, what the input pipeline resamples waveforms to
 
 
@@ -30,7 +37,11 @@ class SoundNet(nn.Module):
         cin = 1
         for i, (cout, k, s, p, pool) in enumerate(_LAYERS, 1):
             cout = max(cout // width_div, 1)
-            layer = [nn.Conv2d(cin, cout, (k, 1), (s, 1), (p, 0)), nn.BatchNorm2d(cout, eps=1e-5, momentum=0.1), nn.ReLU()]
+            layer = [
+                nn.Conv2d(cin, cout, (k, 1), (s, 1), (p, 0)),
+                nn.BatchNorm2d(cout, eps=1e-5, momentum=0.1),
+                nn.ReLU(),
+            ]
             if pool > 1:
                 layer.append(nn.MaxPool2d((pool, 1), (pool, 1)))
             self.add_module(f"conv{i}", nn.Sequential(*layer))

@@ -37,13 +37,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from salrt.errors import UsageError
 from salrt.models.base import DiffusionModel, S3DSoundNetConfig
 from salrt.models.blocks import MultiheadAttention, check_batch, sinusoidal_embedding
 from salrt.models.clip_text import CLIPTextConfig, CLIPTextEncoder
 from salrt.models.s3d import S3D
 from salrt.models.soundnet import SoundNet
 from salrt.sampling.ddim import DDIMScheduler
-from salrt.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -59,11 +59,23 @@ class TAVDiffConfig(S3DSoundNetConfig):
     time_dim: int = 256
     num_timesteps: int = 1000
 
-    PRESETS = {"tiny": dict(height=64, width=128, audio_samples=8192, s3d_width_div=16, soundnet_width_div=16,
-                            text=CLIPTextConfig(vocab_size=49408, context=16, width=16, layers=1, heads=2, embed_dim=16),
-                            sitr_dim=16, sitr_heads=2, patch=16, hidden=32, depth=2, heads=2, time_dim=32)}  # fmt: skip
-
-
+    PRESETS = {
+        "tiny": dict(
+            height=64,
+            width=128,
+            audio_samples=8192,
+            s3d_width_div=16,
+            soundnet_width_div=16,
+            text=CLIPTextConfig(vocab_size=49408, context=16, width=16, layers=1, heads=2, embed_dim=16),
+            sitr_dim=16,
+            sitr_heads=2,
+            patch=16,
+            hidden=32,
+            depth=2,
+            heads=2,
+            time_dim=32,
+        )
+    }
 
 
 class TAVDiffFeatures(NamedTuple):
@@ -90,8 +102,9 @@ class SITR(nn.Module):
         logits = logits.masked_fill(~valid[:, None, :, None], float("-inf"))
         return torch.softmax(logits, dim=2).nan_to_num(0.0).mean(dim=1)
 
-    def forward(self, text: torch.Tensor, valid: torch.Tensor, visual: torch.Tensor,
-                gt: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    def forward(
+        self, text: torch.Tensor, valid: torch.Tensor, visual: torch.Tensor, gt: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         a = self.maps(text, valid, visual)
         score = a.sum(-1) if gt is None else (a * gt[:, None]).sum(-1)  # gt: (B, P) on the feature grid
         score = score.masked_fill(~valid, float("-inf"))
@@ -128,10 +141,12 @@ class DiTBlock(nn.Module):
 
 def sincos_2d(h: int, w: int, dim: int) -> torch.Tensor:
     """(h*w, dim) fixed 2-D sin-cos position embedding (MAE/DiT)."""
+
     def one(pos: np.ndarray, d: int) -> np.ndarray:
         omega = 1.0 / 10000 ** (np.arange(d // 2, dtype=np.float64) / (d / 2.0))
         out = pos.reshape(-1)[:, None] * omega[None]
         return np.concatenate([np.sin(out), np.cos(out)], axis=1)
+
     gy, gx = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
     return torch.from_numpy(np.concatenate([one(gy, dim // 2), one(gx, dim // 2)], axis=1)).float()
 
@@ -189,13 +204,17 @@ class TAVDiff(DiffusionModel):
         return {"text": ((self.config.text.context,), torch.long)}
 
     def parts(self) -> dict[str, nn.Module]:
-        return {"video_encoder": self.video_encoder, "audio_encoder": self.audio_encoder,
-                "text_encoder": self.text_encoder,
-                "sitr_condition": nn.ModuleList([self.sitr, self.cond_audio, self.cond_text, self.cond_visual]),
-                "denoiser": self.denoiser}  # fmt: skip
+        return {
+            "video_encoder": self.video_encoder,
+            "audio_encoder": self.audio_encoder,
+            "text_encoder": self.text_encoder,
+            "sitr_condition": nn.ModuleList([self.sitr, self.cond_audio, self.cond_text, self.cond_visual]),
+            "denoiser": self.denoiser,
+        }
 
-    def encode(self, video: torch.Tensor, audio: torch.Tensor, text: torch.Tensor | None = None,
-               gt: torch.Tensor | None = None) -> TAVDiffFeatures:  # fmt: skip
+    def encode(
+        self, video: torch.Tensor, audio: torch.Tensor, text: torch.Tensor | None = None, gt: torch.Tensor | None = None
+    ) -> TAVDiffFeatures:
         """Encoders, SITR and the condition tokens, once per clip [Alg. 2 l.1-4].
 
         ``text``: (B, context) CLIP token ids, an all-zero row for a clip without a caption; None for
@@ -210,7 +229,9 @@ class TAVDiff(DiffusionModel):
             warnings.warn("tavdiff: no captions given; running the audio-visual (AV) variant", stacklevel=2)
             text = torch.zeros(b, cfg.text.context, dtype=torch.long, device=video.device)
         if text.dim() != 2 or text.shape != (b, cfg.text.context) or text.is_floating_point():
-            raise UsageError(f"text must be int64 token ids of shape ({b}, {cfg.text.context}), got {text.dtype} {tuple(text.shape)}")
+            raise UsageError(
+                f"text must be int64 token ids of shape ({b}, {cfg.text.context}), got {text.dtype} {tuple(text.shape)}"
+            )
         text = text.to(video.device)
         fv = self.video_encoder(video)[-1]  # (B, Cv, t, h, w)
         vis = fv.flatten(2).transpose(1, 2)  # (B, P, Cv)

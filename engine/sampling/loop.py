@@ -9,7 +9,8 @@ tensors: the loop only indexes with Python lists, assigns and calls the protocol
 
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from salrt.sampling.schedule import DDIMStep
 
@@ -41,12 +42,20 @@ class Scheduler(Protocol):
 
     def timesteps(self, steps: int) -> list[DDIMStep]: ...
 
-    def step(self, x0: Any, x_t: Any, step: DDIMStep, eta: float = 0.0, noise: Any = None,
-             generator: Any = None) -> Any: ...  # fmt: skip
+    def step(
+        self, x0: Any, x_t: Any, step: DDIMStep, eta: float = 0.0, noise: Any = None, generator: Any = None
+    ) -> Any: ...
 
 
-def ddim_loop(denoiser: Denoiser, scheduler: Scheduler, features: Any, x_T: Any, steps: int | None,
-              eta: float = 0.0, generator: Any = None) -> Any:  # fmt: skip
+def ddim_loop(
+    denoiser: Denoiser,
+    scheduler: Scheduler,
+    features: Any,
+    x_T: Any,
+    steps: int | None,
+    eta: float = 0.0,
+    generator: Any = None,
+) -> Any:
     """x_0 for every batch item from x_T: items with the same step count run together, each
     through ``scheduler.timesteps(count)``. Not clamped (callers clamp to [0, 1])."""
     counts = denoiser.step_counts(features, steps)

@@ -62,8 +62,11 @@ def ddim_coefficients(abar: Any, step: DDIMStep, eta: float = 0.0, sqrt: Any = n
     torch scheduler keeps torch's, bit-exact to the reference code)."""
     f = abar.dtype.type if isinstance(abar, np.ndarray) else float  # constants in float32 under numpy
     a = abar[step.t]
-    coef = {"recip_sqrt": float(sqrt(f(1.0) / a)), "recipm1_sqrt": float(sqrt(f(1.0) / a - f(1.0))),
-            "final": float(step.t_next < 0)}  # fmt: skip
+    coef = {
+        "recip_sqrt": float(sqrt(f(1.0) / a)),
+        "recipm1_sqrt": float(sqrt(f(1.0) / a - f(1.0))),
+        "final": float(step.t_next < 0),
+    }
     if step.t_next < 0:
         coef.update(a_next_sqrt=0.0, c1=0.0, c2=0.0)
         return coef
@@ -93,8 +96,11 @@ class NumpyDDIMScheduler:
 
     def __init__(self, num_timesteps: int = 1000, alphas_cumprod: Any = None, dtype: Any = np.float32) -> None:
         self.num_timesteps = num_timesteps
-        self.alphas_cumprod = (alphas_cumprod_f32(diffsal_cosine_betas(num_timesteps)) if alphas_cumprod is None
-                               else np.asarray(alphas_cumprod, np.float32))  # fmt: skip
+        self.alphas_cumprod = (
+            alphas_cumprod_f32(diffsal_cosine_betas(num_timesteps))
+            if alphas_cumprod is None
+            else np.asarray(alphas_cumprod, np.float32)
+        )
         self.dtype = dtype
 
     def timesteps(self, steps: int) -> list[DDIMStep]:
@@ -103,7 +109,9 @@ class NumpyDDIMScheduler:
     def coefficients(self, step: DDIMStep, eta: float = 0.0) -> dict[str, float]:
         return ddim_coefficients(self.alphas_cumprod, step, eta)
 
-    def step(self, x0: Any, x_t: Any, step: DDIMStep, eta: float = 0.0, noise: Any = None, generator: Any = None) -> Any:
+    def step(
+        self, x0: Any, x_t: Any, step: DDIMStep, eta: float = 0.0, noise: Any = None, generator: Any = None
+    ) -> Any:
         c = self.coefficients(step, eta)
         if c["c1"] != 0.0 and noise is None:
             noise = (generator or np.random.default_rng()).standard_normal(np.shape(x_t))

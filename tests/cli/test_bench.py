@@ -13,9 +13,32 @@ from salrt.io import make_clip
 
 def test_bench_tiny(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     clip = make_clip(tmp_path / "v.mp4", seed=0, width=96, height=64, seconds=0.4)
-    rc = main(["bench", "--config", "tiny", "--backends", "torch,onnxruntime,tensorrt", "--precision", "fp32,bf16",
-               "--batch", "1", "--steps", "1,2", "--kernels", "torch,triton", "--reps", "2", "--stride", "4",
-               "--video", str(clip.path), "--out", str(tmp_path / "b"), "--quiet"])  # fmt: skip
+    rc = main(
+        [
+            "bench",
+            "--config",
+            "tiny",
+            "--backends",
+            "torch,onnxruntime,tensorrt",
+            "--precision",
+            "fp32,bf16",
+            "--batch",
+            "1",
+            "--steps",
+            "1,2",
+            "--kernels",
+            "torch,triton",
+            "--reps",
+            "2",
+            "--stride",
+            "4",
+            "--video",
+            str(clip.path),
+            "--out",
+            str(tmp_path / "b"),
+            "--quiet",
+        ]
+    )
     assert rc == 0
     out = capsys.readouterr().out
     assert "| reference-style | fp32 |" in out and "baseline" in out
@@ -24,9 +47,17 @@ def test_bench_tiny(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     base = [r for r in rows if r["backend"] == "reference-style"]
     assert len(base) == 2 and all("skipped" not in r for r in base)
     ran = [r for r in rows if "skipped" not in r and r["backend"] != "reference-style"]
-    assert {(r["backend"], r["precision"]) for r in ran} == {("torch", "fp32"), ("torch", "bf16"), ("onnxruntime", "fp32")}
+    assert {(r["backend"], r["precision"]) for r in ran} == {
+        ("torch", "fp32"),
+        ("torch", "bf16"),
+        ("onnxruntime", "fp32"),
+    }
     for r in ran:
-        assert len(r["samples_s"]) == 2 and r["speedup_vs_baseline"] > 0 and r["frames_per_s"] == pytest.approx(4 * r["clips_per_s"])
+        assert (
+            len(r["samples_s"]) == 2
+            and r["speedup_vs_baseline"] > 0
+            and r["frames_per_s"] == pytest.approx(4 * r["clips_per_s"])
+        )
         assert r["params"] > 0 and r["gflops_per_clip"] > 0 and 0 < r["fraction_of_matmul_peak"]
         tol = 1e-4 if r["precision"] == "fp32" else 0.1
         assert r["max_abs_vs_fp32"] < tol and r["cc_vs_fp32"] > 0.99
@@ -41,8 +72,12 @@ def test_bench_tiny(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 def test_bench_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import torch
 
-    cases = [(["--backend", "tvm"], 2, "unknown backend"), (["--precision", "int8"], 2, "unknown precision"),
-             (["--batch", "0"], 2, "must be >= 1"), (["--model", "nope"], 2, "unknown model")]  # fmt: skip
+    cases = [
+        (["--backend", "tvm"], 2, "unknown backend"),
+        (["--precision", "int8"], 2, "unknown precision"),
+        (["--batch", "0"], 2, "must be >= 1"),
+        (["--model", "nope"], 2, "unknown model"),
+    ]
     if not torch.cuda.is_available():  # on a CUDA machine the bench runs there
         cases.append((["--device", "cuda"], 1, "no CUDA"))
     for args, code, needle in cases:

@@ -26,7 +26,9 @@ def test_papers_convention_matches_table6(paper):
 def test_full_flops(paper):
     f = paper.flops
     assert f["video_encoder"] == pytest.approx(255.6e9, rel=2e-3)
-    assert f["audio_encoder"] == pytest.approx(51.25e9, rel=2e-3)  # the reference's 51.6 G includes its discarded patch embedding
+    assert f["audio_encoder"] == pytest.approx(
+        51.25e9, rel=2e-3
+    )  # the reference's 51.6 G includes its discarded patch embedding
     assert f["denoiser_step"] + f["audio_alignment"] == pytest.approx(152.7e9, rel=5e-3)
     assert paper.flops_per_clip == pytest.approx(paper.flops_encoders + 4 * f["denoiser_step"])
     assert sum(paper.params.values()) == 76_446_785
@@ -51,13 +53,16 @@ def test_info_other_shape(capsys):
     assert data["config"]["height"] == 256 and data["config"]["audio_width"] == 224
 
 
-@pytest.mark.parametrize("argv,msg", [
-    (["info", "nomodel"], "invalid choice"),
-    (["info", "diffsal", "--video-shape", "3x16x100x384"], "multiple of 32"),
-    (["info", "diffsal", "--video-shape", "abc"], "invalid shape"),
-    (["info", "diffsal", "--audio-shape", "2x9x112x192"], "1xSxHxW"),
-    (["info", "diffsal", "--steps", "0"], "--steps"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "argv,msg",
+    [
+        (["info", "nomodel"], "invalid choice"),
+        (["info", "diffsal", "--video-shape", "3x16x100x384"], "multiple of 32"),
+        (["info", "diffsal", "--video-shape", "abc"], "invalid shape"),
+        (["info", "diffsal", "--audio-shape", "2x9x112x192"], "1xSxHxW"),
+        (["info", "diffsal", "--steps", "0"], "--steps"),
+    ],
+)
 def test_cli_errors_one_line(argv, msg):
     proc = subprocess.run([sys.executable, "-m", "salrt.cli", *argv], capture_output=True, text=True)
     assert proc.returncode != 0

@@ -11,7 +11,6 @@ import av
 import numpy as np
 import pytest
 
-
 from salrt.cli import main
 from salrt.encode import block_qps, encode_with_maps, region_quality
 from salrt.errors import SalrtError
@@ -35,7 +34,11 @@ def test_mapping_properties() -> None:
     sm = QpMapper((180, 320), 16, RoiConfig(smoothing=0.75))
     first = sm(sal)
     second = sm(np.roll(sal, 60, axis=1))
-    np.testing.assert_allclose(second, 0.75 * first + 0.25 * QpMapper((180, 320), 16, RoiConfig(smoothing=0))(np.roll(sal, 60, axis=1)), atol=1e-5)
+    np.testing.assert_allclose(
+        second,
+        0.75 * first + 0.25 * QpMapper((180, 320), 16, RoiConfig(smoothing=0))(np.roll(sal, 60, axis=1)),
+        atol=1e-5,
+    )
     with pytest.raises(SalrtError):
         RoiConfig(smoothing=1.0)
 
@@ -52,11 +55,11 @@ def test_encoder_formats() -> None:
 
 
 @pytest.fixture(scope="module")
-def clip(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def clip(tmp_path_factory: pytest.TempPathFactory):
     return make_clip(tmp_path_factory.mktemp("roi") / "src.mp4", seed=3, width=320, height=192, seconds=1.2)
 
 
-def test_x264_qps_follow_the_offsets_and_quality_moves(clip, tmp_path: Path) -> None:  # noqa: ANN001
+def test_x264_qps_follow_the_offsets_and_quality_moves(clip, tmp_path: Path) -> None:
     plain = tmp_path / "plain.mp4"
     roi = tmp_path / "roi.mp4"
     encode_with_maps(str(clip.path), plain, clip.saliency, crf=30, roi=None)
@@ -73,7 +76,7 @@ def test_x264_qps_follow_the_offsets_and_quality_moves(clip, tmp_path: Path) -> 
         assert len(c.streams.audio) == 1 and sum(1 for _ in c.decode(video=0)) == clip.n_frames
 
 
-def test_x265_encodes_with_roi(clip, tmp_path: Path) -> None:  # noqa: ANN001
+def test_x265_encodes_with_roi(clip, tmp_path: Path) -> None:
     out = tmp_path / "hevc.mp4"
     encode_with_maps(str(clip.path), out, clip.saliency, codec="libx265", crf=30)
     with av.open(str(out)) as c:
@@ -81,17 +84,39 @@ def test_x265_encodes_with_roi(clip, tmp_path: Path) -> None:  # noqa: ANN001
         assert sum(1 for _ in c.decode(video=0)) == clip.n_frames
 
 
-def test_cli_encode(clip, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
+def test_cli_encode(clip, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     np.save(tmp_path / "maps.npy", clip.saliency)
-    assert main(["encode", str(clip.path), "-o", str(tmp_path / "a.mp4"), "--maps", str(tmp_path / "maps.npy"),
-                 "--quiet"]) == 0  # fmt: skip
-    assert main(["encode", str(clip.path), "-o", str(tmp_path / "b.mp4"), "--config", "tiny", "--random-weights",
-                 "--steps", "1", "--stride", "4", "--quiet"]) == 0  # fmt: skip
+    assert (
+        main(["encode", str(clip.path), "-o", str(tmp_path / "a.mp4"), "--maps", str(tmp_path / "maps.npy"), "--quiet"])
+        == 0
+    )
+    assert (
+        main(
+            [
+                "encode",
+                str(clip.path),
+                "-o",
+                str(tmp_path / "b.mp4"),
+                "--config",
+                "tiny",
+                "--random-weights",
+                "--steps",
+                "1",
+                "--stride",
+                "4",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     with av.open(str(tmp_path / "b.mp4")) as c:
         assert sum(1 for _ in c.decode(video=0)) == clip.n_frames
     capsys.readouterr()
-    for args, code, needle in ((["--codec", "mpeg2video"], 2, "unsupported codec"),
-                               (["--maps", str(tmp_path / "no.npy")], 1, "cannot read"), ([], 2, "no --checkpoint")):  # fmt: skip
+    for args, code, needle in (
+        (["--codec", "mpeg2video"], 2, "unsupported codec"),
+        (["--maps", str(tmp_path / "no.npy")], 1, "cannot read"),
+        ([], 2, "no --checkpoint"),
+    ):
         assert main(["encode", str(clip.path), "-o", str(tmp_path / "x.mp4"), "--config", "tiny", *args]) == code
         err = capsys.readouterr().err.strip()
         assert needle in err and err.count("\n") == 0
@@ -104,8 +129,11 @@ def c_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     build = tmp_path_factory.mktemp("cbuild")
     import sys
 
-    cfg = subprocess.run(["cmake", "-S", str(ROOT), "-B", str(build), f"-DPython3_EXECUTABLE={sys.executable}"],
-                         capture_output=True, text=True)  # fmt: skip
+    cfg = subprocess.run(
+        ["cmake", "-S", str(ROOT), "-B", str(build), f"-DPython3_EXECUTABLE={sys.executable}"],
+        capture_output=True,
+        text=True,
+    )
     assert cfg.returncode == 0, cfg.stdout[-2000:] + cfg.stderr[-2000:]
     b = subprocess.run(["cmake", "--build", str(build), "-j2"], capture_output=True, text=True)
     assert b.returncode == 0, b.stdout[-3000:] + b.stderr[-2000:]
@@ -115,8 +143,13 @@ def c_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize("model", sorted(MODELS))
 def test_c_api(c_build: Path, model: str) -> None:
     """Every model of the registry through the C API (tiny config, random weights)."""
-    r = subprocess.run([str(c_build / "salrt_api_test"), model], capture_output=True, text=True, timeout=300,
-                       env={**os.environ, "PYTHONWARNINGS": "ignore"})  # fmt: skip
+    r = subprocess.run(
+        [str(c_build / "salrt_api_test"), model],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
 
 
@@ -127,14 +160,31 @@ def test_c_example_encoder(c_build: Path, tmp_path: Path) -> None:
         for fr in c.decode(video=0):
             f.write(fr.reformat(format="yuv420p").to_ndarray().tobytes())
     out, dump = tmp_path / "o.264", tmp_path / "off.bin"
-    r = subprocess.run([str(c_build / "roi_x264"), str(yuv), "160", "96", "25", str(out),
-                        '{"config": "tiny", "random_weights": true, "steps": 1}', "6", str(dump)],
-                       capture_output=True, text=True, timeout=300)  # fmt: skip
+    r = subprocess.run(
+        [
+            str(c_build / "roi_x264"),
+            str(yuv),
+            "160",
+            "96",
+            "25",
+            str(out),
+            '{"config": "tiny", "random_weights": true, "steps": 1}',
+            "6",
+            str(dump),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     q = np.stack(block_qps(out))
     off = np.fromfile(dump, np.float32).reshape(q.shape)
     assert q.shape[0] == clip.n_frames
     assert q[off < -0.5].mean() < q[off > 0.5].mean()  # QPs follow the saliency offsets
-    bad = subprocess.run([str(c_build / "roi_x264"), str(yuv), "160", "96", "25", str(out), '{"config": "tiny"}'],
-                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    bad = subprocess.run(
+        [str(c_build / "roi_x264"), str(yuv), "160", "96", "25", str(out), '{"config": "tiny"}'],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert bad.returncode == 1 and "checkpoint" in bad.stderr and "Traceback" not in bad.stderr

@@ -82,8 +82,22 @@ def test_av_layout_known_answers(tmp_path: Path) -> None:
 def test_cli_eval_writes_table_csv_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     truth = _av_dataset(tmp_path / "data", names=("v1",))
     _write_predictions(tmp_path / "pred", truth)
-    rc = main(["eval", "--dataset", "avad", "--root", str(tmp_path / "data"), "--predictions", str(tmp_path / "pred"),
-               "--out", str(tmp_path / "res"), "--workers", "2", "--quiet"])  # fmt: skip
+    rc = main(
+        [
+            "eval",
+            "--dataset",
+            "avad",
+            "--root",
+            str(tmp_path / "data"),
+            "--predictions",
+            str(tmp_path / "pred"),
+            "--out",
+            str(tmp_path / "res"),
+            "--workers",
+            "2",
+            "--quiet",
+        ]
+    )
     assert rc == 0
     out = capsys.readouterr().out
     assert "mean over videos" in out
@@ -96,8 +110,20 @@ def test_missing_predictions_are_reported(tmp_path: Path, capsys: pytest.Capture
     truth = _av_dataset(tmp_path / "data", names=("v1",))
     _write_predictions(tmp_path / "pred", truth)
     (tmp_path / "pred" / "v1" / "00003.png").unlink()
-    args = ["eval", "--dataset", "avad", "--root", str(tmp_path / "data"), "--predictions", str(tmp_path / "pred"),
-            "--out", str(tmp_path / "res"), "--workers", "1", "--quiet"]  # fmt: skip
+    args = [
+        "eval",
+        "--dataset",
+        "avad",
+        "--root",
+        str(tmp_path / "data"),
+        "--predictions",
+        str(tmp_path / "pred"),
+        "--out",
+        str(tmp_path / "res"),
+        "--workers",
+        "1",
+        "--quiet",
+    ]
     assert main(args) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "00003.png" in err and "--allow-missing" in err
@@ -142,9 +168,31 @@ def test_bad_input_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 @pytest.mark.parametrize("model", ["diffsal", "avrsp", "tavdiff"])
 def test_eval_with_tiny_model(tmp_path: Path, model: str) -> None:
     _av_dataset(tmp_path / "data", names=("v1",), seconds=0.32)
-    rc = main(["eval", "--dataset", "avad", "--root", str(tmp_path / "data"), "--model", model, "--config", "tiny",
-               "--random-weights", "--steps", "2", "--batch", "4", "--save-predictions", str(tmp_path / "pred"),
-               "--out", str(tmp_path / "res"), "--workers", "1", "--quiet"])  # fmt: skip
+    rc = main(
+        [
+            "eval",
+            "--dataset",
+            "avad",
+            "--root",
+            str(tmp_path / "data"),
+            "--model",
+            model,
+            "--config",
+            "tiny",
+            "--random-weights",
+            "--steps",
+            "2",
+            "--batch",
+            "4",
+            "--save-predictions",
+            str(tmp_path / "pred"),
+            "--out",
+            str(tmp_path / "res"),
+            "--workers",
+            "1",
+            "--quiet",
+        ]
+    )
     assert rc == 0
     assert len(list((tmp_path / "pred" / "v1").glob("*.png"))) == 8
     res = json.loads((tmp_path / "res" / "results.json").read_text())

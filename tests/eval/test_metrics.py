@@ -22,12 +22,14 @@ def _case(c: int) -> tuple[np.ndarray, ...]:
 def test_equal_to_reference(c: int) -> None:
     p, g, f, o = _case(c)
     got = {
-        "cc": M.cc(p, g), "nss": M.nss(p, f), "sim": M.sim(p, g),
+        "cc": M.cc(p, g),
+        "nss": M.nss(p, f),
+        "sim": M.sim(p, g),
         "auc_judd_nojitter": M.auc_judd(p, f, jitter=False),
         "auc_judd_jitter": M.auc_judd(p, f, rng=np.random.RandomState(100 + c)),
         "auc_borji": M.auc_borji(p, f, rng=np.random.RandomState(200 + c)),
         "auc_shuffled": M.auc_shuffled(p, f, o, rng=np.random.RandomState(300 + c)),
-    }  # fmt: skip
+    }
     for name, value in got.items():
         assert abs(value - float(REF[f"c{c}_{name}"])) < 1e-6, name
 

@@ -49,7 +49,7 @@ def test_manifest_and_validation(exported: tuple[Path, dict]) -> None:
     assert json.loads((out / "manifest.json").read_text())["timesteps"] == [750, 500, 250, 0]
 
 
-def test_onnxruntime_backend_matches_torch(exported: tuple[Path, dict], tiny) -> None:  # noqa: ANN001
+def test_onnxruntime_backend_matches_torch(exported: tuple[Path, dict], tiny) -> None:
     out, _ = exported
     ort_b = load_backend("onnxruntime", export_dir=str(out))
     torch_b = load_backend("torch", model=tiny)
@@ -73,24 +73,29 @@ def test_tensorrt_static_op_check(exported: tuple[Path, dict], tmp_path: Path) -
     for g in man["graphs"].values():
         assert check_tensorrt_ops(out / g["file"]) == []
     node = onnx.helper.make_node("Unique", ["x"], ["y"])
-    bad = onnx.helper.make_model(onnx.helper.make_graph(
-        [node, onnx.helper.make_node("Resize", ["x", "", "s"], ["z"], mode="cubic")], "g",
-        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [4])],
-        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)],
-        [onnx.numpy_helper.from_array(np.ones(1, np.float32), "s")]), opset_imports=[onnx.helper.make_opsetid("", 17)])  # fmt: skip
+    bad = onnx.helper.make_model(
+        onnx.helper.make_graph(
+            [node, onnx.helper.make_node("Resize", ["x", "", "s"], ["z"], mode="cubic")],
+            "g",
+            [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [4])],
+            [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)],
+            [onnx.numpy_helper.from_array(np.ones(1, np.float32), "s")],
+        ),
+        opset_imports=[onnx.helper.make_opsetid("", 17)],
+    )
     onnx.save(bad, tmp_path / "bad.onnx")
     problems = check_tensorrt_ops(tmp_path / "bad.onnx")
     assert any("Unique" in p for p in problems) and any("cubic" in p for p in problems)
 
 
-def test_fp16_export(tmp_path: Path, tiny) -> None:  # noqa: ANN001
+def test_fp16_export(tmp_path: Path, tiny) -> None:
     man = export_onnx(tiny, tmp_path, precision="fp16", batch="2", graphs=("sampler",))
     e = man["graphs"]["sampler"]["validation"][0]["outputs"]["map"]
     assert e["cc"] > 0.999 and e["max_abs"] < 0.05
     assert man["graphs"]["sampler"]["inputs"]["video"]["dtype"] == "float16"
 
 
-def test_validation_failure_is_loud(tmp_path: Path, tiny, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+def test_validation_failure_is_loud(tmp_path: Path, tiny, monkeypatch: pytest.MonkeyPatch) -> None:
     import salrt.export.onnx as ex
 
     monkeypatch.setattr(ex, "FP32_TOLERANCE", 0.0)
@@ -105,7 +110,10 @@ def test_batch_spec_and_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture
             BatchSpec.parse(bad)
     for args, needle in (
         (["export", "--config", "tiny", "-o", str(tmp_path)], "no --checkpoint"),
-        (["export", "--config", "tiny", "--random-weights", "-o", str(tmp_path), "--dynamic-batch", "3:1:2"], "invalid batch"),
+        (
+            ["export", "--config", "tiny", "--random-weights", "-o", str(tmp_path), "--dynamic-batch", "3:1:2"],
+            "invalid batch",
+        ),
         (["export", "--config", "tiny", "--random-weights", "-o", str(tmp_path), "--precision", "bf16"], "bf16"),
         (["export", "--config", "tiny", "--random-weights", "-o", str(tmp_path), "--opset", "8"], "opset"),
     ):
@@ -123,14 +131,15 @@ def test_missing_optional_packages_name_the_extra() -> None:
         load_backend("onnxruntime", export_dir="/nonexistent")
 
 
-def _fake_trt(calls: list) -> types.SimpleNamespace:  # noqa: ANN001
+def _fake_trt(calls: list) -> types.SimpleNamespace:
     """A stand-in ``tensorrt`` module that records the builder calls (TensorRT cannot be installed here)."""
+
     class Obj:
-        def __init__(self, name: str, **attrs) -> None:  # noqa: ANN003
+        def __init__(self, name: str, **attrs) -> None:
             self._n, self.__dict__ = name, {**attrs, "_n": name}
 
-        def __getattr__(self, item: str):  # noqa: ANN204
-            def call(*a, **k):  # noqa: ANN002, ANN003, ANN202
+        def __getattr__(self, item: str):
+            def call(*a, **k):
                 calls.append((f"{self._n}.{item}", a, k))
                 return RESULTS.get(item, Obj(item))
 
@@ -142,17 +151,25 @@ def _fake_trt(calls: list) -> types.SimpleNamespace:  # noqa: ANN001
     parser = Obj("parser", num_errors=0)
     parser.parse_from_file = lambda p: calls.append(("parse", p)) or True
     config = Obj("config")
-    RESULTS = {"create_network": network, "create_builder_config": config,
-               "build_serialized_network": b"ENGINE", "serialize": b"TIMING"}  # fmt: skip
+    RESULTS = {
+        "create_network": network,
+        "create_builder_config": config,
+        "build_serialized_network": b"ENGINE",
+        "serialize": b"TIMING",
+    }
     return types.SimpleNamespace(
-        __version__="10.0.0", Logger=type("Logger", (), {"WARNING": 2, "__init__": lambda self, lvl: None}), Builder=lambda lg: Obj("builder"),
-        OnnxParser=lambda n, lg: parser, MemoryPoolType=types.SimpleNamespace(WORKSPACE="WS"),
+        __version__="10.0.0",
+        Logger=type("Logger", (), {"WARNING": 2, "__init__": lambda self, lvl: None}),
+        Builder=lambda lg: Obj("builder"),
+        OnnxParser=lambda n, lg: parser,
+        MemoryPoolType=types.SimpleNamespace(WORKSPACE="WS"),
         BuilderFlag=types.SimpleNamespace(FP16="FP16", BF16="BF16"),
-    )  # fmt: skip
+    )
 
 
-def test_tensorrt_build_path_with_stand_in(exported: tuple[Path, dict], tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_tensorrt_build_path_with_stand_in(
+    exported: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import shutil
 
     import salrt.export.tensorrt as T
@@ -191,7 +208,7 @@ sys.meta_path.insert(0, Block())
 import numpy as np
 from salrt.io import make_clip, open_media
 from salrt.backends import load_backend
-clip = make_clip({str(tmp_path / 'c.mp4')!r}, seed=1, width=96, height=64, seconds=0.2)
+clip = make_clip({str(tmp_path / "c.mp4")!r}, seed=1, width=96, height=64, seconds=0.2)
 b = load_backend('onnxruntime', export_dir={str(out)!r})
 media = open_media(str(clip.path), size=(64, 128), audio_size=(32, 64))
 n = 0

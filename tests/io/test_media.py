@@ -18,15 +18,20 @@ REF = np.load(Path(__file__).resolve().parents[1] / "data" / "diffsal_reference_
 SMALL = dict(width=160, height=96, seconds=0.8)
 
 
-def _clips(path: Path, **kw):  # noqa: ANN202
+def _clips(path: Path, **kw):
     m = open_media(str(path), **kw)
     return m, list(m)
 
 
 @pytest.mark.parametrize(
     "suffix,vcodec,acodec",
-    [(".mp4", "libx264", "aac"), (".mkv", "libx264", "flac"), (".webm", "libvpx-vp9", "libopus"),
-     (".avi", "mpeg4", "pcm_s16le"), (".mov", "libx264", "aac")],  # fmt: skip
+    [
+        (".mp4", "libx264", "aac"),
+        (".mkv", "libx264", "flac"),
+        (".webm", "libvpx-vp9", "libopus"),
+        (".avi", "mpeg4", "pcm_s16le"),
+        (".mov", "libx264", "aac"),
+    ],
 )
 def test_containers_and_codecs(tmp_path: Path, suffix: str, vcodec: str, acodec: str) -> None:
     rate = 48000 if acodec == "libopus" else 44100

@@ -108,7 +108,10 @@ def test_pil_resize_matches_pillow_9_4_arithmetic(shape: tuple[int, int]) -> Non
     img = np.random.default_rng(sum(shape)).integers(0, 256, (*shape, 3), dtype=np.uint8)
     out = imaging.pil_resize(img, (224, 384), "bilinear")
     t = torch.from_numpy(img).permute(2, 0, 1)[None].double()
-    ref = torch.nn.functional.interpolate(t, size=(224, 384), mode="bilinear", align_corners=False,
-                                          antialias=True)[0].permute(1, 2, 0).numpy()  # fmt: skip
+    ref = (
+        torch.nn.functional.interpolate(t, size=(224, 384), mode="bilinear", align_corners=False, antialias=True)[0]
+        .permute(1, 2, 0)
+        .numpy()
+    )
     assert out.dtype == np.uint8 and out.shape == (224, 384, 3)
     assert np.abs(out - ref).max() <= 2.0

@@ -7,10 +7,10 @@ import torch
 
 pytest.importorskip("triton")
 
-from salrt import kernels  # noqa: E402
-from salrt.kernels.ddim import ddim_update, ddim_update_reference  # noqa: E402
-from salrt.kernels.eca import attention, attention_reference, compress_tokens, compress_tokens_reference  # noqa: E402
-from salrt.sampling import DDIMScheduler  # noqa: E402
+from salrt import kernels
+from salrt.kernels.ddim import ddim_update, ddim_update_reference
+from salrt.kernels.eca import attention, attention_reference, compress_tokens, compress_tokens_reference
+from salrt.sampling import DDIMScheduler
 
 DEV = "cuda" if torch.cuda.is_available() else "cpu"
 TOL = {torch.float32: 1e-5, torch.float16: 1e-2, torch.bfloat16: 1e-2}
@@ -37,7 +37,9 @@ def test_compress_parity(dtype: torch.dtype, n: int, c: int, h: int, w: int, k: 
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n,heads,lq,lk,d", [(3, 2, 100, 18, 12), (2, 1, 129, 5, 96), (2, 4, 33, 80, 24), (1, 1, 7, 1, 16)])
+@pytest.mark.parametrize(
+    "n,heads,lq,lk,d", [(3, 2, 100, 18, 12), (2, 1, 129, 5, 96), (2, 4, 33, 80, 24), (1, 1, 7, 1, 16)]
+)
 def test_attention_parity(dtype: torch.dtype, n: int, heads: int, lq: int, lk: int, d: int) -> None:
     g = torch.Generator().manual_seed(lq * 7 + lk)
     q, k, v = (torch.randn(n, heads, ln, d, generator=g).to(DEV) for ln in (lq, lk, lk))
@@ -78,7 +80,7 @@ def test_ddim_noise_is_seeded_gaussian() -> None:
     assert abs(float(z.mean())) < 0.02 and abs(float(z.std()) - 1.0) < 0.02
 
 
-def test_model_with_kernels_equals_eager(tiny) -> None:  # noqa: ANN001
+def test_model_with_kernels_equals_eager(tiny) -> None:
     from salrt.testing import synthetic_inputs
 
     c = tiny.config

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 import salrt
+from salrt.errors import CheckpointError
 from salrt.models.diffsal import REFERENCE_IGNORED, reference_to_salrt, salrt_to_reference
 from salrt.models.mvit import load_mvit_pretrained
 from salrt.models.vggish import load_vggish_pretrained
-from salrt.errors import CheckpointError
 
 SPEC = Path(__file__).resolve().parents[1] / "data" / "diffsal_reference_state_dict.json"  # copy of shared/spec
 
@@ -50,16 +50,19 @@ def test_authors_checkpoint_roundtrip(tmp_path, tiny, tiny_inputs):
     video, audio, noise = tiny_inputs
     assert torch.equal(loaded.sample(video, audio, noise=noise), tiny.sample(video, audio, noise=noise))
     # bare state dict, no prefix
-    bare = {k[len("module."):]: v for k, v in reference_layout(tiny)["state_dict"].items()}
+    bare = {k[len("module.") :]: v for k, v in reference_layout(tiny)["state_dict"].items()}
     torch.save(bare, tmp_path / "bare.pth")
     salrt.load_model("diffsal", checkpoint=tmp_path / "bare.pth", config="tiny")
 
 
-@pytest.mark.parametrize("change,match", [
-    ("drop", r"missing 1 tensor\(s\): denoiser\.head\.logits\.bias"),
-    ("extra", r"unexpected tensor 'decoder_net\.bogus\.weight'"),
-    ("shape", r"wrong shape: denoiser\.head\.logits\.bias: checkpoint \(2,\) vs model \(1,\)"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "change,match",
+    [
+        ("drop", r"missing 1 tensor\(s\): denoiser\.head\.logits\.bias"),
+        ("extra", r"unexpected tensor 'decoder_net\.bogus\.weight'"),
+        ("shape", r"wrong shape: denoiser\.head\.logits\.bias: checkpoint \(2,\) vs model \(1,\)"),
+    ],
+)
 def test_strict_accounting(tmp_path, tiny, change, match):
     ckpt = reference_layout(tiny)
     sd = ckpt["state_dict"]
@@ -115,7 +118,9 @@ def test_salrt_format_roundtrip_exact(tmp_path, tiny, tiny_inputs):
 
 def test_mvit_pretrained_loader(tmp_path, tiny):
     enc = tiny.video_encoder
-    sd = {"backbone." + k: v.clone() for k, v in enc.state_dict().items() if not k.startswith(("norm0", "norm1", "norm2"))}
+    sd = {
+        "backbone." + k: v.clone() for k, v in enc.state_dict().items() if not k.startswith(("norm0", "norm1", "norm2"))
+    }
     sd["cls_head.fc_cls.weight"] = torch.zeros(400, 64)
     # a relative-position table of another length is resized linearly
     key = "backbone.blocks.0.attn.rel_pos_w"

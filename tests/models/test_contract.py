@@ -59,7 +59,9 @@ def test_batch_equals_single_items(model: torch.nn.Module) -> None:
     cond = caption_ids(model, 2)
     both = model.sample(v, a, steps=2, noise=n, **cond)
     for i in range(2):
-        one = model.sample(v[i : i + 1], a[i : i + 1], steps=2, noise=n[i : i + 1], **{k: x[i : i + 1] for k, x in cond.items()})
+        one = model.sample(
+            v[i : i + 1], a[i : i + 1], steps=2, noise=n[i : i + 1], **{k: x[i : i + 1] for k, x in cond.items()}
+        )
         assert torch.allclose(both[i : i + 1], one, atol=1e-5)
 
 
@@ -162,11 +164,11 @@ def test_declared_graphs_and_kernels(model: torch.nn.Module) -> None:
             kernels.enable(model)
 
 
-def test_runtime_runs_the_model(model: torch.nn.Module, tmp_path) -> None:  # noqa: ANN001
-    from salrt.io import make_clip
-    from salrt.pipeline import Pipeline
+def test_runtime_runs_the_model(model: torch.nn.Module, tmp_path) -> None:
     from salrt.backends import load_backend
+    from salrt.io import make_clip
     from salrt.io.contract import InputContract
+    from salrt.pipeline import Pipeline
     from salrt.runtime import stream
 
     clip = make_clip(tmp_path / "a.mp4", seed=2, seconds=0.4, width=96, height=64)

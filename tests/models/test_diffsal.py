@@ -15,10 +15,18 @@ def test_encode_shapes(tiny, tiny_inputs):
     f = tiny.encode(video, audio)
     c = tiny.config
     assert [tuple(v.shape) for v in f.video] == [
-        (2, 64, 8, 2, 4), (2, 32, 8, 4, 8), (2, 16, 8, 8, 16), (2, 8, 8, 16, 32)
+        (2, 64, 8, 2, 4),
+        (2, 32, 8, 4, 8),
+        (2, 16, 8, 8, 16),
+        (2, 8, 8, 16, 32),
     ]
     assert tuple(f.audio.shape) == (2, c.vggish_channels[-1], 9, 2, 4)
-    assert [tuple(a.shape)[1:] for a in f.audio_aligned] == [(64, 9, 2, 4), (32, 9, 4, 8), (16, 9, 8, 16), (8, 9, 16, 32)]
+    assert [tuple(a.shape)[1:] for a in f.audio_aligned] == [
+        (64, 9, 2, 4),
+        (32, 9, 4, 8),
+        (16, 9, 8, 16),
+        (8, 9, 16, 32),
+    ]
 
 
 def test_denoise_and_sample_range(tiny, tiny_inputs):

@@ -53,7 +53,9 @@ def _check_sums(x: torch.Tensor, ref: dict, key: str, dims: tuple[int, ...]) -> 
     n = x[0].numel()
     # mean and RMS over the tensor agree to well within the element tolerance
     np.testing.assert_allclose(xd.sum(dims).numpy() / n, ref[f"{key}_sum"] / n, atol=ATOL / 10, rtol=0)
-    np.testing.assert_allclose(np.sqrt((xd**2).sum(dims).numpy() / n), np.sqrt(ref[f"{key}_sumsq"] / n), atol=ATOL, rtol=0)
+    np.testing.assert_allclose(
+        np.sqrt((xd**2).sum(dims).numpy() / n), np.sqrt(ref[f"{key}_sumsq"] / n), atol=ATOL, rtol=0
+    )
 
 
 def test_reference_effects_exceed_tolerance(ref):

@@ -66,7 +66,10 @@ def test_checkpoints_round_trip(tmp_path: Path, name: str) -> None:
 
 def test_backbone_loaders_read_the_public_layouts(tmp_path: Path) -> None:
     s3d = load_synthetic_weights(S3D(16))
-    torch.save({"module." + k: v for k, v in s3d.state_dict().items()} | {"module.fc.0.weight": torch.zeros(4, 64)}, tmp_path / "s3d.pt")
+    torch.save(
+        {"module." + k: v for k, v in s3d.state_dict().items()} | {"module.fc.0.weight": torch.zeros(4, 64)},
+        tmp_path / "s3d.pt",
+    )
     fresh = S3D(16)
     assert load_s3d_pretrained(fresh, tmp_path / "s3d.pt") == ["fc.0.weight"]
     assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), s3d.state_dict().values()))
@@ -80,12 +83,16 @@ def test_backbone_loaders_read_the_public_layouts(tmp_path: Path) -> None:
         salrt.load_model("avrsp", config="tiny", pretrained={"resnet": tmp_path / "s3d.pt"})
 
     sn = load_synthetic_weights(SoundNet(16))
-    torch.save(sn.state_dict() | {"conv8.0.weight": torch.zeros(3), "conv8_2.0.weight": torch.zeros(3)}, tmp_path / "sn.pth")
+    torch.save(
+        sn.state_dict() | {"conv8.0.weight": torch.zeros(3), "conv8_2.0.weight": torch.zeros(3)}, tmp_path / "sn.pth"
+    )
     assert load_soundnet_pretrained(SoundNet(16), tmp_path / "sn.pth") == ["conv8.0.weight", "conv8_2.0.weight"]
 
     cfg = CLIPTextConfig(vocab_size=100, context=8, width=16, layers=1, heads=2, embed_dim=8)
     clip = load_synthetic_weights(CLIPTextEncoder(cfg))
-    torch.save(clip.state_dict() | {"visual.proj": torch.zeros(2), "logit_scale": torch.zeros(())}, tmp_path / "clip.pt")
+    torch.save(
+        clip.state_dict() | {"visual.proj": torch.zeros(2), "logit_scale": torch.zeros(())}, tmp_path / "clip.pt"
+    )
     fresh_clip = CLIPTextEncoder(cfg)
     assert load_clip_text_pretrained(fresh_clip, tmp_path / "clip.pt") == ["logit_scale", "visual.proj"]
     ids = torch.randint(1, 100, (2, 8))
@@ -124,8 +131,11 @@ def test_tokenizer_and_caption_sources(tmp_path: Path, bpe_file: Path) -> None:
 
 
 def test_media_last_frame_target_and_waveform_audio(clip_file: Path) -> None:
-    clips = list(open_media(str(clip_file), clip_len=8, size=(64, 128), target="last", audio_format="waveform",
-                            audio_samples=8192))  # fmt: skip
+    clips = list(
+        open_media(
+            str(clip_file), clip_len=8, size=(64, 128), target="last", audio_format="waveform", audio_samples=8192
+        )
+    )
     assert len(clips) == 18
     for c in clips:
         assert c.frame_indices[-1] == c.target_index
@@ -192,12 +202,28 @@ def test_export_matches_torch_in_onnxruntime(tmp_path: Path, name: str) -> None:
                 ort.sample(v.numpy(), a.numpy(), steps=None, noise=n.numpy(), **np_cond)
 
 
-def test_run_cli_text_model_with_captions(tmp_path: Path, clip_file: Path, bpe_file: Path, capsys: pytest.CaptureFixture) -> None:
-    base = ["run", str(clip_file), "--model", "tavdiff", "--config", "tiny", "--random-weights", "--outputs", "npy", "--quiet"]
+def test_run_cli_text_model_with_captions(
+    tmp_path: Path, clip_file: Path, bpe_file: Path, capsys: pytest.CaptureFixture
+) -> None:
+    base = [
+        "run",
+        str(clip_file),
+        "--model",
+        "tavdiff",
+        "--config",
+        "tiny",
+        "--random-weights",
+        "--outputs",
+        "npy",
+        "--quiet",
+    ]
     (tmp_path / "caps.json").write_text(json.dumps({"0": "a big cab", "9": "a bad egg"}))
     assert main([*base, "-o", str(tmp_path / "av")]) == 0
     assert "audio-visual (AV) variant" in capsys.readouterr().err
-    assert main([*base, "-o", str(tmp_path / "tav"), "--captions", str(tmp_path / "caps.json"), "--bpe", str(bpe_file)]) == 0
+    assert (
+        main([*base, "-o", str(tmp_path / "tav"), "--captions", str(tmp_path / "caps.json"), "--bpe", str(bpe_file)])
+        == 0
+    )
     av = np.load(tmp_path / "av" / "clip_maps.npy")
     tav = np.load(tmp_path / "tav" / "clip_maps.npy")
     assert av.shape == tav.shape == (18, 64, 128)
@@ -209,15 +235,65 @@ def test_run_cli_text_model_with_captions(tmp_path: Path, clip_file: Path, bpe_f
 def test_run_cli_one_pass_and_adaptive_models(tmp_path: Path, clip_file: Path, capsys: pytest.CaptureFixture) -> None:
     for name, extra in (("avrsp", []), ("dtfsal", []), ("mubic", ["--steps", "auto"])):
         out = tmp_path / name
-        assert main(["run", str(clip_file), "--model", name, "--config", "tiny", "--random-weights", "--outputs", "npy",
-                     "--quiet", "-o", str(out), *extra]) == 0  # fmt: skip
+        assert (
+            main(
+                [
+                    "run",
+                    str(clip_file),
+                    "--model",
+                    name,
+                    "--config",
+                    "tiny",
+                    "--random-weights",
+                    "--outputs",
+                    "npy",
+                    "--quiet",
+                    "-o",
+                    str(out),
+                    *extra,
+                ]
+            )
+            == 0
+        )
         maps = np.load(out / "clip_maps.npy")
         assert maps.shape == (18, 64, 128) and maps.std() > 0
-    assert main(["run", str(clip_file), "--model", "dtfsal", "--config", "tiny", "--random-weights", "-o", str(tmp_path / "e"),
-                 "--captions", "x.json"]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "run",
+                str(clip_file),
+                "--model",
+                "dtfsal",
+                "--config",
+                "tiny",
+                "--random-weights",
+                "-o",
+                str(tmp_path / "e"),
+                "--captions",
+                "x.json",
+            ]
+        )
+        == 2
+    )
     assert "takes no text" in capsys.readouterr().err
-    assert main(["run", str(clip_file), "--model", "mubic", "--config", "tiny", "--random-weights", "-o", str(tmp_path / "e"),
-                 "--steps", "two"]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "run",
+                str(clip_file),
+                "--model",
+                "mubic",
+                "--config",
+                "tiny",
+                "--random-weights",
+                "-o",
+                str(tmp_path / "e"),
+                "--steps",
+                "two",
+            ]
+        )
+        == 2
+    )
     assert "'auto'" in capsys.readouterr().err
 
 
@@ -237,12 +313,25 @@ def test_export_cli_then_run_with_onnxruntime(tmp_path: Path, clip_file: Path, b
     """salrt export --model tavdiff, then salrt run --backend onnxruntime: the runtime takes the
     model's input contract from the manifest and feeds caption ids to the exported graphs."""
     exp = tmp_path / "exp"
-    assert main(["export", "--model", "tavdiff", "--config", "tiny", "--random-weights", "-o", str(exp), "--quiet"]) == 0
+    assert (
+        main(["export", "--model", "tavdiff", "--config", "tiny", "--random-weights", "-o", str(exp), "--quiet"]) == 0
+    )
     man = json.loads((exp / "manifest.json").read_text())
     assert man["model"] == "tavdiff" and man["graphs"]["sampler"]["inputs"]["text"]["dtype"] == "int64"
     (tmp_path / "caps.json").write_text(json.dumps({"0": "a big cab"}))
-    common = ["run", str(clip_file), "--model", "tavdiff", "--outputs", "npy", "--quiet",
-              "--captions", str(tmp_path / "caps.json"), "--bpe", str(bpe_file)]  # fmt: skip
+    common = [
+        "run",
+        str(clip_file),
+        "--model",
+        "tavdiff",
+        "--outputs",
+        "npy",
+        "--quiet",
+        "--captions",
+        str(tmp_path / "caps.json"),
+        "--bpe",
+        str(bpe_file),
+    ]
     assert main([*common, "--backend", "onnxruntime", "--export-dir", str(exp), "-o", str(tmp_path / "ort")]) == 0
     assert main([*common, "--config", "tiny", "--random-weights", "-o", str(tmp_path / "torch")]) == 0
     ort_maps = np.load(tmp_path / "ort" / "clip_maps.npy").astype(int)
@@ -255,12 +344,21 @@ def test_input_contract_of_configs_and_manifests() -> None:
     from salrt.io.contract import InputContract
 
     avrsp = InputContract.of(salrt.AVRSPConfig())
-    assert (avrsp.clip_len, avrsp.target, avrsp.start, avrsp.audio_format, avrsp.audio_samples) == (32, "last", "reverse", "waveform", 70560)
+    assert (avrsp.clip_len, avrsp.target, avrsp.start, avrsp.audio_format, avrsp.audio_samples) == (
+        32,
+        "last",
+        "reverse",
+        "waveform",
+        70560,
+    )
     tav = InputContract.of(salrt.TAVDiffConfig())
     assert (tav.target, tav.start, tav.text_context) == ("centre", "repeat", 77)
     assert InputContract.from_manifest({"contract": json.loads(json.dumps(avrsp.to_dict()))}) == avrsp
     # exports written before manifests carried the contract (and graph roles) are refused by name
-    old = {"model": "diffsal", "config": {"frames": 16, "height": 64, "width": 128, "audio_height": 32, "audio_width": 64}}
+    old = {
+        "model": "diffsal",
+        "config": {"frames": 16, "height": 64, "width": 128, "audio_height": 32, "audio_width": 64},
+    }
     for m in (old, {"model": "mubic", "config": {}}):
         with pytest.raises(SalrtError, match="export it again"):
             InputContract.from_manifest(m)

@@ -17,15 +17,22 @@ from salrt.faults import MUTATIONS, StallingServer, check_outputs, mutate, run_c
 from salrt.io import make_clip
 
 SMALL = dict(width=96, height=64)
-CONTAINERS = {"mp4": {}, "mkv": {}, "webm": {"video_codec": "libvpx-vp9", "sample_rate": 48000},
-              "avi": {"video_codec": "mpeg4"}, "ts": {}}  # fmt: skip
+CONTAINERS = {
+    "mp4": {},
+    "mkv": {},
+    "webm": {"video_codec": "libvpx-vp9", "sample_rate": 48000},
+    "avi": {"video_codec": "mpeg4"},
+    "ts": {},
+}
 
 
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     d = tmp_path_factory.mktemp("src")
-    return {ext: make_clip(d / f"s.{ext}", seed=1, seconds=0.8, **SMALL, **kw).path.read_bytes()
-            for ext, kw in CONTAINERS.items()}  # fmt: skip
+    return {
+        ext: make_clip(d / f"s.{ext}", seed=1, seconds=0.8, **SMALL, **kw).path.read_bytes()
+        for ext, kw in CONTAINERS.items()
+    }
 
 
 def test_mutations_change_the_bytes(sources: dict[str, bytes]) -> None:
@@ -57,8 +64,9 @@ def test_sigkill_at_random_moments_leaves_readable_outputs(tmp_path: Path) -> No
     rng = np.random.default_rng(2)
     for k in range(3):
         out = tmp_path / f"o{k}"
-        r = run_case(f"kill{k}", salrt_command([str(clip.path)], out), out, timeout=90,
-                     kill_after=float(rng.uniform(2.5, 5.0)))  # fmt: skip
+        r = run_case(
+            f"kill{k}", salrt_command([str(clip.path)], out), out, timeout=90, kill_after=float(rng.uniform(2.5, 5.0))
+        )
         assert r.clean_exit and r.outputs_ok, r.problems
 
 
@@ -69,8 +77,12 @@ def test_stalled_stream_reconnects_and_reports_the_gap(tmp_path: Path) -> None:
     data = clip.path.read_bytes()
     out = tmp_path / "o"
     with StallingServer(data, rate=len(data) / 4.0, stall_at=len(data) // 2, stall_s=3.0) as srv:
-        p = subprocess.Popen(salrt_command([srv.url], out, "--live", "--timeout", "1", "--retries", "3"),
-                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)  # fmt: skip
+        p = subprocess.Popen(
+            salrt_command([srv.url], out, "--live", "--timeout", "1", "--retries", "3"),
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and srv.connections < 2:
             time.sleep(0.1)
@@ -94,8 +106,12 @@ def test_stream_that_never_resumes_is_reported_others_finish(tmp_path: Path) -> 
     data = clip.path.read_bytes()
     with StallingServer(data, rate=len(data) / 4.0, stall_at=len(data) // 2, stall_s=float("inf")) as srv:
         out = tmp_path / "o"
-        r = subprocess.run(salrt_command([srv.url, str(other.path)], out, "--timeout", "1", "--retries", "2"),
-                           capture_output=True, text=True, timeout=120)  # fmt: skip
+        r = subprocess.run(
+            salrt_command([srv.url, str(other.path)], out, "--timeout", "1", "--retries", "2"),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert r.returncode == 1
     errors = [ln for ln in r.stderr.splitlines() if ln.startswith("salrt: error:")]
     assert len(errors) == 1 and "stream lost after" in errors[0] and "Traceback" not in r.stderr
@@ -106,14 +122,20 @@ def test_looping_live_source_keeps_resources_flat(tmp_path: Path) -> None:
     """Short soak: a live pipe looping a clip for ~20 s; threads and file descriptors constant,
     memory bounded (the 30-minute figures are in benchmarks/results/robustness)."""
     clip = make_clip(tmp_path / "loop.ts", seed=6, seconds=2.0, **SMALL)
-    feeder = [sys.executable, "-c", "import sys, time\nd = open(sys.argv[1], 'rb').read()\nend = time.time() + "
-              "float(sys.argv[2])\nwhile time.time() < end:\n    for k in range(0, len(d), 18800):\n"
-              "        sys.stdout.buffer.write(d[k:k+18800]); sys.stdout.flush(); time.sleep(2.0 * 18800 / len(d))",
-              str(clip.path), "20"]  # fmt: skip
+    feeder = [
+        sys.executable,
+        "-c",
+        "import sys, time\nd = open(sys.argv[1], 'rb').read()\nend = time.time() + "
+        "float(sys.argv[2])\nwhile time.time() < end:\n    for k in range(0, len(d), 18800):\n"
+        "        sys.stdout.buffer.write(d[k:k+18800]); sys.stdout.flush(); time.sleep(2.0 * 18800 / len(d))",
+        str(clip.path),
+        "20",
+    ]
     src = subprocess.Popen(feeder, stdout=subprocess.PIPE)
     out = tmp_path / "o"
-    p = subprocess.Popen(salrt_command(["-"], out, "--live"), stdin=src.stdout, stderr=subprocess.PIPE,
-                         stdout=subprocess.DEVNULL)  # fmt: skip
+    p = subprocess.Popen(
+        salrt_command(["-"], out, "--live"), stdin=src.stdout, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL
+    )
     src.stdout.close()
     time.sleep(6)  # past start-up
     rows = sample_while(p, 2.0, lambda: src.poll() is not None)  # while the source is live

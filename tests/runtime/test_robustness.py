@@ -17,7 +17,7 @@ import pytest
 from salrt.cli import main
 from salrt.io import make_clip
 from salrt.io.contract import InputContract
-from salrt.runtime import Runtime, RunOptions, Source, default_sinks, output_stems
+from salrt.runtime import RunOptions, Runtime, Source, default_sinks, output_stems
 from salrt.sinks import NpyWriter
 
 SMALL = dict(width=96, height=64)
@@ -56,7 +56,12 @@ def test_same_file_name_in_two_folders_gets_two_outputs(tmp_path: Path, capsys: 
     assert np.load(tmp_path / "o" / "v_maps.npy").shape[0] == a.n_frames
     assert np.load(tmp_path / "o" / "v-2_maps.npy").shape[0] == b.n_frames
     assert output_stems(["-", "rtsp://h/1", "d/img_%05d.png", "a.mp4", "b/a.mkv"]) == [
-        "stdin", "stream1", "img", "a", "a-2"]  # fmt: skip
+        "stdin",
+        "stream1",
+        "img",
+        "a",
+        "a-2",
+    ]
 
 
 def test_npy_and_npz_are_both_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -83,8 +88,22 @@ def test_npy_is_readable_after_every_frame(tmp_path: Path) -> None:
 
 
 def _kill_run(tmp_path: Path, clip: Path, out: Path, sig: int, after_frames: int) -> tuple[int, str]:
-    cmd = [sys.executable, "-m", "salrt.cli", "run", str(clip), "-o", str(out), "--config", "tiny",
-           "--random-weights", "--steps", "1", "--outputs", "overlay,png,npy,npz"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "salrt.cli",
+        "run",
+        str(clip),
+        "-o",
+        str(out),
+        "--config",
+        "tiny",
+        "--random-weights",
+        "--steps",
+        "1",
+        "--outputs",
+        "overlay,png,npy,npz",
+    ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     p = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
     deadline = time.time() + 120
@@ -168,14 +187,16 @@ def test_encode_map_count_and_plain_encode(tmp_path: Path, capsys: pytest.Captur
     clip = make_clip(tmp_path / "e.mp4", seed=11, seconds=0.8, **SMALL)
     maps = np.zeros((clip.n_frames - 5, 64, 96), np.float32)
     np.save(tmp_path / "few.npy", maps)
-    rc, _, err = _run(["encode", str(clip.path), "-o", str(tmp_path / "x.mp4"), "--maps", str(tmp_path / "few.npy")],
-                      capsys)  # fmt: skip
+    rc, _, err = _run(
+        ["encode", str(clip.path), "-o", str(tmp_path / "x.mp4"), "--maps", str(tmp_path / "few.npy")], capsys
+    )
     assert rc == 1 and "one map per frame" in err and err.count("\n") == 1
     rc, out, err = _run(["encode", str(clip.path), "-o", str(tmp_path / "plain.mp4"), "--no-roi", "--quiet"], capsys)
     assert rc == 0, err  # no checkpoint, no model
     assert _n_video(tmp_path / "plain.mp4") == clip.n_frames
-    rc, _, err = _run(["encode", str(clip.path), "-o", str(tmp_path / "b.mp4"), "--no-roi", "--bitrate", "200k",
-                       "--quiet"], capsys)  # fmt: skip
+    rc, _, err = _run(
+        ["encode", str(clip.path), "-o", str(tmp_path / "b.mp4"), "--no-roi", "--bitrate", "200k", "--quiet"], capsys
+    )
     assert rc == 0, err
 
 
@@ -193,8 +214,12 @@ def test_weights_of_another_config_are_named(tmp_path: Path) -> None:
 def test_option_validation(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     clip = make_clip(tmp_path / "a.mp4", seed=12, seconds=0.2, **SMALL)
     base = ["run", str(clip.path), "-o", str(tmp_path / "o"), *TINY]
-    for extra, needle in ((["--max-wait-ms", "-5"], "--max-wait-ms"), (["--retries", "-1"], "--retries"),
-                          (["--stride", "0"], "--stride"), (["--timeout", "0"], "--timeout")):  # fmt: skip
+    for extra, needle in (
+        (["--max-wait-ms", "-5"], "--max-wait-ms"),
+        (["--retries", "-1"], "--retries"),
+        (["--stride", "0"], "--stride"),
+        (["--timeout", "0"], "--timeout"),
+    ):
         with pytest.raises(SystemExit) as e:
             main([*base, *extra])
         assert e.value.code == 2
@@ -280,8 +305,22 @@ def test_image_sequence_and_separate_audio(tmp_path: Path, capsys: pytest.Captur
                 o.mux(p)
         for p in s.encode(None):
             o.mux(p)
-    rc, _, err = _run(["run", str(seq / "img_%05d.png"), "--audio", str(tmp_path / "a.wav"), "--fps", "25",
-                       "-o", str(tmp_path / "o"), "--outputs", "overlay,npy", *TINY], capsys)  # fmt: skip
+    rc, _, err = _run(
+        [
+            "run",
+            str(seq / "img_%05d.png"),
+            "--audio",
+            str(tmp_path / "a.wav"),
+            "--fps",
+            "25",
+            "-o",
+            str(tmp_path / "o"),
+            "--outputs",
+            "overlay,npy",
+            *TINY,
+        ],
+        capsys,
+    )
     assert rc == 0, err
     assert np.load(tmp_path / "o" / "img_maps.npy").shape[0] == clip.n_frames
     with av.open(str(tmp_path / "o" / "img_overlay.mp4")) as c:
@@ -289,19 +328,36 @@ def test_image_sequence_and_separate_audio(tmp_path: Path, capsys: pytest.Captur
 
 
 def test_missing_optional_packages_name_the_extra(tmp_path: Path) -> None:
-    block = ("import sys, importlib.abc\n"
-             "class B(importlib.abc.MetaPathFinder):\n"
-             "    def find_spec(self, name, path, target=None):\n"
-             "        if name.split('.')[0] in ('torch', 'scipy'): raise ImportError(name)\n"
-             "sys.meta_path.insert(0, B())\n"
-             "from salrt.cli import main\n")  # fmt: skip
+    block = (
+        "import sys, importlib.abc\n"
+        "class B(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] in ('torch', 'scipy'): raise ImportError(name)\n"
+        "sys.meta_path.insert(0, B())\n"
+        "from salrt.cli import main\n"
+    )
     clip = make_clip(tmp_path / "a.mp4", seed=17, seconds=0.2, **SMALL)
     np.save(tmp_path / "m.npy", np.zeros((clip.n_frames, 8, 8), np.float32))
-    for args, needle in ((["info", "diffsal"], "salrt[torch]"), (["bench", "--config", "tiny"], "salrt[torch]"),
-                         (["encode", str(clip.path), "-o", str(tmp_path / "e.mp4"), "--maps", str(tmp_path / "m.npy"),
-                           "--dilation", "2"], "salrt[eval]")):  # fmt: skip
-        r = subprocess.run([sys.executable, "-c", block + f"sys.exit(main({args!r}))"], capture_output=True,
-                           text=True, timeout=120)  # fmt: skip
+    for args, needle in (
+        (["info", "diffsal"], "salrt[torch]"),
+        (["bench", "--config", "tiny"], "salrt[torch]"),
+        (
+            [
+                "encode",
+                str(clip.path),
+                "-o",
+                str(tmp_path / "e.mp4"),
+                "--maps",
+                str(tmp_path / "m.npy"),
+                "--dilation",
+                "2",
+            ],
+            "salrt[eval]",
+        ),
+    ):
+        r = subprocess.run(
+            [sys.executable, "-c", block + f"sys.exit(main({args!r}))"], capture_output=True, text=True, timeout=120
+        )
         assert r.returncode == 1 and needle in r.stderr and "ModuleNotFoundError" not in r.stderr, (args, r.stderr)
 
 
@@ -312,14 +368,18 @@ def test_stop_discards_unsampled_clips_and_finalises(tmp_path: Path) -> None:
     class Slow:
         name, steps = "slow", None
 
-        def sample(self, video, audio, steps=4, noise=None, seed=None):  # noqa: ANN001, ANN201
+        def sample(self, video, audio, steps=4, noise=None, seed=None):
             time.sleep(0.05)
             return np.zeros((video.shape[0], 1, 64, 128), np.float32)
 
     settings = {"inputs": [str(clip.path)]}
-    rt = Runtime(Slow(), [str(clip.path)], RunOptions(contract=InputContract(size=(64, 128), audio_size=(32, 64))),
-                 sinks_for=default_sinks(tmp_path, ["npy"], settings), on_map=lambda *a: rt.interrupt()
-                 if a[1] == 5 else None)  # fmt: skip
+    rt = Runtime(
+        Slow(),
+        [str(clip.path)],
+        RunOptions(contract=InputContract(size=(64, 128), audio_size=(32, 64))),
+        sinks_for=default_sinks(tmp_path, ["npy"], settings),
+        on_map=lambda *a: rt.interrupt() if a[1] == 5 else None,
+    )
     stats = rt.run(handle_signals=False)
     assert stats["interrupted"] and sum(stats["discarded_on_stop"]) > 0
     assert np.load(tmp_path / "a_maps.npy").shape[0] == stats["frames_out"][0] < clip.n_frames
@@ -334,12 +394,14 @@ def test_frame_budget_bounds_kept_frames(tmp_path: Path) -> None:
     class Watch:
         name, steps = "watch", None
 
-        def sample(self, video, audio, steps=4, noise=None, seed=None):  # noqa: ANN001, ANN201
+        def sample(self, video, audio, steps=4, noise=None, seed=None):
             peak.append(rt.budget.used)
             time.sleep(0.01)
             return np.zeros((video.shape[0], 1, 64, 128), np.float32)
 
-    opts = RunOptions(contract=InputContract(size=(64, 128), audio_size=(32, 64)), frame_budget_mb=3 * frame_bytes / 2**20)
+    opts = RunOptions(
+        contract=InputContract(size=(64, 128), audio_size=(32, 64)), frame_budget_mb=3 * frame_bytes / 2**20
+    )
     rt = Runtime(Watch(), [str(clip.path)], opts, keep_frames=True, on_map=lambda *a: None)
     stats = rt.run(handle_signals=False)
     assert stats["frames_out"] == [clip.n_frames]

@@ -17,7 +17,7 @@ import salrt
 from salrt.cli import main
 from salrt.io import make_clip
 from salrt.io.contract import InputContract
-from salrt.runtime import Runtime, RunOptions, default_sinks, stream
+from salrt.runtime import RunOptions, Runtime, default_sinks, stream
 
 SMALL = dict(width=96, height=64)
 
@@ -30,7 +30,7 @@ class CountingBackend:
     def __init__(self, stride: int, delay: float = 0.0) -> None:
         self.stride, self.delay, self.calls = stride, delay, 0
 
-    def sample(self, video, audio, steps=4, noise=None, seed=None):  # noqa: ANN001, ANN201
+    def sample(self, video, audio, steps=4, noise=None, seed=None):
         time.sleep(self.delay)
         out = []
         for _ in range(video.shape[0]):
@@ -39,30 +39,39 @@ class CountingBackend:
         return np.stack(out)
 
 
-def _opts(**kw) -> RunOptions:  # noqa: ANN003
+def _opts(**kw) -> RunOptions:
     return RunOptions(contract=InputContract(size=(64, 128), audio_size=(32, 64)), **kw)
 
 
 def test_stride_interpolates_every_frame(tmp_path: Path) -> None:
     clip = make_clip(tmp_path / "a.mp4", seed=1, seconds=0.68, **SMALL)  # 17 frames: targets 0,4,...,16
     got: dict[int, float] = {}
-    rt = Runtime(CountingBackend(4), [str(clip.path)], _opts(stride=4),
-                 on_map=lambda i, idx, ts, m: got.__setitem__(idx, float(m.mean())))  # fmt: skip
+    rt = Runtime(
+        CountingBackend(4),
+        [str(clip.path)],
+        _opts(stride=4),
+        on_map=lambda i, idx, ts, m: got.__setitem__(idx, float(m.mean())),
+    )
     stats = rt.run(handle_signals=False)
     assert sorted(got) == list(range(17))
     np.testing.assert_allclose([got[i] for i in range(17)], np.arange(17), atol=1e-5)
     assert stats["frames_out"] == [17] and stats["stages"]["model"]["items"] == 5 and not stats["errors"]
 
 
-def test_several_inputs_share_the_model_and_outputs_are_valid(tmp_path: Path, tiny) -> None:  # noqa: ANN001
+def test_several_inputs_share_the_model_and_outputs_are_valid(tmp_path: Path, tiny) -> None:
     a = make_clip(tmp_path / "a.mp4", seed=2, seconds=0.4, **SMALL)
     b = make_clip(tmp_path / "b.mkv", seed=3, seconds=0.32, audio_codec="flac", **SMALL)
     out = tmp_path / "out"
     out.mkdir()
     settings = {"inputs": [str(a.path), str(b.path)]}
     backend = salrt.backends.load_backend("torch", model=tiny)
-    rt = Runtime(backend, settings["inputs"], _opts(batch=3, steps=2),
-                 sinks_for=default_sinks(out, ["overlay", "png", "npz"], settings), keep_frames=True)  # fmt: skip
+    rt = Runtime(
+        backend,
+        settings["inputs"],
+        _opts(batch=3, steps=2),
+        sinks_for=default_sinks(out, ["overlay", "png", "npz"], settings),
+        keep_frames=True,
+    )
     stats = rt.run(handle_signals=False)
     assert stats["frames_out"] == [10, 8] and not stats["errors"]
     for stem, n in (("a", 10), ("b", 8)):
@@ -87,7 +96,7 @@ def test_live_mode_drops_and_counts(tmp_path: Path) -> None:
     assert rt2.run(handle_signals=False)["frames_out"] == [clip.n_frames]  # file mode never drops
 
 
-def test_iterator_api(tmp_path: Path, tiny) -> None:  # noqa: ANN001
+def test_iterator_api(tmp_path: Path, tiny) -> None:
     clip = make_clip(tmp_path / "a.mp4", seed=5, seconds=0.28, **SMALL)
     items = list(stream(str(clip.path), model=tiny, steps=1))
     assert len(items) == clip.n_frames
@@ -119,19 +128,57 @@ def test_cli_run_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
 
 def test_cli_run_with_onnxruntime_backend(tmp_path: Path) -> None:
     clip = make_clip(tmp_path / "a.mp4", seed=8, seconds=0.2, **SMALL)
-    assert main(["export", "--config", "tiny", "--random-weights", "-o", str(tmp_path / "exp"), "--quiet",
-                 "--steps", "2"]) == 0  # fmt: skip
-    assert main(["run", str(clip.path), "-o", str(tmp_path / "o"), "--backend", "onnxruntime", "--export-dir",
-                 str(tmp_path / "exp"), "--steps", "2", "--outputs", "npy", "--quiet"]) == 0  # fmt: skip
+    assert (
+        main(["export", "--config", "tiny", "--random-weights", "-o", str(tmp_path / "exp"), "--quiet", "--steps", "2"])
+        == 0
+    )
+    assert (
+        main(
+            [
+                "run",
+                str(clip.path),
+                "-o",
+                str(tmp_path / "o"),
+                "--backend",
+                "onnxruntime",
+                "--export-dir",
+                str(tmp_path / "exp"),
+                "--steps",
+                "2",
+                "--outputs",
+                "npy",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert np.load(tmp_path / "o" / "a_maps.npy").shape == (clip.n_frames, 64, 128)
 
 
 def test_sigint_finalises_outputs(tmp_path: Path) -> None:
     clip = make_clip(tmp_path / "long.mp4", seed=9, seconds=6.0, **SMALL)
     out = tmp_path / "o"
-    p = subprocess.Popen([sys.executable, "-m", "salrt.cli", "run", str(clip.path), "-o", str(out), "--config", "tiny",
-                          "--random-weights", "--steps", "4", "--outputs", "overlay,npy", "--quiet"],
-                         stderr=subprocess.PIPE, text=True)  # fmt: skip
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "salrt.cli",
+            "run",
+            str(clip.path),
+            "-o",
+            str(out),
+            "--config",
+            "tiny",
+            "--random-weights",
+            "--steps",
+            "4",
+            "--outputs",
+            "overlay,npy",
+            "--quiet",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and not (out / "long_overlay.mp4").exists():
         time.sleep(0.2)
@@ -162,7 +209,7 @@ def test_failing_output_is_reported_not_hung(tmp_path: Path) -> None:
     clip = make_clip(tmp_path / "a.mp4", seed=10, seconds=0.8, **SMALL)
 
     class Broken:
-        def write(self, *a) -> None:  # noqa: ANN002
+        def write(self, *a) -> None:
             raise OSError("disk full")
 
         def close(self) -> None:
