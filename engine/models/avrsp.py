@@ -111,7 +111,10 @@ class RelevanceAttention(nn.Module):
     def forward(self, v: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         b, nv, d = v.shape
         h = self.heads
-        split = lambda x: x.reshape(b, x.shape[1], h, d // h).transpose(1, 2)  # noqa: E731  (B,h,N,dh)
+
+        def split(x: torch.Tensor) -> torch.Tensor:  # (B, N, d) -> (B, h, N, d / h)
+            return x.reshape(b, x.shape[1], h, d // h).transpose(1, 2)
+
         VQ, VK, VV = split(self.vq(v)), split(self.vk(v)), split(self.vv(v))  # [1]
         AQ, AK, AV = split(self.aq(a)), split(self.ak(a)), split(self.av(a))
         scale = 1.0 / math.sqrt(d // h)
