@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from salrt.backends.base import Backend, MissingDependency, require
-from salrt.errors import UsageError
+from salrt.backends.base import Backend
+from salrt.errors import MissingDependency, UsageError, require
 
 BACKENDS = ("torch", "torch-compile", "onnxruntime", "tensorrt")
 

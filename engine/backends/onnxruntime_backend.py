@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from salrt.backends.base import require, to_numpy
+from salrt.backends.base import to_numpy
 from salrt.backends.graph import GraphBackend
-from salrt.errors import SalrtError
+from salrt.errors import SalrtError, require
 from salrt.export.manifest import read_manifest
 
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from salrt.backends.base import require
 from salrt.backends.graph import GraphBackend
-from salrt.errors import SalrtError
+from salrt.errors import SalrtError, require
 from salrt.export.manifest import read_manifest
 
 

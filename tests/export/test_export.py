@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from salrt.backends import load_backend
-from salrt.backends.base import MissingDependency, require
 from salrt.cli import main
+from salrt.errors import MissingDependency, require
 from salrt.export.onnx import BatchSpec, ExportError, export_onnx
 from salrt.export.tensorrt import build_engines, check_tensorrt_ops, engine_key, supported_ops
 from salrt.testing import synthetic_inputs
