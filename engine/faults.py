@@ -25,6 +25,28 @@ from typing import Any
 import numpy as np
 
 MUTATIONS = ("flip", "truncate", "zero", "swap", "header", "extension")
+# the containers the fuzzer mutates, with what make_clip needs to write each
+CONTAINERS: dict[str, dict[str, Any]] = {
+    "mp4": {},
+    "mkv": {},
+    "webm": {"video_codec": "libvpx-vp9", "sample_rate": 48000},
+    "avi": {"video_codec": "mpeg4"},
+    "ts": {},
+}
+
+
+def looping_feeder(path: str | Path, clip_seconds: float, seconds: float) -> list[str]:
+    """A command writing ``path`` (an MPEG-TS clip of ``clip_seconds``) to stdout over and over,
+    paced at the clip's real time, for ``seconds``: a live pipe source."""
+    code = (
+        "import sys, time\n"
+        "d = open(sys.argv[1], 'rb').read()\n"
+        "pace, end = float(sys.argv[2]) * 18800 / len(d), time.time() + float(sys.argv[3])\n"
+        "while time.time() < end:\n"
+        "    for k in range(0, len(d), 18800):\n"
+        "        sys.stdout.buffer.write(d[k:k + 18800]); sys.stdout.flush(); time.sleep(pace)\n"
+    )
+    return [sys.executable, "-c", code, str(path), str(clip_seconds), str(seconds)]
 
 
 def _mp4_boxes(data: bytes) -> list[tuple[int, int]]:

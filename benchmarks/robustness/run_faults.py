@@ -29,17 +29,20 @@ from pathlib import Path
 
 import numpy as np
 
-from salrt.faults import MUTATIONS, StallingServer, check_outputs, mutate, run_case, salrt_command, sample_while
+from salrt.faults import (
+    CONTAINERS,
+    MUTATIONS,
+    StallingServer,
+    check_outputs,
+    looping_feeder,
+    mutate,
+    run_case,
+    salrt_command,
+    sample_while,
+)
 from salrt.io import make_clip
 
 SMALL = dict(width=96, height=64)
-CONTAINERS = {
-    "mp4": {},
-    "mkv": {},
-    "webm": {"video_codec": "libvpx-vp9", "sample_rate": 48000},
-    "avi": {"video_codec": "mpeg4"},
-    "ts": {},
-}
 
 
 def fuzz(n: int, d: Path, jobs: int) -> dict:
@@ -113,15 +116,7 @@ def kills(n: int, d: Path) -> dict:
 
 def soak(minutes: float, d: Path) -> dict:
     clip = make_clip(d / "loop.ts", seed=3, seconds=4.0, **SMALL)
-    feeder = [
-        sys.executable,
-        "-c",
-        "import sys, time\nd = open(sys.argv[1], 'rb').read()\nend = time.time() + "
-        "float(sys.argv[2])\nwhile time.time() < end:\n    for k in range(0, len(d), 18800):\n"
-        "        sys.stdout.buffer.write(d[k:k+18800]); sys.stdout.flush(); time.sleep(4.0 * 18800 / len(d))",
-        str(clip.path),
-        str(minutes * 60),
-    ]
+    feeder = looping_feeder(clip.path, 4.0, minutes * 60)
     src = subprocess.Popen(feeder, stdout=subprocess.PIPE)
     out = d / "soak"
     p = subprocess.Popen(

@@ -6,24 +6,26 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from salrt.faults import MUTATIONS, StallingServer, check_outputs, mutate, run_case, salrt_command, sample_while
+from salrt.faults import (
+    CONTAINERS,
+    MUTATIONS,
+    StallingServer,
+    check_outputs,
+    looping_feeder,
+    mutate,
+    run_case,
+    salrt_command,
+    sample_while,
+)
 from salrt.io import make_clip
 
 SMALL = dict(width=96, height=64)
-CONTAINERS = {
-    "mp4": {},
-    "mkv": {},
-    "webm": {"video_codec": "libvpx-vp9", "sample_rate": 48000},
-    "avi": {"video_codec": "mpeg4"},
-    "ts": {},
-}
 
 
 @pytest.fixture(scope="module")
@@ -122,15 +124,7 @@ def test_looping_live_source_keeps_resources_flat(tmp_path: Path) -> None:
     """Short soak: a live pipe looping a clip for ~20 s; threads and file descriptors constant,
     memory bounded (the 30-minute figures are in benchmarks/results/robustness)."""
     clip = make_clip(tmp_path / "loop.ts", seed=6, seconds=2.0, **SMALL)
-    feeder = [
-        sys.executable,
-        "-c",
-        "import sys, time\nd = open(sys.argv[1], 'rb').read()\nend = time.time() + "
-        "float(sys.argv[2])\nwhile time.time() < end:\n    for k in range(0, len(d), 18800):\n"
-        "        sys.stdout.buffer.write(d[k:k+18800]); sys.stdout.flush(); time.sleep(2.0 * 18800 / len(d))",
-        str(clip.path),
-        "20",
-    ]
+    feeder = looping_feeder(clip.path, 2.0, 20)
     src = subprocess.Popen(feeder, stdout=subprocess.PIPE)
     out = tmp_path / "o"
     p = subprocess.Popen(

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from salrt.cli import main
+from salrt.faults import salrt_command
 from salrt.io import make_clip
 from salrt.io.contract import InputContract
 from salrt.runtime import RunOptions, Runtime, Source, default_sinks, output_stems
@@ -88,22 +89,7 @@ def test_npy_is_readable_after_every_frame(tmp_path: Path) -> None:
 
 
 def _kill_run(tmp_path: Path, clip: Path, out: Path, sig: int, after_frames: int) -> tuple[int, str]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "salrt.cli",
-        "run",
-        str(clip),
-        "-o",
-        str(out),
-        "--config",
-        "tiny",
-        "--random-weights",
-        "--steps",
-        "1",
-        "--outputs",
-        "overlay,png,npy,npz",
-    ]
+    cmd = salrt_command([str(clip)], out)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     p = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
     deadline = time.time() + 120
