@@ -12,6 +12,7 @@ yet sampled are discarded (counted), and every output is finalised with what was
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import queue
@@ -161,19 +162,24 @@ class _Job:
 
 
 class _StageStats:
+    """Items, busy time and queue depths of one stage (running sums: constant memory however long
+    the run)."""
+
     def __init__(self) -> None:
         self.count = 0
         self.busy_s = 0.0
-        self.depths: list[int] = []
+        self.depth_sum = self.depth_n = self.depth_max = 0
+
+    def depth(self, d: int) -> None:
+        self.depth_sum, self.depth_n, self.depth_max = self.depth_sum + d, self.depth_n + 1, max(self.depth_max, d)
 
     def summary(self, wall: float) -> dict[str, float]:
-        d = np.array(self.depths or [0])
         return {
             "items": self.count,
             "busy_s": round(self.busy_s, 3),
             "per_s": round(self.count / wall, 3) if wall else 0,
-            "queue_depth_mean": round(float(d.mean()), 2),
-            "queue_depth_max": int(d.max()),
+            "queue_depth_mean": round(self.depth_sum / self.depth_n, 2) if self.depth_n else 0.0,
+            "queue_depth_max": self.depth_max,
         }
 
 
@@ -211,7 +217,8 @@ class Runtime:
         self.dropped = [0] * len(self.sources)
         self.discarded = [0] * len(self.sources)  # clips not sampled because the run was stopped
         self.frames_out = [0] * len(self.sources)
-        self.latencies: list[float] = []
+        # the latest maps' latencies (percentiles over the last 100k maps: bounded memory on streams)
+        self.latencies: collections.deque[float] = collections.deque(maxlen=100_000)
         self.media_stats: list[Any] = [None] * len(self.sources)
         self.gaps: list[list[float]] = [[] for _ in self.sources]  # seconds without data before each reconnect
         self.infos: list[Any] = [None] * len(self.sources)
@@ -327,7 +334,7 @@ class Runtime:
             )
 
     def _put_clip(self, job: _Job) -> None:
-        self.stats["decode"].depths.append(self.clips.qsize())
+        self.stats["decode"].depth(self.clips.qsize())
         if not self.opt.live:
             while not self.stop.is_set():
                 try:
@@ -387,7 +394,7 @@ class Runtime:
         if not jobs:
             return
         t = time.perf_counter()
-        self.stats["model"].depths.append(self.clips.qsize())
+        self.stats["model"].depth(self.clips.qsize())
         video = np.stack([j.clip.video for j in jobs])
         audio = np.stack([j.clip.audio for j in jobs])
         noise = rng.standard_normal((len(jobs), 1, *self.opt.contract.size)).astype(np.float32)

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import time as _time
+from array import array
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol
@@ -413,7 +414,7 @@ class NpySink:
 
     def __init__(self, path: Path, size: tuple[int, int] | None = None, compress: bool = False) -> None:
         self.path, self.size, self.compress = Path(path), size, compress
-        self.times: list[float] = []
+        self.times = array("d")  # 8 bytes a frame
         raw = self.path.with_suffix(".partial.npy") if compress else self.path.with_suffix(".npy")
         self.writer = NpyWriter(raw)
 

@@ -37,6 +37,7 @@ def test_onnx_export(tmp_path, tiny, tiny_inputs, part):
     else:
         f = tiny.encode(video, audio)
         module, args = _Denoiser(tiny), (noise, torch.tensor([750, 250]), *f.video, *f.audio_aligned)
+    module.eval()  # the exporter restores the wrapper's mode afterwards, recursively: keep the shared model in eval
     path = tmp_path / f"{part}.onnx"
     torch.onnx.export(module, args, str(path), dynamo=False, opset_version=17)
     model = onnx.load(str(path))
