@@ -8,6 +8,7 @@ SIGTERM; outputs are finalised). Warnings are one line each (``salrt: warning: .
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -125,7 +126,12 @@ def _info(args: argparse.Namespace) -> int:
         changes.update(audio_slices=aus[1], audio_height=aus[2], audio_width=aus[3])
     try:
         cfg = dataclasses.replace(cfg, **changes)
-        r = cost_report(cfg, batch=args.batch, steps=args.steps, model=args.model.lower())
+        with (
+            contextlib.nullcontext()
+            if args.json
+            else args.console.status("counting parameters and FLOPs on meta tensors")
+        ):
+            r = cost_report(cfg, batch=args.batch, steps=args.steps, model=args.model.lower())
     except (ValueError, RuntimeError) as exc:
         raise UsageError(f"unsupported input shape: {str(exc).splitlines()[0]}") from None
     paper = paper_comparison(args.model.lower(), r, args.batch)
