@@ -138,9 +138,14 @@ def test_looping_live_source_keeps_resources_flat(tmp_path: Path) -> None:
     err = p.stderr.read().decode()
     assert p.returncode in (0, 1) and "Traceback" not in err, err
     assert len(rows) >= 4, rows
-    # FFmpeg's codec threads come and go by a few; nothing accumulates
-    assert max(r["threads"] for r in rows) - min(r["threads"] for r in rows) <= 4, rows
-    assert rows[-1]["threads"] <= rows[0]["threads"] + 2 and rows[-1]["fds"] <= rows[0]["fds"] + 2, rows
+    # FFmpeg's codec threads come and go by a few; nothing accumulates (second half vs first half)
+    half = len(rows) // 2
+
+    def mean(key: str, part: list[dict]) -> float:
+        return sum(r[key] for r in part) / len(part)
+
+    assert mean("threads", rows[half:]) <= mean("threads", rows[:half]) + 2, rows
+    assert max(r["fds"] for r in rows) - min(r["fds"] for r in rows) <= 2, rows
     assert max(r["rss_mb"] for r in rows) - rows[0]["rss_mb"] < 64
     ok, problems, frames = check_outputs(out)
     assert ok and frames > 200, problems
