@@ -81,15 +81,20 @@ def test_ddim_noise_is_seeded_gaussian() -> None:
 
 
 def test_model_with_kernels_equals_eager(tiny) -> None:
+    import copy
+
     from salrt.testing import synthetic_inputs
 
-    c = tiny.config
-    v, a, n = synthetic_inputs(c.video_shape, c.audio_shape, 1, seed=3)
-    ref = tiny.sample(v, a, steps=1, noise=n)
-    kernels.enable(tiny, force=True)
+    # compiled kernels on a CUDA machine (CUDA tensors), the interpreter on CPU (forced)
+    cuda = torch.cuda.is_available()
+    model = copy.deepcopy(tiny).cuda() if cuda else tiny
+    c = model.config
+    v, a, n = (x.to(next(model.parameters()).device) for x in synthetic_inputs(c.video_shape, c.audio_shape, 1, seed=3))
+    ref = model.sample(v, a, steps=1, noise=n)
+    kernels.enable(model, force=not cuda)
     try:
-        got = tiny.sample(v, a, steps=1, noise=n)
+        got = model.sample(v, a, steps=1, noise=n)
     finally:
-        kernels.disable(tiny)
+        kernels.disable(model)
     assert float((got - ref).abs().max()) < 1e-5
-    assert torch.equal(tiny.sample(v, a, steps=1, noise=n), ref)  # disable restores the eager path
+    assert torch.equal(model.sample(v, a, steps=1, noise=n), ref)  # disable restores the eager path
