@@ -36,8 +36,9 @@ def _compress_kernel(
     cm = c < C
     acc = tl.zeros([BLOCK_C], dtype=tl.float32)
     base = x_ptr + n * s_n + c * s_c
-    for i in tl.static_range(K):
-        for j in tl.static_range(K):
+    # run-time loops: a K x K static unroll took minutes to compile at K = 16 (stage 3) for sm_90
+    for i in range(K):
+        for j in range(K):
             pix = (oy * K + i) * W + (ox * K + j)
             xv = tl.load(base + pix * s_p, mask=cm, other=0.0).to(tl.float32)
             wv = tl.load(w_ptr + c * K * K + i * K + j, mask=cm, other=0.0).to(tl.float32)
