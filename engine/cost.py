@@ -148,11 +148,6 @@ def full_flops(
     return out
 
 
-def meta_inputs(model: nn.Module, batch: int) -> dict[str, torch.Tensor]:
-    """Empty inputs of the model's configured sizes (call under ``torch.device("meta")``)."""
-    return model.example_inputs(batch)
-
-
 def cost_report(config: object = None, batch: int = 1, steps: int = 4, model: str = "diffsal") -> CostReport:
     """Cost of model ``model`` (a registry name) at its configured input sizes, on meta tensors."""
     from salrt.models import MODELS
@@ -161,7 +156,7 @@ def cost_report(config: object = None, batch: int = 1, steps: int = 4, model: st
     cfg = config or cfg_cls()
     with torch.device("meta"):
         net = model_cls(cfg).eval()
-        inputs = meta_inputs(net, batch)
+        inputs = net.example_inputs(batch)
         x_t = torch.empty(batch, 1, cfg.height, cfg.width)
         t = torch.zeros(batch, dtype=torch.long)
     macs, pparams = paper_convention(net, inputs, x_t, t)

@@ -600,9 +600,6 @@ def is_stream(source: str) -> bool:
     return "://" in source and not source.startswith("file://")
 
 
-_is_stream = is_stream
-
-
 def stream(
     source: str | Source, *, model: Any = None, backend: Any = None, pipeline: Any = None, **options: Any
 ) -> Iterator[tuple[float, np.ndarray]]:

@@ -226,14 +226,15 @@ def export_onnx(
 
         model = copy.deepcopy(model).float().cpu()
     model = model.eval()
-    half: list[nn.Module] = []
+    half: dict[str, nn.Module] = {}
 
-    def half_model() -> nn.Module:
+    def half_graphs() -> dict[str, nn.Module]:
+        """The half-precision model's graphs, built once (fp16 exports only)."""
         if not half:
             import copy
 
-            half.append(copy.deepcopy(model).half())
-        return half[0]
+            half.update(copy.deepcopy(model).half().export_graphs(steps))
+        return half
 
     spec = model.graph_io(bs.opt)
     modules = model.export_graphs(steps)
@@ -281,7 +282,7 @@ def export_onnx(
         args = tuple(torch.from_numpy(v) for v in inputs.values())
         traced = module
         if precision == "fp16":  # trace the half-precision model: a native fp16 graph
-            traced = half_model().export_graphs(steps)[name].eval()
+            traced = half_graphs()[name].eval()
             args = tuple(a.half() if a.is_floating_point() else a for a in args)
         say(f"{name}: tracing")
         m = _trace(traced, args, list(gspec["inputs"]), list(gspec["outputs"]), bs, opset)
