@@ -437,7 +437,7 @@ def cross_model(results: dict[str, dict[str, Any]]) -> tuple[str, list[dict[str,
                 "steps": steps,
                 "p50_ms": r["latency_ms"]["p50"] if r else None,
                 "clips_per_s": r["clips_per_s"] if r else None,
-                "paper": paper_comparison(name, cost),
+                "paper": paper_comparison(name, cost, preset=res["config"]),
             }
         )
     first = next(iter(results.values()))

@@ -134,7 +134,8 @@ def _info(args: argparse.Namespace) -> int:
             r = cost_report(cfg, batch=args.batch, steps=args.steps, model=args.model.lower())
     except (ValueError, RuntimeError) as exc:
         raise UsageError(f"unsupported input shape: {str(exc).splitlines()[0]}") from None
-    paper = paper_comparison(args.model.lower(), r, args.batch)
+    paper = paper_comparison(args.model.lower(), r, args.batch, args.config)
+    readings = _reading_costs(cfg, args, r)
     if args.json:
         _print(
             json.dumps(
@@ -150,6 +151,7 @@ def _info(args: argparse.Namespace) -> int:
                     "flops_encoders": r.flops_encoders,
                     "flops_per_clip": r.flops_per_clip,
                     "paper_figures": paper,
+                    "readings": readings,
                 },
                 indent=2,
             )
@@ -182,7 +184,54 @@ def _info(args: argparse.Namespace) -> int:
             f"paper reports {row['quantity']}: {row['paper']:g} {row['unit']}; salrt {row['salrt']:.2f} "
             f"({row['difference_pct']:+.2f}%)"
         )
+    if not paper:
+        con.print(f"the {args.model} paper reports no cost figures for preset {args.config!r}")
+    for field, options in readings.items():
+        tr = Table(title=f"readings of the paper: {field} (this config: {getattr(cfg, field)})")
+        tr.add_column("reading")
+        tr.add_column("params (M)", justify="right")
+        tr.add_column("thop params (M)", justify="right")
+        tr.add_column("thop MACs (G)", justify="right")
+        tr.add_column("vs paper", justify="left")
+        for value, row in options.items():
+            short = {"params": "params", "paper_params": "params", "paper_macs": "MACs", "size_mb": "MB"}
+            vs = ", ".join(f"{short[p['key']]} {p['difference_pct']:+.2f}%" for p in row["paper_figures"]) or "-"
+            tr.add_row(
+                value,
+                f"{row['params'] / 1e6:.2f}",
+                f"{row['paper_params'] / 1e6:.2f}",
+                f"{row['paper_macs'] / 1e9:.2f}",
+                vs,
+            )
+        con.print(tr)
     return 0
+
+
+def _reading_costs(cfg: Any, args: argparse.Namespace, report: Any) -> dict[str, dict[str, dict[str, Any]]]:
+    """Cost of each reading the config offers of an ambiguous paper (``READINGS``), per field."""
+    from salrt.cost import cost_report, paper_comparison
+
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for field, values in type(cfg).READINGS.items():
+        out[field] = {}
+        for value in values:
+            r = (
+                report
+                if getattr(cfg, field) == value
+                else cost_report(
+                    dataclasses.replace(cfg, **{field: value}),
+                    batch=args.batch,
+                    steps=args.steps,
+                    model=args.model.lower(),
+                )
+            )
+            out[field][value] = {
+                "params": float(sum(r.params.values())),
+                "paper_params": r.paper_params,
+                "paper_macs": r.paper_macs / args.batch,
+                "paper_figures": paper_comparison(args.model.lower(), r, args.batch, args.config),
+            }
+    return out
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -233,6 +282,11 @@ def _eval(args: argparse.Namespace) -> int:
             tmp.cleanup()
     settings = _settings(args)
     result["report"] = report
+    paper_model, paper_preset = _paper_reference(args)
+    if paper_model is not None:
+        from salrt.models.paper_results import paper_results
+
+        result["paper"] = paper_results(paper_model, paper_preset, args.dataset)
     js, cs = E.write_results(result, args.output, settings)
     table = Table(title=f"{args.dataset} ({result['n_videos']} videos, {result['n_frames']} frames)")
     table.add_column("video")
@@ -243,11 +297,55 @@ def _eval(args: argparse.Namespace) -> int:
         table.add_row(e["video"], *(f"{e[n]:.4f}" for n in names))
     table.add_row("mean over videos", *(f"{result['mean'][n]:.4f}" for n in names), style="bold")
     Console(width=max(100, 12 * (len(names) + 2))).print(table)
+    if paper_model is not None:
+        _print_paper_rows(result, names, paper_model, paper_preset, args)
     skipped = len(report["missing_predictions"]) + len(report["videos_without_maps"])
     if skipped:
         _warn(f"{skipped} annotated frames/videos had no prediction (listed in {js})")
     print(f"wrote {js} and {cs}")
     return 0
+
+
+def _paper_reference(args: argparse.Namespace) -> tuple[str | None, str]:
+    """The model and preset whose paper figures ``salrt eval`` shows: ``--model``/``--config``,
+    or ``--paper MODEL[:PRESET]`` when scoring a folder of predictions."""
+    if args.paper:
+        model, _, preset = args.paper.partition(":")
+        from salrt.models import MODELS
+
+        if model.lower() not in MODELS:
+            raise UsageError(f"--paper: unknown model {model!r}; available: {', '.join(sorted(MODELS))}")
+        return model.lower(), preset or "paper"
+    return (args.model.lower(), args.config) if args.model else (None, "paper")
+
+
+def _print_paper_rows(
+    result: dict[str, Any], names: tuple[str, ...], model: str, preset: str, args: argparse.Namespace
+) -> None:
+    """The paper's figures for this dataset under salrt's own mean, with table and line cited."""
+    from rich.console import Console
+    from rich.table import Table
+
+    rows = result.get("paper") or []
+    if not rows:
+        print(f"the {model} paper reports no figures for preset {preset!r} on {args.dataset}")
+        return
+    shown = [n for n in names if n in ("cc", "nss", "auc_judd", "sim")]
+    t = Table(title=f"{model} ({preset}) on {args.dataset}: salrt vs the paper")
+    t.add_column("source")
+    for n in shown:
+        t.add_column(n, justify="right")
+    split = "" if args.dataset in ("dhf1k", "plain") else f", split {args.split}"
+    t.add_row(f"salrt (this run{split})", *(f"{result['mean'][n]:.3f}" for n in shown), style="bold")
+    for r in rows:
+        t.add_row(
+            f"{r['variant']}: {r['source']} ({r['split']})",
+            *("-" if r[n] is None else f"{r[n]:.3f}" for n in shown),
+        )
+    Console(width=max(100, 12 * (len(shown) + 4))).print(t)
+    for r in rows:
+        if r["note"]:
+            print(f"note ({r['variant']}, {r['source']}): {r['note']}")
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -776,6 +874,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pe.add_argument("--workers", type=_NONNEG_INT, default=0, help="processes for scoring (0: all cores)")
     pe.add_argument("--allow-missing", action="store_true", help="score what exists when predictions are missing")
+    pe.add_argument(
+        "--paper",
+        metavar="MODEL[:PRESET]",
+        help="with --predictions: show this model's paper figures for the dataset (with --model: its own)",
+    )
     _output_arg(pe, "eval_results", "folder for results.json and results.csv")
     _quiet_arg(pe)
     pe.set_defaults(func=_eval)

@@ -164,8 +164,9 @@ def cost_report(config: object = None, batch: int = 1, steps: int = 4, model: st
     return CostReport(net.parameter_counts(), macs, pparams, flops, steps if net.kind != "direct" else 0)
 
 
-def paper_comparison(model: str, report: CostReport, batch: int = 1) -> list[dict[str, object]]:
-    """Rows ``{quantity, paper, salrt, unit, difference_pct}`` for the figures the model's paper reports."""
+def paper_comparison(model: str, report: CostReport, batch: int = 1, preset: str = "paper") -> list[dict[str, object]]:
+    """Rows ``{quantity, paper, salrt, unit, difference_pct}`` for the figures the model's paper
+    reports for ``preset`` (its own paper row: DTFSal(V) for ``visual``); [] when it reports none."""
     total = float(sum(report.params.values()))
     ours = {
         "paper_params": report.paper_params / 1e6,
@@ -176,13 +177,14 @@ def paper_comparison(model: str, report: CostReport, batch: int = 1) -> list[dic
     from salrt.models import MODELS
 
     rows = []
-    for quantity, value, unit, key in MODELS[model][0].paper_figures:
+    for quantity, value, unit, key in MODELS[model][0].paper_figures.get(preset, ()):
         rows.append(
             {
                 "quantity": quantity,
                 "paper": value,
                 "salrt": ours[key],
                 "unit": unit,
+                "key": key,
                 "difference_pct": 100.0 * (ours[key] - value) / value,
             }
         )

@@ -58,6 +58,8 @@ _EXTRAS = {
     "matplotlib": "bench",
     "triton": "kernels",
     "resampy": "reference-audio",
+    "regex": "text",
+    "ftfy": "text",
 }
 
 

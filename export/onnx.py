@@ -168,7 +168,8 @@ def validate(
     """Run the graph in onnxruntime and the module in PyTorch (fp32) on the same random inputs."""
     inputs = random_inputs({k: (batch, *v[1:]) for k, v in spec["inputs"].items()}, seed, np.float32)
     sess = ort_session(path)
-    feed = {k: (v.astype(np.float16) if fp16 and v.dtype == np.float32 else v) for k, v in inputs.items()}
+    real = {i.name for i in sess.get_inputs()}
+    feed = {k: (v.astype(np.float16) if fp16 and v.dtype == np.float32 else v) for k, v in inputs.items() if k in real}
     got = sess.run(None, feed)
     with torch.no_grad():
         ref = module(*(torch.from_numpy(v) for v in inputs.values()))
@@ -251,6 +252,7 @@ def export_onnx(
         "contract": InputContract.of(model.config).to_dict(),
         "graph_roles": model.graph_roles(),
         "timesteps": [s.t for s in model.scheduler.timesteps(steps)] if model.kind == "diffusion" else [],
+        "timestep_spacing": model.scheduler.spacing if model.kind == "diffusion" else None,
         "alphas_cumprod": [float(a) for a in model.scheduler.alphas_cumprod] if model.kind == "diffusion" else [],
         "adaptive_max_steps": int(model.config.max_steps) if hasattr(model, "raw_step_count") else None,
         "preprocessing": {
@@ -291,6 +293,10 @@ def export_onnx(
             say(f"{name}: simplifying")
             m = _simplify(m, name)
         onnx.checker.check_model(m)
+        # an input the model ignores (AVRSP(V)'s audio, TAVDiff(TV)'s) leaves the graph: the
+        # manifest lists the graph's real inputs, so every backend feeds exactly those
+        real = {i.name for i in m.graph.input}
+        graph_inputs = {k: v for k, v in gspec["inputs"].items() if k in real}
         path = out / f"{name}.onnx"
         onnx.save(m, str(path))
         after = {"nodes": len(m.graph.node), "ops": _op_counts(m), "bytes": path.stat().st_size}
@@ -318,7 +324,7 @@ def export_onnx(
                     "shape": ["batch", *v[1:]],
                     "dtype": "int64" if k in ("t", "text") else ("float16" if precision == "fp16" else "float32"),
                 }
-                for k, v in gspec["inputs"].items()
+                for k, v in graph_inputs.items()
             },
             "outputs": {
                 k: {"shape": ["batch", *v[1:]], "dtype": "float16" if precision == "fp16" else "float32"}

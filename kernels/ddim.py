@@ -7,7 +7,10 @@ import torch
 import triton
 import triton.language as tl
 
+from salrt.kernels.launch import LaunchSpec, TuneConfig, dtype_name, ptr_type, recorder
 from salrt.sampling.schedule import apply_ddim
+
+BLOCK = 1024
 
 
 @triton.jit
@@ -62,8 +65,13 @@ def ddim_update(
     x0c, xtc = x0.contiguous(), x_t.contiguous()
     out = torch.empty_like(x0c) if out is None else out
     n = x0c.numel()
-    block = 1024
+    block = BLOCK
     lo, hi = clamp if clamp is not None else (0.0, 0.0)
+    flags = {"FINAL": bool(coef["final"]), "NOISE": coef["c1"] != 0.0, "CLAMP": clamp is not None}
+    rec = recorder()
+    if rec is not None:
+        rec.append(_ddim_spec(x0c, flags))
+        return out
     _ddim_kernel[(triton.cdiv(n, block),)](
         x0c,
         xtc,
@@ -77,12 +85,22 @@ def ddim_update(
         seed,
         lo,
         hi,
-        FINAL=bool(coef["final"]),
-        NOISE=coef["c1"] != 0.0,
-        CLAMP=clamp is not None,
         BLOCK=block,
+        **flags,
     )
     return out
+
+
+def _ddim_spec(x0: torch.Tensor, flags: dict[str, bool]) -> LaunchSpec:
+    ptr = ptr_type(x0)
+    sig = {"x0_ptr": ptr, "xt_ptr": ptr, "out_ptr": ptr, "n": "i32"}
+    sig.update({k: "fp32" for k in ("recip_sqrt", "recipm1_sqrt", "a_next_sqrt", "c1", "c2")})
+    sig.update(seed="i32", lo="fp32", hi="fp32")
+    sig.update({k: "constexpr" for k in ("FINAL", "NOISE", "CLAMP", "BLOCK")})
+    shape = ",".join(f"{k}={int(v)}" for k, v in flags.items())
+    return LaunchSpec(
+        "ddim_update", _ddim_kernel, sig, {**flags, "BLOCK": BLOCK}, (TuneConfig({}, 4, 3),), shape, dtype_name(x0)
+    )
 
 
 def ddim_update_reference(

@@ -17,7 +17,7 @@ class TritonDDIMScheduler(DDIMScheduler):
 
     @classmethod
     def from_scheduler(cls, s: DDIMScheduler, force: bool = False) -> TritonDDIMScheduler:
-        new = cls(s.num_timesteps)
+        new = cls(s.num_timesteps, spacing=s.spacing)
         new.alphas_cumprod = s.alphas_cumprod
         new.force = force
         new._eager = s

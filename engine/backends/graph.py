@@ -36,7 +36,9 @@ class GraphBackend:
         cfg = m["config"]
         self.map_shape = (1, cfg["height"], cfg["width"])
         self.scheduler = (
-            NumpyDDIMScheduler(len(m["alphas_cumprod"]), m["alphas_cumprod"], dtype)
+            NumpyDDIMScheduler(
+                len(m["alphas_cumprod"]), m["alphas_cumprod"], dtype, m.get("timestep_spacing") or "reference"
+            )
             if m.get("alphas_cumprod")
             else None
         )

@@ -192,8 +192,10 @@ def resample(x: np.ndarray, rate: int, target: int, method: str = "swr") -> np.n
 def clip_waveform(
     excerpt: np.ndarray, rate: int, frames: int, samples: int, target_rate: int = WAVEFORM_RATE, resampler: str = "swr"
 ) -> np.ndarray:
-    """SoundNet input of one clip (STAViS' handling): resample to ``target_rate``, split into ``frames``
-    equal per-frame segments, Hann-window each, centre in ``samples`` zeros -> (1, samples) float32."""
+    """SoundNet input of one clip as the TAVDiff and AVRSP papers describe it: resample to
+    ``target_rate``, split into ``frames`` equal per-frame segments, Hann-window each, centre in
+    ``samples`` zeros -> (1, samples) float32. (STAViS's code, which both papers cite, windows the
+    whole excerpt once at its native rate; the papers' per-segment text is followed here.)"""
     x = resample(np.asarray(excerpt, np.float64), rate, target_rate, resampler) if excerpt.size else np.zeros(0)
     segs = np.array_split(x, frames)
     x = np.concatenate([s * np.hanning(s.shape[0]) for s in segs]) if x.size else x

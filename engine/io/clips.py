@@ -311,6 +311,8 @@ class ClipAssembler:
             )
             if excerpt.shape[0] > limit:
                 self.stats.excerpts_cropped += 1
+            if rev:  # the window is played backwards with the frames, so sound and picture stay in sync
+                excerpt = np.ascontiguousarray(excerpt[::-1])
             aud = self._audio_tensor(excerpt, self.rate)
         else:
             aud = self._silent_audio()

@@ -6,6 +6,8 @@ Choices where the paper is silent (it reports no parameter or FLOP figures):
 - Inputs: 32 frames of 224x384 (the paper), normalised as DiffSal's video; a raw mono waveform at
   22.05 kHz (SoundNet's rate), segmented per video frame with a Hann window per segment and centred
   in a fixed 3.2 s buffer (STAViS' 1.6 s buffer scaled to 32 frames). The map is the last frame's.
+  Frame k < 31 is predicted from frames k..k+31 played backwards (the paper); its audio window is
+  reversed too, so that sound and picture stay in sync (the paper does not mention the audio).
 - S3D scales (finest first): 192@(16,56,96), 480@(16,28,48), 832@(8,14,24), 1024@(4,7,12); after each,
   ASPP (1x1x1 + three 1x3x3 atrous convs with dilation 1/2/3 + global pooling, to ``dim``) and LIP
   (local importance pooling with a 3x3 window, stride 1). X^0 is the coarsest scale (RAVF input).
@@ -13,14 +15,25 @@ Choices where the paper is silent (it reports no parameter or FLOP figures):
   paper omits it on purpose); v2a = Ret_A A_V + V_V, a2v = Ret_V V_V + A_V; the per-head weights
   C = softmax over heads of an MLP of [v2a_h ; mean over audio tokens of a2v_h]; F_av = C * v2a
   (head-wise), then an output projection, residual + LN, FFN (ratio 2), residual + LN.
-- Width ``dim`` = 96 after ASPP (the paper gives none; 96 keeps the cost near its S3D-based peers,
-  about 0.3 TMAC per clip; 192 would be 0.8).
+- Width ``dim`` = 96 after ASPP (the paper gives no width and no cost). At 96 the model costs
+  about 285 GMACs per clip (thop), mostly 96-channel 1x3x3 convs at 16x56x96: about 2.5x ViNet's
+  115 G and 3x TASED's 92 G on the same kind of backbone, close only to CASP-Net's 283 G; 192
+  would be about 0.8 TMAC.
 - MS [8-12] for X^1..X^3 with their neighbours (missing neighbours drop out); C = 1x3x3 conv,
   U / D = trilinear resize to the target's (T, H, W) then 1x3x3 conv.
 - MRG [13-15] for l = 1..3: trilinear upsampling, G = GAP(sigmoid(Conv1x3x3([F; X]))), Conv1x3x3(G * F).
-- Decoder: four blocks (1x3x3 conv + BN + ReLU, x2 upsampling in space and to the next scale's time),
-  each after the first taking [previous; F_gated^l]; a (T, 1, 1) conv to one frame, 1x1 conv to one
-  channel, bilinear resize to 224x384, sigmoid.
+- Decoder: four blocks (1x3x3 conv + BN + ReLU, x2 upsampling in space and to the next scale's time);
+  a (T, 1, 1) conv to one frame, 1x1 conv to one channel, bilinear resize to 224x384, sigmoid.
+  What each block after the first takes is ambiguous; the config switch ``decoder_inputs`` selects
+  the reading. ``"features"`` (default): [previous; F_gated^l; X^l], the MS-enhanced visual features
+  themselves with the gated ones, as the prose says ("F_av ... fed into the decoder synchronously
+  with other multi-scale visual features", MRG processes the fused features "alongside
+  higher-resolution visual features"). ``"gates"``: [previous; F_gated^l] only, Eqs. 13-15 read
+  literally: the finest visual features then reach the decoder only as global per-channel gates
+  (GAP in Eq. 14), so a local change at the finest scale shifts the map almost uniformly.
+  ``salrt info avrsp`` prints the cost of both.
+- ``use_audio=False`` (preset ``visual``) builds AVRSP(V), the paper's visual-only model: no
+  SoundNet and no RAVF; F_av is the coarsest enhanced visual feature X^0.
 """
 
 from __future__ import annotations
@@ -33,6 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from salrt import constants as A
+from salrt.errors import UsageError
 from salrt.models.base import S3DSoundNetConfig, SaliencyModel
 from salrt.models.blocks import ConvBNReLU3d, check_batch, upsample_to
 from salrt.models.s3d import S3D
@@ -46,12 +60,16 @@ class AVRSPConfig(S3DSoundNetConfig):
     dim: int = 96
     heads: int = 4
     ravf_blocks: int = 2
+    decoder_inputs: str = "features"
+    use_audio: bool = True
 
     PRESETS = {
         "tiny": dict(
             frames=8, height=64, width=128, audio_samples=8192, s3d_width_div=16, soundnet_width_div=16, dim=16, heads=2
-        )
+        ),
+        "visual": dict(use_audio=False),
     }
+    READINGS = {"decoder_inputs": ("features", "gates")}
 
     target = "last"
     start = "reverse"  # frame k < 31 is predicted from frames k..k+31 played backwards (the paper)
@@ -215,48 +233,58 @@ class AVRSP(SaliencyModel):
         self.config = cfg = config or AVRSPConfig()
         d = cfg.dim
         self.video_encoder = S3D(cfg.s3d_width_div)
-        self.audio_encoder = SoundNet(cfg.soundnet_width_div)
         self.enhance = nn.ModuleList(nn.Sequential(ASPP(c, d), LIP(d)) for c in self.video_encoder.out_channels)
-        self.audio_proj = nn.Linear(self.audio_encoder.out_channels, d)
-        self.ravf = nn.ModuleList(RAVFBlock(d, cfg.heads) for _ in range(cfg.ravf_blocks))
+        if cfg.use_audio:
+            self.audio_encoder = SoundNet(cfg.soundnet_width_div)
+            self.audio_proj = nn.Linear(self.audio_encoder.out_channels, d)
+            self.ravf = nn.ModuleList(RAVFBlock(d, cfg.heads) for _ in range(cfg.ravf_blocks))
         self.ms = nn.ModuleList(MS(d) for _ in range(3))
         self.mrg = nn.ModuleList(MRG(d) for _ in range(3))
-        self.decoder = nn.ModuleList(ConvBNReLU3d(d if i == 0 else 2 * d, d, (1, 3, 3)) for i in range(4))
+        skip = 3 * d if cfg.decoder_inputs == "features" else 2 * d  # [previous; F_gated (; X)]
+        self.decoder = nn.ModuleList(ConvBNReLU3d(d if i == 0 else skip, d, (1, 3, 3)) for i in range(4))
         t_final = cfg.frames // 2
         self.temporal = nn.Conv3d(d, d, (t_final, 1, 1))
         self.head = nn.Conv3d(d, 1, 1)
 
     def parts(self) -> dict[str, nn.Module]:
-        return {
-            "video_encoder": self.video_encoder,
-            "audio_encoder": self.audio_encoder,
-            "aspp_lip": self.enhance,
-            "ravf": nn.ModuleList([self.audio_proj, self.ravf]),
-            "ms_mrg": nn.ModuleList([self.ms, self.mrg]),
-            "decoder": nn.ModuleList([self.decoder, self.temporal, self.head]),
-        }
+        p: dict[str, nn.Module] = {"video_encoder": self.video_encoder}
+        if self.config.use_audio:
+            p["audio_encoder"] = self.audio_encoder
+        p["aspp_lip"] = self.enhance
+        if self.config.use_audio:
+            p["ravf"] = nn.ModuleList([self.audio_proj, self.ravf])
+        p["ms_mrg"] = nn.ModuleList([self.ms, self.mrg])
+        p["decoder"] = nn.ModuleList([self.decoder, self.temporal, self.head])
+        return p
 
-    def predict(self, video: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+    def predict(self, video: torch.Tensor, audio: torch.Tensor | None = None) -> torch.Tensor:
+        """(B,3,T,H,W) video and (B,1,N) waveform (ignored by AVRSP(V)) -> (B,1,H,W) map."""
         cfg = self.config
         video = self.check("video", video, cfg.video_shape)
-        audio = self.check("audio", audio, cfg.audio_shape)
-        check_batch(video, audio)
         xs = [e(x) for e, x in zip(self.enhance, self.video_encoder(video))]  # finest first
         x0 = xs[3]
-        a = self.audio_proj(self.audio_encoder(audio).transpose(1, 2))  # (B, L, D)
-        v = x0.flatten(2).transpose(1, 2)
-        for blk in self.ravf:
-            v = blk(v, a)
-        fav = v.transpose(1, 2).reshape(x0.shape)
+        if cfg.use_audio:
+            if audio is None:
+                raise UsageError("AVRSP needs audio (the preset 'visual' builds AVRSP(V))")
+            audio = self.check("audio", audio, cfg.audio_shape)
+            check_batch(video, audio)
+            a = self.audio_proj(self.audio_encoder(audio).transpose(1, 2))  # (B, L, D)
+            v = x0.flatten(2).transpose(1, 2)
+            for blk in self.ravf:
+                v = blk(v, a)
+            fav = v.transpose(1, 2).reshape(x0.shape)
+        else:  # AVRSP(V): no audio, no RAVF
+            fav = x0
         # X^1..X^3 = coarse-to-fine middle scales; neighbours by resolution (finer h, coarser l)
         enhanced = {i: self.ms[k](xs[i - 1] if i > 0 else None, xs[i], xs[i + 1]) for k, i in enumerate((2, 1, 0))}
         gated = []
         f = fav
         for k, i in enumerate((2, 1, 0)):
             f = self.mrg[k](f, enhanced[i])
-            gated.append(f)
+            gated.append((f, enhanced[i]))
         y = self.decoder[0](fav)
-        for k, g in enumerate(gated):
-            y = self.decoder[k + 1](torch.cat([upsample_to(y, g.shape[2:]), g], dim=1))
+        for k, (g, x) in enumerate(gated):
+            skip = [g, x] if cfg.decoder_inputs == "features" else [g]
+            y = self.decoder[k + 1](torch.cat([upsample_to(y, g.shape[2:]), *skip], dim=1))
         y = self.head(F.relu(self.temporal(y)))[:, :, 0]
         return torch.sigmoid(upsample_to(y, (cfg.height, cfg.width)))

@@ -28,10 +28,20 @@ class ConfigMixin:
     """``to_dict`` / ``from_dict`` (nested dataclasses, lists -> tuples) / ``preset`` for frozen dataclasses."""
 
     PRESETS: typing.ClassVar[dict[str, dict[str, Any]]] = {}
+    # config fields that choose between readings of an ambiguous paper: field -> allowed values
+    # (the default is the reading most consistent with the paper's figures); `salrt info` costs each
+    READINGS: typing.ClassVar[dict[str, tuple[str, ...]]] = {}
     # how the model's clips are made (salrt.io.contract.InputContract.of reads these)
     audio_format = "logmel"  # or "waveform"
     target = "centre"  # the frame each clip's map belongs to: "centre" (median) or "last"
     start = "repeat"  # early clips repeat the first frame ("reverse": AVRSP's reversed window)
+
+    def __post_init__(self) -> None:
+        for name, allowed in self.READINGS.items():
+            if getattr(self, name) not in allowed:
+                raise UsageError(
+                    f"{type(self).__name__}.{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)  # type: ignore[call-overload]
@@ -125,9 +135,10 @@ class SaliencyModel(nn.Module):
     kind = "direct"
     conditions: tuple[str, ...] = ()  # extra per-clip inputs beyond video and audio (e.g. "text")
     config: Any
-    # what the model's paper reports, in its own convention: (quantity, value, unit, key) with key
-    # one of paper_params / paper_macs (thop convention), params, size_mb (salrt.cost.paper_comparison)
-    paper_figures: tuple[tuple[str, float, str, str], ...] = ()
+    # what the model's paper reports per preset, in its own convention: rows (quantity, value, unit,
+    # key) with key one of paper_params / paper_macs (thop convention), params, size_mb
+    # (salrt.cost.paper_comparison); a preset the paper gives no cost for has no entry
+    paper_figures: typing.ClassVar[dict[str, tuple[tuple[str, float, str, str], ...]]] = {}
 
     def cost_parts(self, count: Any, inputs: dict[str, torch.Tensor], x_t: torch.Tensor, t: torch.Tensor) -> None:
         """Run the model once as its cost is reported, each part under ``count(name, fn)``:

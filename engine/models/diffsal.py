@@ -40,8 +40,11 @@ class DiffSalConfig(MViTVGGishConfig):
     temporal_kernel: int = 5
     group_norm_groups: int = 32
     num_timesteps: int = 1000
+    # the reference plan range(0, T, T // steps), kept for checkpoint fidelity (N + 1 passes for some N)
+    timestep_spacing: str = "reference"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.height % 32 or self.width % 32:
             raise UsageError(f"video size must be a multiple of 32, got {self.height}x{self.width}")
         if (self.height // 32, self.width // 32) != (self.audio_height // 16, self.audio_width // 16):
@@ -137,7 +140,9 @@ class DiffSal(DiffusionModel):
     :class:`~salrt.models.base.DiffusionModel`; the reference clamps the final map to [0, 1] as it does)."""
 
     name = "diffsal"
-    paper_figures = (("params (thop)", 76.57, "M", "paper_params"), ("FLOPs (thop MACs)", 187.31, "G", "paper_macs"))
+    paper_figures = {
+        "paper": (("params (thop)", 76.57, "M", "paper_params"), ("FLOPs (thop MACs)", 187.31, "G", "paper_macs"))
+    }
 
     def cost_parts(self, count: Any, inputs: dict[str, torch.Tensor], x_t: torch.Tensor, t: torch.Tensor) -> None:
         """The reference's parts: video and audio encoders, the per-clip audio alignment, one step."""
@@ -153,7 +158,7 @@ class DiffSal(DiffusionModel):
         self.video_encoder = MViT(cfg.mvit)
         self.audio_encoder = AudioEncoder(cfg.vggish_channels, cfg.audio_heads, cfg.audio_dim_head, cfg.audio_mlp_dim)
         self.denoiser = SaliencyUNet(cfg.unet())
-        self.scheduler = DDIMScheduler(cfg.num_timesteps)
+        self.scheduler = DDIMScheduler(cfg.num_timesteps, spacing=cfg.timestep_spacing)
 
     def encode(self, video: torch.Tensor, audio: torch.Tensor) -> DiffSalFeatures:
         """Run both encoders once per clip.

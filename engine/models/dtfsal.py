@@ -1,28 +1,41 @@
 """DTFSal (Hooshanfar et al.): MViTv2-S + VGGish, FPN, LTEB/DLTFB, AMFB and a multi-decoder; one pass.
 
 Equations follow the paper (numbers in brackets). Choices where the paper is silent, each picked
-from its hints and calibrated so that the model has the paper's cost (49.08 M parameters,
-297.91 GFLOPs in the thop convention, 187.26 MB; DTFSal(V) 40.73 M / 259.57 G):
+from its hints and checked against the paper's cost (49.08 M parameters, 297.91 GFLOPs in the thop
+convention, 187.26 MB; DTFSal(V) 40.73 M / 259.57 G / 155.37 MB):
 
 - Encoders: DiffSal's MViTv2-S (C = 96) on 32x224x384 clips (T/2 = 16 token frames) and DiffSal's
   VGGish + temporal transformer on 9 log-mel slices of 112x192 (the paper cites DiffSal for both).
-- FPN [2, 3]: a 1x1x1 lateral conv to C* = 192 per scale; trilinear upsampling; refinement
-  convs ``refine_kernels`` for scales 1-3 (1x1x1, 1x3x3, 1x3x3: calibrated to the paper's cost); F4^R is the lateral conv of F4 itself.
-- LTEB [4-8] on every scale (the paper's best placement, Table 3): G = sigmoid(Conv1x3x3 C*->C*);
-  E(t) = spatial mean of G per frame; w = softmax(Linear(E(t))) over ``tokens`` N learnable
-  single-channel token maps P_i of ``token_size``; K = sum_i w_i P_i; P'' = Conv1x3x3(1->C*) of K
-  interpolated to the scale's size; F^w = F * P'' + F.
+- FPN [2, 3]: a 1x1x1 lateral conv to C* = 192 per scale; trilinear upsampling; refinement convs
+  for scales 1-3 (kernels set by the ``decoders`` reading below); F4^R is the lateral conv of F4.
+- LTEB [4-8] as a module on scales 1-3: G = sigmoid(Conv1x3x3 C*->C*); E(t) = spatial mean of G
+  per frame; w = softmax(Linear(E(t))) over ``tokens`` N learnable single-channel token maps P_i of
+  ``token_size``; K = sum_i w_i P_i; P'' = Conv1x3x3(1->C*) of K interpolated to the scale's size;
+  F^w = F * P'' + F. Table 3's "all stages" is met at stage 4 by DLTFB, whose Eq. 11 term F * P''
+  is LTEB's token weighting; there is no separate LTEB module before it (the paper's figure,
+  which might settle the order, is not in the text).
 - DLTFB [9-11] at stage 4 only (Table 3's best): the shift is UNeXt-style: five channel groups
   rolled by -2..2 along W (then along H); the middle conv is 3x3x3 with GELU before it.
-- AMFB [12-14] at ``amfb_stage`` (3: the audio grid is upsampled there): audio features projected
-  by a 1x1x1 conv to ``audio_fusion_channels`` and resized (trilinear) to that scale, concatenated
-  with the visual features, then local (1x3x3) / global (1x5x5) conv streams with BN+ReLU and an
-  adaptive deformable 3x3 stream (per frame, BN+ReLU); tri-stream scores from GAP -> Linear -> sigmoid.
-- Decoders [15] (one per scale; width 88 calibrated to the cost, Table 5 reports 0.435 M per decoder at an unstated width): three 3x3x3 convs with temporal stride 2
-  (ReLU) and a (2,1,1) stride-2 conv to one channel, trilinear upsampling to H x W, sigmoid.
-- Output [16]: Conv3d(4 -> 1, 1x3x3) over the concatenated maps, sigmoid. The map belongs to the
-  clip's last frame (the ViNet/TMFI convention the paper follows).
-- ``use_audio=False`` builds DTFSal(V): no audio branch, no AMFB.
+- AMFB [12-14] at ``amfb_stage`` 3: audio features projected by a 1x1x1 conv to
+  ``audio_fusion_channels`` and resized (trilinear) to that scale, concatenated with the visual
+  features, then local (1x3x3) / global (1x5x5) conv streams with BN+ReLU and an adaptive deformable
+  3x3 stream (per frame, BN+ReLU); tri-stream scores from GAP -> Linear -> sigmoid. Stage 3 is the
+  stage at which DTFSal(V)'s paper difference (+8.35 M / +38.34 G) is met: at stage 4 the AMFB would
+  add about 29 G less, at stage 2 about 42 G more.
+- Decoders [15] (one per scale): three 3x3x3 convs with temporal stride 2 (ReLU) and a (2,1,1)
+  stride-2 conv to one channel, trilinear upsampling to H x W, sigmoid. Table 5 gives the
+  multi-decoder 1.74 M parameters; the config switch ``decoders`` selects the reading:
+  ``"table5"`` (default): width 57, 0.427 M per decoder and 1.71 M for all four (Table 5 read as
+  the multi-decoder's total), with refinement kernels 1x1x1 / 3x3x3 / 3x3x3: 49.02 M / 302.35 G
+  (-0.1 % / +1.5 % from the paper's totals). ``"cost-fit"``: width 88 with refinement kernels
+  1x1x1 / 1x3x3 / 1x3x3, fitted to the totals (49.07 M / 298.04 G, -0.03 % / +0.04 %) at 0.77 M
+  per decoder, which contradicts Table 5 under either reading. ``salrt info dtfsal`` prints both.
+- Output [16]: Conv3d(4 -> 1, 1x3x3) over the concatenated maps, sigmoid. The paper does not say
+  which frame the map belongs to; salrt takes the clip's last frame (ViNet's and TMFI-Net's
+  convention, the lineage DTFSal compares with; DiffSal, whose audio pipeline it reuses, predicts
+  the median frame).
+- ``use_audio=False`` builds DTFSal(V) (preset ``visual``): no audio branch, no AMFB ("disabling the
+  audio feature extraction branch"; removing the AMFB too is what the paper's -8.35 M requires).
 """
 
 from __future__ import annotations
@@ -46,13 +59,15 @@ _TINY_MVIT = MViTConfig(embed_dim=8, depth=4, num_heads=1, downscale_layers=(1, 
 class DTFSalConfig(MViTVGGishConfig):
     frames: int = 32
     fpn_channels: int = 192
-    refine_kernels: tuple[tuple[int, int, int], ...] = ((1, 1, 1), (1, 3, 3), (1, 3, 3))
+    # None: set by the ``decoders`` reading (DECODER_READINGS); a number / tuple overrides it
+    refine_kernels: tuple[tuple[int, int, int], ...] | None = None
     tokens: int = 8
     token_size: tuple[int, int] = (7, 12)
     dltfb_shift: int = 2
     amfb_stage: int = 3
     audio_fusion_channels: int = 192
-    decoder_channels: int = 88
+    decoder_channels: int | None = None
+    decoders: str = "table5"
     use_audio: bool = True
 
     PRESETS = {
@@ -74,8 +89,22 @@ class DTFSalConfig(MViTVGGishConfig):
         ),
         "visual": dict(use_audio=False),
     }
+    READINGS = {"decoders": ("table5", "cost-fit")}
+    # (decoder width, FPN refinement kernels of scales 1-3) per reading of Table 5 (module docstring)
+    DECODER_READINGS = {
+        "table5": (57, ((1, 1, 1), (3, 3, 3), (3, 3, 3))),
+        "cost-fit": (88, ((1, 1, 1), (1, 3, 3), (1, 3, 3))),
+    }
 
     target = "last"
+
+    @property
+    def decoder_width(self) -> int:
+        return self.decoder_channels or self.DECODER_READINGS[self.decoders][0]
+
+    @property
+    def refine(self) -> tuple[tuple[int, int, int], ...]:
+        return self.refine_kernels or self.DECODER_READINGS[self.decoders][1]
 
 
 class FPN(nn.Module):
@@ -213,11 +242,18 @@ class DTFSal(SaliencyModel):
 
     name = "dtfsal"
     # DTFSal reports the whole model's parameters (not thop's); MB = params x 4 / 2^20
-    paper_figures = (
-        ("params", 49.08, "M", "params"),
-        ("FLOPs (thop MACs)", 297.91, "G", "paper_macs"),
-        ("model size", 187.26, "MB", "size_mb"),
-    )
+    paper_figures = {
+        "paper": (
+            ("params", 49.08, "M", "params"),
+            ("FLOPs (thop MACs)", 297.91, "G", "paper_macs"),
+            ("model size", 187.26, "MB", "size_mb"),
+        ),
+        "visual": (  # DTFSal(V), Table 2 and Table 1
+            ("params", 40.73, "M", "params"),
+            ("FLOPs (thop MACs)", 259.57, "G", "paper_macs"),
+            ("model size", 155.37, "MB", "size_mb"),
+        ),
+    }
     kind = "direct"
 
     def __init__(self, config: DTFSalConfig | None = None) -> None:
@@ -225,7 +261,7 @@ class DTFSal(SaliencyModel):
         self.config = cfg = config or DTFSalConfig()
         c = cfg.fpn_channels
         self.video_encoder = MViT(cfg.mvit)
-        self.fpn = FPN(cfg.mvit.out_channels, c, cfg.refine_kernels)
+        self.fpn = FPN(cfg.mvit.out_channels, c, cfg.refine)
         self.enhance = nn.ModuleList(
             [LTEB(c, cfg.tokens, cfg.token_size) for _ in range(3)]
             + [DLTFB(c, cfg.tokens, cfg.token_size, cfg.dltfb_shift)]
@@ -237,9 +273,7 @@ class DTFSal(SaliencyModel):
             self.audio_proj = nn.Conv3d(cfg.vggish_channels[-1], cfg.audio_fusion_channels, 1)
             self.amfb = AMFB(c, cfg.audio_fusion_channels)
         t = cfg.frames // 2
-        self.decoders = nn.ModuleList(
-            ScaleDecoder(c, cfg.decoder_channels, t, (cfg.height, cfg.width)) for _ in range(4)
-        )
+        self.decoders = nn.ModuleList(ScaleDecoder(c, cfg.decoder_width, t, (cfg.height, cfg.width)) for _ in range(4))
         self.fuse = nn.Conv3d(4, 1, (1, 3, 3), padding=(0, 1, 1))
 
     def parts(self) -> dict[str, nn.Module]:

@@ -5,7 +5,14 @@ entropy-driven adaptive DDIM step count. Equation numbers are the thesis's (3.x)
 Choices where the thesis is silent or contradicts itself (see shared/spec/mubic_digest.md §8):
 
 - Inputs as DiffSal (16x224x384 video, 9 log-mel slices of 112x192); MViTv2-S (96/192/384/768 at
-  T' = 8) and VGGish + one temporal transformer layer, exactly DiffSal's modules and weights.
+  T' = 8), DiffSal's module and weights. Audio: VGGish (DiffSal's), then the thesis's temporal
+  refinement [3.5-3.8] (config ``audio_refinement="thesis"``, default): a learnable positional
+  embedding e_pos per log-mel slice added to the features (F-bar_a = f_a + e_pos, the thesis leaves
+  F-bar_a undefined), multi-head self-attention along the temporal axis only (each of the h x w
+  positions attends over the S slices), post-norm: x1 = LN(f + MHA), x2 = LN(x1 + FFN(x1)); heads,
+  head width and FFN width as DiffSal's layer (2 x 64, 256). ``audio_refinement="diffsal"`` keeps
+  DiffSal's layer instead (pre-norm, attention over all S*h*w tokens, no positional embedding), so
+  DiffSal's released audio weights load as they are.
 - MMI i (C_i = visual channels): FFN_a (ratio 1) then TransConv3D to (T', h_i, w_i, C_i) as a 1x1x1
   projection to C_i and a depthwise ConvTranspose3d (kernel = stride = the spatial factor, temporal
   kernel 2 / padding 1 for 9 -> 8) [3.24, 3.26]; two visual
@@ -27,7 +34,11 @@ Choices where the thesis is silent or contradicts itself (see shared/spec/mubic_
   (3x3x3 at the two finest scales, 3x1x1 at the others), FFN ratio 2 (audio FFN 1): calibrated so that the
   thop-convention cost matches the thesis's 79.60 M / 192.4 G (encoders + one denoiser pass).
 - Head [3.52]: Conv3d (T', 3, 3) to one channel, sigmoid, bilinear resize to 224x384 (DiffSal).
-- Diffusion: DiffSal's cosine schedule and DDIM plan (shared scheduler), x0 target, eta = 0.
+- Diffusion: DiffSal's cosine schedule (shared scheduler), x0 target, eta = 0. ``steps=N`` (or the
+  adaptive count) runs exactly N denoiser passes at timesteps evenly spaced from 999 down to 0
+  (``timestep_spacing="even"``; N = 1 is one pass at t = 999). The thesis's Alg. 2 l.15
+  (Reversed(Linspace(-1, T, N))) is not a usable plan as printed; DiffSal's ``range(0, T, T // N)``
+  would run N + 1 passes for N = 3, 6, 7, 9, 11, 12 and call the model once at t = 0 for N = 1.
 - Adaptive steps [Alg. 2 l.14]: entropy of the spatial softmax of f_av,1's channel mean,
   normalised to 0..1; MLP 1 -> 16 -> 1 (ReLU), N = clamp(round(out), 1, max_steps). Untrained,
   it is initialised to output the thesis's default of 4 steps; ``steps=`` overrides it.
@@ -69,9 +80,12 @@ class MUBiCConfig(MViTVGGishConfig):
     bidirectional: bool = True
     residual_skip: bool = True
     gated_fusion: bool = True
+    audio_refinement: str = "thesis"
     max_steps: int = 12
     default_steps: int = 4
     num_timesteps: int = 1000
+    # N passes from T - 1 evenly down to 0 (ddim_plan "even"): the thesis does not ask for DiffSal's plan
+    timestep_spacing: str = "even"
 
     PRESETS = {
         "tiny": dict(
@@ -87,6 +101,31 @@ class MUBiCConfig(MViTVGGishConfig):
             time_dim=16,
         ),
     }
+    READINGS = {"audio_refinement": ("thesis", "diffsal")}
+
+
+class TemporalAudioRefinement(nn.Module):
+    """Eqs. 3.5-3.8: (B, C, S, h, w) -> (B, C, S, h, w); e_pos per slice, attention along S at each
+    of the h*w positions, post-norm residuals around the attention and the FFN."""
+
+    def __init__(self, dim: int, slices: int, heads: int, dim_head: int, mlp_dim: int) -> None:
+        super().__init__()
+        inner = heads * dim_head
+        self.heads = heads
+        self.pos = nn.Parameter(torch.zeros(1, slices, dim))  # e_pos
+        self.to_qkv = nn.Linear(dim, 3 * inner, bias=False)
+        self.to_out = nn.Linear(inner, dim)
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.ffn = nn.Sequential(nn.Linear(dim, mlp_dim), nn.GELU(), nn.Linear(mlp_dim, dim))
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        b, c, s, h, w = f.shape
+        x = f.permute(0, 3, 4, 2, 1).reshape(b * h * w, s, c) + self.pos[:, :s]  # [3.5] F-bar_a = f_a + e_pos
+        q, k, v = self.to_qkv(x).reshape(b * h * w, s, 3, self.heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+        att = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b * h * w, s, -1)
+        x1 = self.norm1(x + self.to_out(att))  # [3.6]
+        x2 = self.norm2(x1 + self.ffn(x1))  # [3.7]
+        return x2.reshape(b, h, w, s, c).permute(0, 4, 3, 1, 2)  # [3.8]
 
 
 class MUBiCFeatures(NamedTuple):
@@ -297,13 +336,24 @@ class MUBiC(DiffusionModel):
     """MUBiC: video (B,3,16,224,384) + audio (B,1,9,112,192) -> map (B,1,224,384) by DDIM."""
 
     name = "mubic"
-    paper_figures = (("params (thop)", 79.60, "M", "paper_params"), ("FLOPs (thop MACs)", 192.4, "G", "paper_macs"))
+    paper_figures = {
+        "paper": (("params (thop)", 79.60, "M", "paper_params"), ("FLOPs (thop MACs)", 192.4, "G", "paper_macs"))
+    }
 
     def __init__(self, config: MUBiCConfig | None = None) -> None:
         super().__init__()
         self.config = cfg = config or MUBiCConfig()
         self.video_encoder = MViT(cfg.mvit)
-        self.audio_encoder = AudioEncoder(cfg.vggish_channels, cfg.audio_heads, cfg.audio_dim_head, cfg.audio_mlp_dim)
+        refine = (
+            TemporalAudioRefinement(
+                cfg.vggish_channels[-1], cfg.audio_slices, cfg.audio_heads, cfg.audio_dim_head, cfg.audio_mlp_dim
+            )
+            if cfg.audio_refinement == "thesis"
+            else None
+        )
+        self.audio_encoder = AudioEncoder(
+            cfg.vggish_channels, cfg.audio_heads, cfg.audio_dim_head, cfg.audio_mlp_dim, temporal=refine
+        )
         chans = cfg.mvit.out_channels  # finest first
         t = cfg.frames // 2
         ca = cfg.vggish_channels[-1]
@@ -328,7 +378,7 @@ class MUBiC(DiffusionModel):
         )
         self.head = nn.Conv3d(chans[0], 1, (t, 3, 3), padding=(0, 1, 1))
         self.step_selector = StepSelector(cfg.default_steps)
-        self.scheduler = DDIMScheduler(cfg.num_timesteps)
+        self.scheduler = DDIMScheduler(cfg.num_timesteps, spacing=cfg.timestep_spacing)
 
     def parts(self) -> dict[str, nn.Module]:
         return {

@@ -13,16 +13,28 @@ Choices where the paper is silent (see shared/spec/tavdiff_digest.md; it reports
   map A_i has a meaningful pixel sum (a softmax over positions would make every sum 1 and the paper's
   argmax degenerate). Inference picks k = argmax_i sum(A_i); training, with a ground truth S_0
   (resized to the feature grid), k = argmax_i sum(A_i * S_0). f_tv = A_k * V_v (a response map with
-  d channels per visual position).
+  d channels per visual position). Only word tokens compete: the start-of-text token (whose
+  output does not depend on the caption in CLIP's causal encoder) and the end-of-text token (a
+  summary of the whole caption, not a word) are left out of the softmax and the argmax; a caption
+  with no word token counts as no caption.
 - Without captions (an all-padding token row) the condition uses the projected visual tokens instead
   of f_tv: the paper's AV variant. Chosen per clip, so one exported graph serves both.
+- Variants (Tables I-II), config ``modalities``: ``"tav"`` (default) conditions on [audio tokens;
+  f_tv tokens]; ``"tv"`` (preset ``tv``, text + video) on the f_tv tokens alone, with no audio
+  encoder (the waveform input is accepted and ignored); ``"ta"`` (preset ``ta``, text + audio) has
+  no video encoder and no SITR (it needs visual keys): the condition is [audio tokens; the caption's
+  CLIP sentence embedding (the end-of-text token's feature), projected], the video input is accepted
+  and ignored. The paper does not describe how its TA variant uses the text; this is the reading
+  that needs no visual features.
 - Saliency-DiT [2-7]: 16x16 patches of the noisy map (14x24 tokens), fixed 2-D sin-cos positions,
   ``depth`` blocks of width ``hidden`` with ``heads`` heads; t -> sinusoidal -> MLP -> per-block
   adaLN-Zero (msa/mlp scale, shift, gate); residuals around MSA, MCA and MLP (DiT's form); LN before
   the MCA as the text says (Eq. 5 puts it after); the condition tokens C_t = [audio tokens; f_tv
   tokens], each projected to ``hidden``; final adaLN + linear "projection phase" back to patches.
-- Diffusion: DiffSal's cosine schedule and DDIM plan through the shared scheduler (Alg. 2's
-  t = 1000 lies outside a 1000-entry schedule), x0 target, eta = 0, 4 steps; final clamp to 0..1.
+- Diffusion: DiffSal's cosine schedule through the shared scheduler, x0 target, eta = 0, 4 steps;
+  final clamp to 0..1. ``steps=N`` runs exactly N denoiser passes at timesteps evenly spaced from
+  999 down to 0 (4: 999, 666, 333, 0; ``timestep_spacing="even"``); Alg. 2's t = 1000 lies outside a
+  1000-entry schedule. DiffSal's own plan (``"reference"``) visits N + 1 timesteps for some N.
 """
 
 from __future__ import annotations
@@ -57,7 +69,10 @@ class TAVDiffConfig(S3DSoundNetConfig):
     heads: int = 6
     mlp_ratio: float = 4.0
     time_dim: int = 256
+    modalities: str = "tav"
     num_timesteps: int = 1000
+    # N passes from T - 1 evenly down to 0 (ddim_plan "even"); Alg. 2's 1000 lies outside the schedule
+    timestep_spacing: str = "even"
 
     PRESETS = {
         "tiny": dict(
@@ -74,8 +89,15 @@ class TAVDiffConfig(S3DSoundNetConfig):
             depth=2,
             heads=2,
             time_dim=32,
-        )
+        ),
+        "tv": dict(modalities="tv"),
+        "ta": dict(modalities="ta"),
     }
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.modalities not in ("tav", "tv", "ta"):
+            raise UsageError(f"TAVDiffConfig.modalities must be tav, tv or ta, got {self.modalities!r}")
 
 
 class TAVDiffFeatures(NamedTuple):
@@ -93,7 +115,7 @@ class SITR(nn.Module):
         self.q, self.k, self.v = nn.Linear(ct, d), nn.Linear(cv, d), nn.Linear(cv, d)
 
     def maps(self, text: torch.Tensor, valid: torch.Tensor, visual: torch.Tensor) -> torch.Tensor:
-        """(B, n, P) response maps: per position, a softmax over the valid text tokens, head-averaged."""
+        """(B, n, P) response maps: per position, a softmax over the word tokens (``valid``), head-averaged."""
         b, n, _ = text.shape
         h = self.heads
         q = self.q(text).reshape(b, n, h, -1).transpose(1, 2)
@@ -189,28 +211,29 @@ class TAVDiff(DiffusionModel):
     def __init__(self, config: TAVDiffConfig | None = None) -> None:
         super().__init__()
         self.config = cfg = config or TAVDiffConfig()
-        self.video_encoder = S3D(cfg.s3d_width_div)
-        self.audio_encoder = SoundNet(cfg.soundnet_width_div)
+        if cfg.modalities != "ta":
+            self.video_encoder = S3D(cfg.s3d_width_div)
+            cv = self.video_encoder.out_channels[-1]
+            self.sitr = SITR(cfg.text.embed_dim, cv, cfg.sitr_dim, cfg.sitr_heads)
+            self.cond_visual = nn.Linear(cv, cfg.hidden)  # AV variant (no captions)
+        if cfg.modalities != "tv":
+            self.audio_encoder = SoundNet(cfg.soundnet_width_div)
+            self.cond_audio = nn.Linear(self.audio_encoder.out_channels, cfg.hidden)
         self.text_encoder = CLIPTextEncoder(cfg.text)
-        cv, ca = self.video_encoder.out_channels[-1], self.audio_encoder.out_channels
-        self.sitr = SITR(cfg.text.embed_dim, cv, cfg.sitr_dim, cfg.sitr_heads)
-        self.cond_audio = nn.Linear(ca, cfg.hidden)
-        self.cond_text = nn.Linear(cfg.sitr_dim, cfg.hidden)
-        self.cond_visual = nn.Linear(cv, cfg.hidden)  # AV variant (no captions)
+        self.cond_text = nn.Linear(cfg.sitr_dim if cfg.modalities != "ta" else cfg.text.embed_dim, cfg.hidden)
         self.denoiser = SaliencyDiT(cfg)
-        self.scheduler = DDIMScheduler(cfg.num_timesteps)
+        self.scheduler = DDIMScheduler(cfg.num_timesteps, spacing=cfg.timestep_spacing)
 
     def condition_shapes(self) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
         return {"text": ((self.config.text.context,), torch.long)}
 
     def parts(self) -> dict[str, nn.Module]:
-        return {
-            "video_encoder": self.video_encoder,
-            "audio_encoder": self.audio_encoder,
-            "text_encoder": self.text_encoder,
-            "sitr_condition": nn.ModuleList([self.sitr, self.cond_audio, self.cond_text, self.cond_visual]),
-            "denoiser": self.denoiser,
-        }
+        names = ("video_encoder", "audio_encoder", "text_encoder")
+        p: dict[str, nn.Module] = {n: getattr(self, n) for n in names if hasattr(self, n)}
+        cond = [getattr(self, n) for n in ("sitr", "cond_audio", "cond_text", "cond_visual") if hasattr(self, n)]
+        p["sitr_condition"] = nn.ModuleList(cond)
+        p["denoiser"] = self.denoiser
+        return p
 
     def encode(
         self, video: torch.Tensor, audio: torch.Tensor, text: torch.Tensor | None = None, gt: torch.Tensor | None = None
@@ -233,18 +256,25 @@ class TAVDiff(DiffusionModel):
                 f"text must be int64 token ids of shape ({b}, {cfg.text.context}), got {text.dtype} {tuple(text.shape)}"
             )
         text = text.to(video.device)
+        vocab = cfg.text.vocab_size
+        words = (text != 0) & (text < vocab - 2)  # word tokens: not padding, start- or end-of-text
+        has_text = words.any(dim=1)[:, None, None]
+        ft = self.text_encoder(text)
+        parts = []
+        if cfg.modalities != "tv":
+            parts.append(self.cond_audio(self.audio_encoder(audio).transpose(1, 2)))  # (B, L, hidden)
+        if cfg.modalities == "ta":  # no video: the caption's sentence embedding (end-of-text feature)
+            eot = ft[torch.arange(b, device=ft.device), text.argmax(dim=1)]  # CLIP: the EOT id is the largest
+            parts.append(torch.where(has_text, self.cond_text(eot[:, None]), torch.zeros_like(parts[0][:, :1])))
+            return TAVDiffFeatures(torch.cat(parts, dim=1))
         fv = self.video_encoder(video)[-1]  # (B, Cv, t, h, w)
         vis = fv.flatten(2).transpose(1, 2)  # (B, P, Cv)
-        fa = self.cond_audio(self.audio_encoder(audio).transpose(1, 2))  # (B, L, hidden)
-        valid = text != 0
-        ft = self.text_encoder(text)
         g = None
         if gt is not None:
             g = F.adaptive_avg_pool2d(gt.to(fv.dtype), fv.shape[-2:]).flatten(1).repeat(1, fv.shape[2])
-        ftv, _ = self.sitr(ft, valid, vis, g)
-        has_text = valid.any(dim=1)[:, None, None]
-        cond_v = torch.where(has_text, self.cond_text(ftv), self.cond_visual(vis))
-        return TAVDiffFeatures(torch.cat([fa, cond_v], dim=1))
+        ftv, _ = self.sitr(ft, words, vis, g)
+        parts.append(torch.where(has_text, self.cond_text(ftv), self.cond_visual(vis)))
+        return TAVDiffFeatures(torch.cat(parts, dim=1))
 
     def feature_tensors(self, features: TAVDiffFeatures) -> tuple[torch.Tensor, ...]:
         return (features.cond,)

@@ -116,10 +116,12 @@ class AudioEncoder(nn.Module):
         heads: int = 2,
         dim_head: int = 64,
         mlp_dim: int = 256,
+        temporal: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.audio_net = VGGishFeatures(channels)
-        self.spatiotemp_net = AudioTemporalModule(channels[-1], heads, dim_head, mlp_dim)
+        # ``temporal``: another refinement of the (B, C, S, h, w) features (MUBiC's Eqs. 3.5-3.8)
+        self.spatiotemp_net = temporal or AudioTemporalModule(channels[-1], heads, dim_head, mlp_dim)
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         b, _, s, h, w = audio.shape

@@ -19,20 +19,23 @@ class DDIMScheduler:
     Args:
         num_timesteps: training steps T (1000).
         betas: optional explicit schedule; default :func:`diffsal_cosine_betas`.
+        spacing: the timestep plan, ``"reference"`` (DiffSal's) or ``"even"`` (see :func:`ddim_plan`).
     """
 
-    def __init__(self, num_timesteps: int = 1000, betas: np.ndarray | None = None) -> None:
+    def __init__(self, num_timesteps: int = 1000, betas: np.ndarray | None = None, spacing: str = "reference") -> None:
         betas = diffsal_cosine_betas(num_timesteps) if betas is None else np.asarray(betas, dtype=np.float64)
         if betas.shape != (num_timesteps,):
             raise UsageError(f"betas must have shape ({num_timesteps},), got {betas.shape}")
         self.num_timesteps = num_timesteps
+        ddim_plan(1, num_timesteps, spacing)  # an unknown spacing fails here, not at the first sample
+        self.spacing = spacing
         # Reference quirk kept: betas go to float32 first and the cumulative product runs in float32.
-        b32 = torch.tensor(betas, dtype=torch.float32)
+        b32 = torch.tensor(betas, dtype=torch.float32, device="cpu")  # host-side table, whatever the default device
         self.alphas_cumprod = torch.cumprod(1.0 - b32, dim=0)
 
     def timesteps(self, steps: int) -> list[DDIMStep]:
-        """Visited timesteps, largest first: skip = T // steps, range(0, T, skip) reversed."""
-        return ddim_plan(steps, self.num_timesteps)
+        """Visited timesteps, largest first (:func:`ddim_plan` with this scheduler's spacing)."""
+        return ddim_plan(steps, self.num_timesteps, self.spacing)
 
     def coefficients(self, step: DDIMStep, eta: float = 0.0) -> dict[str, float]:
         """Scalar coefficients of one update (float32 arithmetic, as the reference).
@@ -42,8 +45,8 @@ class DDIMScheduler:
         return ddim_coefficients(self.alphas_cumprod, step, eta, sqrt=torch.sqrt)
 
     def passes(self, steps: int) -> int:
-        """Denoiser passes ``steps`` runs: the reference plan ``range(0, T, T // steps)`` visits more
-        than ``steps`` timesteps when ``steps`` does not divide T (3 steps: 999, 666, 333, 0)."""
+        """Denoiser passes ``steps`` runs: ``steps`` with even spacing; the reference plan
+        ``range(0, T, T // steps)`` visits more when ``steps`` does not divide T (3: 999, 666, 333, 0)."""
         return len(self.timesteps(steps))
 
     def step(

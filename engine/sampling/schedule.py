@@ -32,11 +32,27 @@ class DDIMStep:
     t_next: int
 
 
-def ddim_plan(steps: int, num_timesteps: int = 1000) -> list[DDIMStep]:
-    """Visited timesteps, largest first: skip = T // steps, range(0, T, skip) reversed."""
-    if not isinstance(steps, int) or steps < 1 or steps > num_timesteps:
+SPACINGS = ("reference", "even")
+
+
+def ddim_plan(steps: int, num_timesteps: int = 1000, spacing: str = "reference") -> list[DDIMStep]:
+    """Visited timesteps, largest first.
+
+    ``"reference"`` (DiffSal's code): skip = T // steps, ``range(0, T, skip)`` reversed; it visits
+    more than ``steps`` timesteps when ``steps`` does not divide T (3: 999, 666, 333, 0) and one
+    call at t = 0 for ``steps = 1``. ``"even"``: exactly ``steps`` timesteps, evenly spaced from the
+    top of the schedule (T - 1) down to 0, rounded to the nearest integer (4: 999, 666, 333, 0;
+    1: 999 alone, the only plan of one pass that starts from noise).
+    """
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1 or steps > num_timesteps:
         raise UsageError(f"steps must be an integer in 1..{num_timesteps}, got {steps!r}")
-    seq = list(range(0, num_timesteps, num_timesteps // steps))
+    if spacing == "reference":
+        seq = list(range(0, num_timesteps, num_timesteps // steps))
+    elif spacing == "even":
+        top = num_timesteps - 1
+        seq = sorted({int(round(top * i / (steps - 1))) for i in range(steps)}) if steps > 1 else [top]
+    else:
+        raise UsageError(f"unknown timestep spacing {spacing!r}: use one of {', '.join(SPACINGS)}")
     nxt = [-1] + seq[:-1]
     return [DDIMStep(t, tn) for t, tn in zip(reversed(seq), reversed(nxt))]
 
@@ -94,8 +110,11 @@ class NumpyDDIMScheduler:
     coefficients and update as :class:`salrt.sampling.DDIMScheduler`, on numpy arrays (or any
     array type :func:`apply_ddim` takes). ``alphas_cumprod`` may come from an export manifest."""
 
-    def __init__(self, num_timesteps: int = 1000, alphas_cumprod: Any = None, dtype: Any = np.float32) -> None:
+    def __init__(
+        self, num_timesteps: int = 1000, alphas_cumprod: Any = None, dtype: Any = np.float32, spacing: str = "reference"
+    ) -> None:
         self.num_timesteps = num_timesteps
+        self.spacing = spacing
         self.alphas_cumprod = (
             alphas_cumprod_f32(diffsal_cosine_betas(num_timesteps))
             if alphas_cumprod is None
@@ -104,7 +123,7 @@ class NumpyDDIMScheduler:
         self.dtype = dtype
 
     def timesteps(self, steps: int) -> list[DDIMStep]:
-        return ddim_plan(steps, self.num_timesteps)
+        return ddim_plan(steps, self.num_timesteps, self.spacing)
 
     def coefficients(self, step: DDIMStep, eta: float = 0.0) -> dict[str, float]:
         return ddim_coefficients(self.alphas_cumprod, step, eta)

@@ -104,6 +104,50 @@ def test_cli_eval_writes_table_csv_json(tmp_path: Path, capsys: pytest.CaptureFi
     res = json.loads((tmp_path / "res" / "results.json").read_text())
     assert res["n_frames"] == truth["v1"].n_frames and res["mean"]["cc"] > 0.99
     assert (tmp_path / "res" / "results.csv").read_text().splitlines()[-1].startswith("mean,")
+    assert "paper" not in res  # no model named: no paper row
+
+
+def test_cli_eval_prints_the_papers_figures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    truth = _av_dataset(tmp_path / "data", names=("v1",))
+    _write_predictions(tmp_path / "pred", truth)
+    common = ["eval", "--dataset", "avad", "--root", str(tmp_path / "data"), "--predictions", str(tmp_path / "pred")]
+    assert main([*common, "--paper", "dtfsal", "-o", str(tmp_path / "r1"), "--workers", "1", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "salrt (this run, split 1)" in out and "DTFSal: dtfsal.txt:220 Table 1" in out and "0.746" in out
+    assert "Table 14 gives CC 0.756" in out  # the paper's own inconsistency, as a note
+    res = json.loads((tmp_path / "r1" / "results.json").read_text())
+    assert [r["variant"] for r in res["paper"]] == ["DTFSal"] and res["paper"][0]["sim"] == 0.595
+    assert main([*common, "--paper", "tavdiff:ta", "-o", str(tmp_path / "r2"), "--workers", "1", "--quiet"]) == 0
+    assert "TAVDiff(TA): tavdiff.txt:226 Table I" in capsys.readouterr().out
+    assert main([*common, "--paper", "mubic", "-o", str(tmp_path / "r3"), "--workers", "1", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "MUBiC (5 epochs)" in out and "MUBiC (12 epochs)" in out  # no AUC-J reported: "-"
+    assert main([*common, "--paper", "avrsp:tiny", "-o", str(tmp_path / "r4"), "--workers", "1", "--quiet"]) == 0
+    assert "reports no figures for preset 'tiny' on avad" in capsys.readouterr().out
+    assert main([*common, "--paper", "nosuch", "-o", str(tmp_path / "r5"), "--quiet"]) == 2
+    assert "--paper: unknown model" in capsys.readouterr().err
+
+
+def test_paper_results_table_rows() -> None:
+    from salrt.models import MODELS
+    from salrt.models.paper_results import paper_results
+
+    for name, (_, cfg_cls) in MODELS.items():
+        rows = paper_results(name)
+        assert rows, name
+        for r in rows:  # every row names a real preset (or "-"), a known dataset and a cited line
+            assert r["preset"] in (*cfg_cls.preset_names(), "-"), r
+            assert r["dataset"] in ("avad", "diem", "coutrot1", "coutrot2", "etmd", "summe", "dhf1k"), r
+            assert r["source"].split(":")[0] in (
+                "diffsal.txt",
+                "dtfsal.txt",
+                "tavdiff.txt",
+                "avrsp.txt",
+                "mubic_thesis.txt",
+            )
+            assert all(v is None or 0 < v < 10 for v in (r["cc"], r["nss"], r["auc_judd"], r["sim"]))
+    assert {r["preset"] for r in paper_results("avrsp")} == {"paper", "visual"}
+    assert {r["variant"] for r in paper_results("tavdiff", "paper", "avad")} == {"TAVDiff(TAV)", "TAVDiff(AV)"}
 
 
 def test_missing_predictions_are_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

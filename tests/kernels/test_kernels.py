@@ -51,6 +51,46 @@ def test_attention_parity(dtype: torch.dtype, n: int, heads: int, lq: int, lk: i
     assert _err(got, ref) < TOL[dtype]
 
 
+# DiffSal's real widths (paper size): (C, k, H, W) of the K/V compression and (heads, Lq, Lk, D) of
+# the attention at its four stages (interpreted on CPU, compiled on CUDA)
+REAL_COMPRESS = [(768, 2, 7, 12), (384, 4, 14, 24), (192, 8, 28, 48), (96, 16, 56, 96)]
+REAL_ATTENTION = [(2, 84, 18, 384), (2, 336, 18, 192), (2, 1344, 18, 96), (2, 5376, 18, 48)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("c,k,h,w", REAL_COMPRESS)
+def test_compress_parity_at_real_shapes(dtype: torch.dtype, c: int, k: int, h: int, w: int) -> None:
+    g = torch.Generator().manual_seed(c + k)
+    x = torch.randn(1, h * w, c, generator=g).to(DEV)  # tokens, read in place as the model does
+    wt, lw, lb = (torch.randn(*s, generator=g).to(DEV) for s in ((c, k, k), (c,), (c,)))
+    ref = compress_tokens_reference(x.transpose(1, 2).reshape(1, c, h, w), wt, lw, lb, k)
+    got = compress_tokens(x.to(dtype), wt.to(dtype), lw.to(dtype), lb.to(dtype), k, hw=(h, w))
+    assert _err(got, ref) < TOL[dtype] * (3 if dtype == torch.bfloat16 else 1)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "tf32", "fp16", "bf16"])
+@pytest.mark.parametrize("heads,lq,lk,d", REAL_ATTENTION)
+def test_attention_parity_at_real_shapes(precision: str, heads: int, lq: int, lk: int, d: int) -> None:
+    """fp32 with TF32 off: the IEEE kernel below D = 192, SDPA from there on; TF32 on: the kernel."""
+    from salrt.kernels.eca import attention_precision
+
+    dtype = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+    g = torch.Generator().manual_seed(lq + d)
+    q, k, v = (torch.randn(1, heads, ln, d, generator=g).to(DEV) for ln in (lq, lk, lk))
+    scale = (heads * d) ** -0.5
+    ref = attention_reference(q, k, v, scale)
+    saved = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+    try:
+        path = attention_precision(dtype, d)
+        assert path != "ieee" or d < 192  # never the IEEE FMA path on wide heads
+        got = attention(q.to(dtype), k.to(dtype), v.to(dtype), scale)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = saved
+    tol = {"fp32": 1e-5, "tf32": 3e-3}.get(precision, TOL[dtype])
+    assert _err(got, ref) < tol
+
+
 @pytest.mark.parametrize("steps", [1, 4])
 @pytest.mark.parametrize("clamp", [None, (0.0, 1.0)])
 def test_ddim_update_parity(steps: int, clamp: tuple[float, float] | None) -> None:

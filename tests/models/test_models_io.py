@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -24,8 +25,24 @@ from salrt.testing import load_synthetic_weights, synthetic_inputs
 ALL = tuple(sorted(salrt.models.MODELS))
 
 
-def tiny(name: str) -> torch.nn.Module:
-    return load_synthetic_weights(salrt.load_model(name, config="tiny"), 0)
+def tiny(name: str, **overrides: object) -> torch.nn.Module:
+    cfg = salrt.models.MODELS[name][1].preset("tiny")
+    return load_synthetic_weights(salrt.load_model(name, config=dataclasses.replace(cfg, **overrides)), 0)
+
+
+def _variants() -> list[tuple[str, dict[str, object]]]:
+    """Every model at tiny size, plus each paper variant (preset) and each alternative reading of an
+    ambiguous paper (READINGS), over the whole registry."""
+    out: list[tuple[str, dict[str, object]]] = [(n, {}) for n in ALL]
+    for n in ALL:
+        cfg_cls = salrt.models.MODELS[n][1]
+        out += [(n, dict(cfg_cls.PRESETS[p])) for p in cfg_cls.PRESETS if p != "tiny"]
+        default = cfg_cls()
+        out += [(n, {f: v}) for f, vs in cfg_cls.READINGS.items() for v in vs if v != getattr(default, f)]
+    return out
+
+
+VARIANTS = _variants()
 
 
 @pytest.fixture(scope="module")
@@ -145,12 +162,26 @@ def test_media_last_frame_target_and_waveform_audio(clip_file: Path) -> None:
     assert np.abs(late.audio).max() > 1e-3  # the synthetic clip has a soundtrack
     with pytest.raises(salrt.MediaError, match="target"):
         open_media(str(clip_file), target="middle")
-    rev = list(open_media(str(clip_file), clip_len=8, size=(64, 128), target="last", start="reverse"))
+    rev = list(
+        open_media(
+            str(clip_file),
+            clip_len=8,
+            size=(64, 128),
+            target="last",
+            start="reverse",
+            audio_format="waveform",
+            audio_samples=8192,
+        )
+    )
     assert [c.target_index for c in rev] == list(range(18))
     assert rev[0].frame_indices == tuple(range(7, -1, -1))  # AVRSP: frames 1..8 played backwards for frame 1
     assert rev[3].frame_indices == tuple(range(10, 2, -1))
     assert rev[7].frame_indices == tuple(range(0, 8)) and rev[-1].frame_indices == clips[-1].frame_indices
     assert np.array_equal(rev[7].video, clips[7].video)
+    # a reversed clip plays its audio window backwards too (same window as the forward clip of frame 7)
+    a, b = rev[0].audio[0], clips[7].audio[0]
+    assert rev[0].audio_window == clips[7].audio_window
+    assert np.corrcoef(a, b[::-1])[0, 1] > 0.9 > 0.5 > np.corrcoef(a, b)[0, 1]
 
 
 def test_clip_waveform_segments_are_hann_windowed() -> None:
@@ -163,13 +194,13 @@ def test_clip_waveform_segments_are_hann_windowed() -> None:
     assert np.count_nonzero(np.abs(body) < 1e-9) >= 8  # each of the 4 segments starts and ends at zero
 
 
-@pytest.mark.parametrize("name", ALL)
-def test_export_matches_torch_in_onnxruntime(tmp_path: Path, name: str) -> None:
+@pytest.mark.parametrize(("name", "overrides"), VARIANTS, ids=[f"{n}-{o}" if o else n for n, o in VARIANTS])
+def test_export_matches_torch_in_onnxruntime(tmp_path: Path, name: str, overrides: dict) -> None:
     from salrt.backends import load_backend
     from salrt.export.manifest import graph_order
     from salrt.export.onnx import export_onnx
 
-    m = tiny(name)
+    m = tiny(name, **overrides)
     man = export_onnx(m, tmp_path, batch="1:1:2", check_batches=(2,))
     graphs = list(graph_order(m.graph_roles()))
     assert list(man["graphs"]) == graphs and man["graph_roles"] == m.graph_roles()
@@ -186,6 +217,7 @@ def test_export_matches_torch_in_onnxruntime(tmp_path: Path, name: str) -> None:
         ids = torch.zeros(2, c.text.context, dtype=torch.long)
         ids[0, :4] = torch.tensor([49406, 320, 321, 49407])
         cond["text"] = ids
+    assert man["timestep_spacing"] == (c.timestep_spacing if m.kind == "diffusion" else None)
     ref = m.sample(v, a, steps=4, noise=n, **cond).numpy()
     ort = load_backend("onnxruntime", export_dir=str(tmp_path))
     got = ort.sample(v.numpy(), a.numpy(), steps=4, noise=n.numpy(), **{k: x.numpy() for k, x in cond.items()})

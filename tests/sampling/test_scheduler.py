@@ -36,6 +36,23 @@ def test_timesteps():
             s.timesteps(bad)  # type: ignore[arg-type]
 
 
+def test_even_timesteps_run_exactly_n_passes():
+    s = DDIMScheduler(spacing="even")
+    assert [st.t for st in s.timesteps(4)] == [999, 666, 333, 0]
+    assert [st.t for st in s.timesteps(1)] == [999]  # one pass from the top of the schedule, not at t = 0
+    assert [st.t for st in s.timesteps(2)] == [999, 0]
+    for n in range(1, 13):
+        plan = s.timesteps(n)
+        assert s.passes(n) == len(plan) == n
+        assert plan[0].t == 999 and plan[-1].t_next == -1 and (n == 1 or plan[-1].t == 0)
+        assert all(a.t_next == b.t for a, b in zip(plan, plan[1:]))
+        gaps = [a.t - b.t for a, b in zip(plan, plan[1:])]
+        assert not gaps or max(gaps) - min(gaps) <= 1  # evenly spaced, up to rounding
+    assert DDIMScheduler().passes(3) == 4  # the reference plan keeps its quirk
+    with pytest.raises(ValueError, match="spacing"):
+        DDIMScheduler(spacing="trailing")
+
+
 def test_step_eta0_matches_formula():
     s = DDIMScheduler()
     g = torch.Generator().manual_seed(0)
