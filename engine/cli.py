@@ -365,8 +365,12 @@ def _export(args: argparse.Namespace) -> int:
         check_opset(args.opset)
     except ExportError as exc:  # a bad option value
         raise UsageError(str(exc)) from None
-    onnx_precision = args.precision if args.format == "onnx" else "fp32"
-    if args.format == "onnx" and args.precision == "bf16":
+    onnx_precision = args.precision
+    if args.format == "tensorrt":  # the graphs' precision follows what this TensorRT builds from
+        from salrt.export.tensorrt import engine_plan
+
+        onnx_precision = engine_plan(require("tensorrt", "--format tensorrt"), args.precision)["graph_precision"]
+    elif args.precision == "bf16":
         raise UsageError("bf16 is a TensorRT build precision; ONNX export supports fp32 and fp16")
     model = _load_for_run(args)
     log = (lambda s: None) if args.quiet else (lambda s: _info_line(f"salrt export: {s}"))
@@ -406,7 +410,7 @@ def _pipeline(args: argparse.Namespace) -> Any:
     from salrt import pipeline
 
     exported = args.backend in ("onnxruntime", "tensorrt")
-    _check_device(args.device, torch_needed=not exported or args.backend == "tensorrt")
+    _check_device(args.device, torch_needed=not exported)
     if exported:
         ignored = [o for o in ("checkpoint", "backbone") if getattr(args, o, None)]
         if ignored:

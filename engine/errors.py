@@ -59,6 +59,8 @@ _EXTRAS = {
     "triton": "kernels",
     "resampy": "reference-audio",
     "regex": "text",
+    "cuda": "tensorrt",
+    "pycuda": "tensorrt-pycuda",
     "ftfy": "text",
 }
 

@@ -1,7 +1,7 @@
 """Execution backends behind one small interface (``encode``, ``denoise``, ``sample``).
 
 ``load_backend(name, ...)``: ``torch`` (eager), ``torch-compile``, ``onnxruntime`` (an export
-directory; runs without torch), ``tensorrt`` (an export directory with engines; CUDA).
+directory; runs without torch), ``tensorrt`` (an export directory with engines; CUDA; without torch through cuda-python or PyCUDA).
 """
 
 from __future__ import annotations
@@ -23,8 +23,11 @@ def load_backend(
     export_dir: str | None = None,
     device: str = "cpu",
     providers: list[str] | None = None,
+    device_api: str = "auto",
 ) -> Backend:
-    """Build a backend. Torch backends take a loaded ``model``; the others an ``export_dir``."""
+    """Build a backend. Torch backends take a loaded ``model``; the others an ``export_dir``.
+    ``device_api`` (TensorRT): ``auto`` (torch buffers when torch sees a GPU, else cuda-python or
+    PyCUDA), ``torch``, ``cuda-python`` or ``pycuda``."""
     if name in ("torch", "torch-compile"):
         if model is None:
             raise UsageError(f"backend {name!r} needs a model")
@@ -40,7 +43,7 @@ def load_backend(
     if name == "tensorrt":
         if export_dir is None:
             raise UsageError("backend 'tensorrt' needs an export directory (salrt export --format tensorrt)")
-        from salrt.backends.tensorrt_backend import TensorRTBackend
+        from salrt.backends.tensorrt_backend import load_tensorrt
 
-        return TensorRTBackend(export_dir)
+        return load_tensorrt(export_dir, device_api=device_api)
     raise UsageError(f"unknown backend {name!r}; available: {', '.join(BACKENDS)}")

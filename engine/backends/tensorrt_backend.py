@@ -1,14 +1,65 @@
-"""TensorRT runtime backend: deserialised engines, torch CUDA buffers, ``execute_async_v3`` on a
-CUDA stream, and CUDA-graph capture of the whole sampler when its shapes are static."""
+"""TensorRT runtime backends over ``salrt export --format tensorrt`` directories: deserialised
+engines, tensors bound by name, ``execute_async_v3`` on a stream.
+
+- :class:`TensorRTBackend`: torch CUDA buffers, waits for the producer stream, and captures the
+  whole sampler in a CUDA graph when its shapes are static.
+- :class:`TensorRTNumpyBackend`: no torch at all: numpy on the host, device buffers, copies and
+  a stream from cuda-python or PyCUDA (:mod:`salrt.backends.cuda_device`); the DDIM update between
+  denoiser engines runs in numpy (the exported sampler engine needs none).
+
+:func:`load_tensorrt` picks the torch one when torch sees a GPU, else the torch-free one.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from salrt.backends.base import to_numpy
 from salrt.backends.graph import GraphBackend
-from salrt.errors import SalrtError, require
+from salrt.errors import MissingDependency, SalrtError, require
 from salrt.export.manifest import read_manifest
+
+
+def load_engines(trt: Any, directory: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(manifest, engines, execution contexts) of an export directory with TensorRT engines."""
+    manifest = read_manifest(directory)
+    info = manifest.get("tensorrt")
+    if not info:
+        raise SalrtError(f"{directory}: no TensorRT engines (run salrt export --format tensorrt)")
+    logger = trt.Logger(trt.Logger.WARNING)
+    runtime = trt.Runtime(logger)
+    engines, contexts = {}, {}
+    for name, e in info["engines"].items():
+        path = directory / e["file"]
+        if not path.is_file():
+            raise SalrtError(f"{path}: listed in the manifest but missing")
+        engine = runtime.deserialize_cuda_engine(path.read_bytes())
+        if engine is None:
+            raise SalrtError(f"{e['file']}: TensorRT could not deserialise the engine (other GPU or version?)")
+        ctx = engine.create_execution_context()
+        if ctx is None:
+            raise SalrtError(f"{e['file']}: TensorRT could not create an execution context (out of GPU memory?)")
+        engines[name], contexts[name] = engine, ctx
+    return manifest, engines, contexts
+
+
+def load_tensorrt(directory: str | Path, device_api: str = "auto", trt: Any = None) -> GraphBackend:
+    """The torch backend when torch is installed and sees a GPU (``device_api`` "auto" or
+    "torch"), else the torch-free one on cuda-python or PyCUDA."""
+    if device_api in ("auto", "torch"):
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                return TensorRTBackend(directory, trt=trt)
+        except ImportError:
+            pass
+        if device_api == "torch":
+            raise SalrtError("the TensorRT backend on torch buffers needs torch with a CUDA GPU")
+    return TensorRTNumpyBackend(directory, device_api=device_api, trt=trt)
 
 
 class TensorRTBackend(GraphBackend):
@@ -23,20 +74,7 @@ class TensorRTBackend(GraphBackend):
         if not self.torch.cuda.is_available():
             raise SalrtError("the TensorRT backend needs a CUDA GPU")
         self.dir = Path(directory)
-        self.manifest = read_manifest(self.dir)
-        info = self.manifest.get("tensorrt")
-        if not info:
-            raise SalrtError(f"{directory}: no TensorRT engines (run salrt export --format tensorrt)")
-        logger = self.trt.Logger(self.trt.Logger.WARNING)
-        runtime = self.trt.Runtime(logger)
-        self.engines, self.contexts = {}, {}
-        for name, e in info["engines"].items():
-            data = (self.dir / e["file"]).read_bytes()
-            engine = runtime.deserialize_cuda_engine(data)
-            if engine is None:
-                raise SalrtError(f"{e['file']}: TensorRT could not deserialise the engine (other GPU or version?)")
-            self.engines[name] = engine
-            self.contexts[name] = engine.create_execution_context()
+        self.manifest, self.engines, self.contexts = load_engines(self.trt, self.dir)
         self.stream = self.torch.cuda.Stream()
         self.use_cuda_graph = use_cuda_graph
         self._graphs: dict[tuple, Any] = {}
@@ -119,3 +157,107 @@ class TensorRTBackend(GraphBackend):
 
     def _cat(self, parts: list[Any]) -> Any:
         return self.torch.cat(parts)
+
+
+class TensorRTNumpyBackend(GraphBackend):
+    """The TensorRT backend without torch: numpy arrays in and out, device buffers (grown as
+    needed, reused per graph input/output), host<->device copies and one stream from a
+    :class:`~salrt.backends.cuda_device.DeviceAPI`. Sampling as :class:`GraphBackend`."""
+
+    name = "tensorrt"
+
+    def __init__(self, directory: str | Path, device_api: str | Any = "auto", trt: Any = None) -> None:
+        from salrt.backends.cuda_device import device_api as make_api
+
+        self.trt = trt or require("tensorrt", "the TensorRT backend")
+        self.api = make_api(device_api) if isinstance(device_api, str) else device_api
+        self.dir = Path(directory)
+        self.manifest, self.engines, self.contexts = load_engines(self.trt, self.dir)
+        self.stream = self.api.stream()
+        self._buffers: dict[tuple[str, str], tuple[int, int]] = {}
+        precision = self.manifest["tensorrt"].get("precision", "fp32")
+        self.float = np.float16 if self.manifest["precision"] == "fp16" or precision == "fp16" else np.float32
+        self._setup(set(self.engines), self.float)
+
+    def _np_dtype(self, trt_dtype: Any) -> Any:
+        t = self.trt
+        table = {t.float32: np.float32, t.float16: np.float16, t.int32: np.int32, t.int64: np.int64}
+        if trt_dtype not in table:  # bf16 has no numpy type: such engines need the torch backend
+            raise SalrtError(f"engine tensor type {trt_dtype} needs the torch TensorRT backend (numpy has no bf16)")
+        return table[trt_dtype]
+
+    def _buffer(self, graph: str, name: str, nbytes: int) -> int:
+        """A device buffer of at least ``nbytes`` for this graph tensor (reallocated when too small)."""
+        ptr, size = self._buffers.get((graph, name), (0, 0))
+        if size < nbytes:
+            if ptr:
+                self.api.free(ptr)
+            ptr, size = self.api.malloc(nbytes), nbytes
+            self._buffers[(graph, name)] = (ptr, size)
+        return ptr
+
+    def run(self, graph: str, inputs: dict[str, Any]) -> dict[str, np.ndarray]:
+        """Copy the inputs to the device, bind every I/O tensor by name, enqueue, copy back."""
+        trt = self.trt
+        if graph not in self.engines:
+            raise SalrtError(f"{self.dir}: no {graph} engine")
+        engine, ctx = self.engines[graph], self.contexts[graph]
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        held, outs = [], {}
+        for name in names:
+            if engine.get_tensor_mode(name) != trt.TensorIOMode.INPUT:
+                continue
+            if name not in inputs:
+                raise SalrtError(f"{graph}: missing input {name!r}")
+            x = np.ascontiguousarray(to_numpy(inputs[name]), dtype=self._np_dtype(engine.get_tensor_dtype(name)))
+            held.append(x)  # alive until the stream has copied it
+            ptr = self._buffer(graph, name, x.nbytes)
+            self.api.h2d(ptr, x, self.stream)
+            if not ctx.set_input_shape(name, tuple(x.shape)):
+                raise SalrtError(f"{graph}: input {name} of shape {tuple(x.shape)} is outside the engine's profile")
+            if not ctx.set_tensor_address(name, ptr):
+                raise SalrtError(f"{graph}: TensorRT refused the address of {name}")
+        for name in names:
+            if engine.get_tensor_mode(name) != trt.TensorIOMode.OUTPUT:
+                continue
+            shape = tuple(int(v) for v in ctx.get_tensor_shape(name))
+            if any(v < 0 for v in shape):
+                raise SalrtError(f"{graph}: output {name} has an unresolved shape {shape}")
+            y = np.empty(shape, dtype=self._np_dtype(engine.get_tensor_dtype(name)))
+            ptr = self._buffer(graph, name, y.nbytes)
+            if not ctx.set_tensor_address(name, ptr):
+                raise SalrtError(f"{graph}: TensorRT refused the address of {name}")
+            outs[name] = (y, ptr)
+        if not ctx.execute_async_v3(self.stream):
+            raise SalrtError(f"TensorRT failed to enqueue {graph}")
+        for y, ptr in outs.values():
+            self.api.d2h(y, ptr, self.stream)
+        self.api.sync(self.stream)
+        return {k: y for k, (y, _) in outs.items()}
+
+    def close(self) -> None:
+        """Free the device buffers."""
+        for ptr, _ in self._buffers.values():
+            self.api.free(ptr)
+        self._buffers.clear()
+
+    def _run(self, graph: str, feed: dict[str, Any]) -> dict[str, Any]:
+        return self.run(graph, feed)
+
+    def _float(self, x: Any) -> np.ndarray:
+        return np.ascontiguousarray(to_numpy(x), dtype=self.float)
+
+    def _int(self, x: Any) -> np.ndarray:
+        return np.ascontiguousarray(to_numpy(x) if not isinstance(x, list) else x, dtype=np.int64)
+
+    def _noise(self, shape: tuple[int, ...], seed: int | None) -> np.ndarray:
+        return np.random.default_rng(seed).standard_normal(shape).astype(self.float)
+
+    def _clip(self, x: np.ndarray) -> np.ndarray:
+        return np.clip(x, 0.0, 1.0)
+
+    def _cat(self, parts: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate(parts)
+
+
+__all__ = ["MissingDependency", "TensorRTBackend", "TensorRTNumpyBackend", "load_engines", "load_tensorrt"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ from salrt.backends import load_backend
 from salrt.cli import main
 from salrt.errors import MissingDependency, require
 from salrt.export.onnx import BatchSpec, ExportError, export_onnx
-from salrt.export.tensorrt import build_engines, check_tensorrt_ops, engine_key, supported_ops
+from salrt.export.tensorrt import check_tensorrt_ops, supported_ops
 from salrt.testing import synthetic_inputs
 
 
@@ -129,70 +128,6 @@ def test_missing_optional_packages_name_the_extra() -> None:
         load_backend("onnxruntime")
     with pytest.raises(Exception, match="no manifest.json"):
         load_backend("onnxruntime", export_dir="/nonexistent")
-
-
-def _fake_trt(calls: list) -> types.SimpleNamespace:
-    """A stand-in ``tensorrt`` module that records the builder calls (TensorRT cannot be installed here)."""
-
-    class Obj:
-        def __init__(self, name: str, **attrs) -> None:
-            self._n, self.__dict__ = name, {**attrs, "_n": name}
-
-        def __getattr__(self, item: str):
-            def call(*a, **k):
-                calls.append((f"{self._n}.{item}", a, k))
-                return RESULTS.get(item, Obj(item))
-
-            return call
-
-    inp = types.SimpleNamespace(name="video", shape=(-1, 3, 16, 64, 128))
-    network = Obj("network", num_inputs=1)
-    network.get_input = lambda i: inp
-    parser = Obj("parser", num_errors=0)
-    parser.parse_from_file = lambda p: calls.append(("parse", p)) or True
-    config = Obj("config")
-    RESULTS = {
-        "create_network": network,
-        "create_builder_config": config,
-        "build_serialized_network": b"ENGINE",
-        "serialize": b"TIMING",
-    }
-    return types.SimpleNamespace(
-        __version__="10.0.0",
-        Logger=type("Logger", (), {"WARNING": 2, "__init__": lambda self, lvl: None}),
-        Builder=lambda lg: Obj("builder"),
-        OnnxParser=lambda n, lg: parser,
-        MemoryPoolType=types.SimpleNamespace(WORKSPACE="WS"),
-        BuilderFlag=types.SimpleNamespace(FP16="FP16", BF16="BF16"),
-    )
-
-
-def test_tensorrt_build_path_with_stand_in(
-    exported: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import shutil
-
-    import salrt.export.tensorrt as T
-
-    out = tmp_path / "exp"
-    shutil.copytree(exported[0], out)
-    calls: list = []
-    monkeypatch.setattr(T, "gpu_name", lambda: "Stand-in GPU")
-    info = build_engines(out, precision="fp16", cache_dir=tmp_path / "cache", trt=_fake_trt(calls))
-    assert set(info["engines"]) == {"video_encoder", "audio_encoder", "denoiser", "sampler"}
-    assert all(not e["cached"] for e in info["engines"].values())
-    assert (out / "sampler.fp16.engine").read_bytes() == b"ENGINE"
-    names = [c[0] for c in calls]
-    assert "config.set_flag" in names and "config.set_memory_pool_limit" in names
-    prof = [c for c in calls if c[0] == "builder.create_optimization_profile"]
-    assert prof and any(c[0].endswith("set_shape") for c in calls)
-    man = json.loads((out / "manifest.json").read_text())
-    assert man["tensorrt"]["precision"] == "fp16"
-    calls.clear()
-    again = build_engines(out, precision="fp16", cache_dir=tmp_path / "cache", trt=_fake_trt(calls))
-    assert all(e["cached"] for e in again["engines"].values()) and "parse" not in [c[0] for c in calls]
-    k = engine_key("a", "10.0", "H100", "fp16", {"min": 1, "opt": 1, "max": 1})
-    assert k != engine_key("a", "10.0", "H100", "bf16", {"min": 1, "opt": 1, "max": 1})
 
 
 def test_onnxruntime_path_runs_without_torch(exported: tuple[Path, dict], tmp_path: Path) -> None:
