@@ -13,13 +13,15 @@ class TorchBackend:
 
     steps = None
 
-    max_graphs = 4  # captured (batch, steps) shapes kept (each holds its activations)
+    max_graphs = 4  # captured (batch, steps) shapes kept (each holds its activations and its memory pool)
 
-    def __init__(self, model: Any, compile: bool = False, cuda_graphs: bool = True) -> None:
+    def __init__(
+        self, model: Any, compile: bool = False, cuda_graphs: bool = True, graph_encoders: bool = True
+    ) -> None:
         self.model = model.eval()
-        self.cuda_graphs = cuda_graphs
+        self.cuda_graphs = cuda_graphs  # on CUDA: each clip one graph replay (encoders included)
+        self.graph_encoders = graph_encoders
         self._graphs: dict[tuple[int, int], Any] = {}
-        self._pool: Any = None
         self.name = "torch-compile" if compile else "torch"
         if compile:
             for part in ("video_encoder", "denoiser"):
@@ -53,10 +55,11 @@ class TorchBackend:
         **conditions: Any,
     ) -> torch.Tensor:
         cond = {k: self._t(v, torch.long) if not _is_float(v) else self._t(v) for k, v in conditions.items()}
-        if noise is not None and steps is not None and self._graphs_apply():
-            # CUDA: a clip's denoiser passes are one CUDA-graph replay per (batch, steps)
-            v, a, n = self._t(video), self._t(audio), self._t(noise)
-            return self._graph_for(v.shape[0], steps)(v, a, n, **cond)
+        if self._graphs_apply(steps, noise):
+            # CUDA: a whole clip (encoders + denoiser passes, or the one pass) is one graph replay
+            v, a = self._t(video), self._t(audio)
+            n = None if noise is None else self._t(noise)
+            return self._graph_for(v.shape[0], steps or 0)(v, a, n, **cond)
         gen = torch.Generator(device=self.device).manual_seed(seed) if seed is not None else None
         return self.model.sample(
             self._t(video),
@@ -67,12 +70,16 @@ class TorchBackend:
             **cond,
         )
 
-    def _graphs_apply(self) -> bool:
-        return self.cuda_graphs and self.device.type == "cuda" and self.model.kind == "diffusion"
+    def _graphs_apply(self, steps: int | None, noise: Any) -> bool:
+        """CUDA graphs on CUDA for one-pass models, and for diffusion models with a fixed step
+        count and given noise (adaptive counts and seeded draws run eagerly)."""
+        if not (self.cuda_graphs and self.device.type == "cuda"):
+            return False
+        return self.model.kind == "direct" or (steps is not None and noise is not None)
 
     def _graph_for(self, batch: int, steps: int) -> Any:
-        """The captured sampler of this (batch, steps), the least recently used dropped beyond
-        ``max_graphs``; all share one memory pool (they replay one at a time)."""
+        """The captured clip of this (batch, steps), the least recently used dropped (with its
+        memory pool) beyond ``max_graphs``."""
         from salrt.kernels.sampler import GraphSampler
 
         key = (batch, steps)
@@ -81,9 +88,7 @@ class TorchBackend:
             return self._graphs[key]
         if len(self._graphs) >= self.max_graphs:
             self._graphs.pop(next(iter(self._graphs)))
-        if self._pool is None:
-            self._pool = torch.cuda.graph_pool_handle()
-        self._graphs[key] = GraphSampler(self.model, batch, steps, pool=self._pool)
+        self._graphs[key] = GraphSampler(self.model, batch, steps or 4, encoders=self.graph_encoders)
         return self._graphs[key]
 
     def passes(self, steps: int | None) -> int | None:
