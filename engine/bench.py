@@ -105,6 +105,7 @@ class Config:
     batch: int
     steps: int
     kernels: str
+    cuda_graphs: bool = True  # torch backends on CUDA: whole clips as graph replays
 
 
 def _skip_reason(c: Config, device: str) -> str | None:
@@ -199,7 +200,7 @@ class Bench:
                 from salrt import kernels
 
                 m = kernels.enable(copy.deepcopy(m))
-            b = load_backend(c.backend, model=m)
+            b = load_backend(c.backend, model=m, cuda_graphs=c.cuda_graphs)
             return lambda x: b.sample(x[0], x[1], steps=c.steps, noise=x[2], **x[3])
         if c.backend in ("onnxruntime", "tensorrt"):
             from salrt.export.onnx import export_onnx
@@ -207,10 +208,17 @@ class Bench:
             d = self.cache / f"{self.model_name}_{self.config_name}_{c.precision}_b{c.batch}_s{c.steps}"
             if not _current_export(d):
                 self.log(f"exporting {d.name} for {c.backend}")
+                if c.backend == "tensorrt":  # the graphs' precision follows what this TensorRT builds from
+                    from salrt.errors import require
+                    from salrt.export.tensorrt import engine_plan
+
+                    graph_precision = engine_plan(require("tensorrt", "TensorRT"), c.precision)["graph_precision"]
+                else:
+                    graph_precision = c.precision
                 export_onnx(
                     self.model,
                     d,
-                    precision=c.precision if c.backend == "onnxruntime" else "fp32",
+                    precision=graph_precision,
                     batch=str(c.batch),
                     steps=c.steps,
                 )
@@ -298,8 +306,10 @@ def run(
     checkpoint: str | None = None,
     video: str | None = None,
     log: Callable[[str], None] | None = None,
+    cuda_graphs: Sequence[bool] = (True,),
 ) -> dict[str, Any]:
-    """Benchmark every combination; write ``bench.json``, ``bench.md`` and plots to ``out``."""
+    """Benchmark every combination; write ``bench.json``, ``bench.md`` and plots to ``out``.
+    ``cuda_graphs``: with and/or without CUDA graphs for the torch backends (CUDA only)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     say = log or (lambda s: None)
@@ -315,9 +325,11 @@ def run(
                 base = b.run_config(Config("torch", "fp32", bs, st, "torch"))
             for be in backends:
                 for pr in precisions:
-                    for kn in kernels if be in ("torch", "torch-compile") else ("-",):  # kernels: torch backends only
-                        c = Config(be, pr, bs, st, kn)
-                        say(f"{be} {pr} batch {bs} steps {st} kernels {kn}")
+                    torch_be = be in ("torch", "torch-compile")
+                    graph_opts = cuda_graphs if torch_be and device.startswith("cuda") else (True,)
+                    for kn, gr in ((k, g) for k in (kernels if torch_be else ("-",)) for g in graph_opts):
+                        c = Config(be, pr, bs, st, kn, gr)
+                        say(f"{be} {pr} batch {bs} steps {st} kernels {kn}" + ("" if gr else " without CUDA graphs"))
                         r = (
                             base
                             if c == Config(base["backend"], base["precision"], bs, st, base["kernels"])
@@ -385,7 +397,8 @@ def markdown(result: dict[str, Any]) -> str:
     for r in result["rows"]:
         passes = r.get("passes")
         steps = f"{r['steps']} ({passes} passes)" if passes and passes != r["steps"] else (r["steps"] or "-")
-        head = f"| {r['backend']} | {r['precision']} | {r['kernels']} | {r['batch']} | {steps} |"
+        kern = r["kernels"] + ("" if r.get("cuda_graphs", True) else ", no CUDA graphs")
+        head = f"| {r['backend']} | {r['precision']} | {kern} | {r['batch']} | {steps} |"
         if "skipped" in r:
             lines.append(head + f" skipped: {r['skipped']} |" + " |" * 8)
             continue
@@ -476,7 +489,11 @@ def plots(result: dict[str, Any], out: Path) -> list[Path]:
     made = []
 
     def label(r: dict[str, Any]) -> str:
-        return f"{r['backend']} {r['precision']}" + (" triton" if r["kernels"] == "triton" else "")
+        return (
+            f"{r['backend']} {r['precision']}"
+            + (" triton" if r["kernels"] == "triton" else "")
+            + ("" if r.get("cuda_graphs", True) else " no-graphs")
+        )
 
     for fname, xkey, other, ykey, title in (
         ("latency_vs_batch.png", "batch", "steps", "p50", "latency per call (ms, p50)"),

@@ -352,7 +352,7 @@ def _export(args: argparse.Namespace) -> int:
     import importlib.util
     import warnings
 
-    needed = ("torch", "onnx", "onnxruntime") + (() if args.no_simplify else ("onnxsim",))
+    needed = ("torch", "onnx", "onnxruntime")  # onnxsim: used when installed (a warning otherwise)
     missing = [m for m in needed if importlib.util.find_spec(m) is None]
     if missing:
         raise SalrtError(f"salrt export needs {', '.join(missing)}: pip install 'salrt[export]'")
@@ -386,7 +386,7 @@ def _export(args: argparse.Namespace) -> int:
             opset=args.opset,
             steps=args.steps,
             log=log,
-            simplify=not args.no_simplify,
+            simplify=False if args.no_simplify else None,
         )
     for g in man["graphs"].values():
         worst = max(e["max_abs"] for c in g["validation"] for e in c["outputs"].values())
@@ -657,6 +657,11 @@ def _bench(args: argparse.Namespace) -> int:
     for k in kernels:
         if k not in ("torch", "triton"):
             raise UsageError(f"unknown kernels {k!r}: torch, triton")
+    graph_opts = {"on": True, "off": False}
+    graphs = [g.strip() for g in args.cuda_graphs.split(",") if g.strip()]
+    for g in graphs:
+        if g not in graph_opts:
+            raise UsageError(f"unknown --cuda-graphs value {g!r}: on, off")
     _check_device(args.device, torch_needed=True)
     if args.video is not None and not os.path.exists(args.video):
         raise SalrtError(f"{args.video}: no such file")
@@ -682,6 +687,7 @@ def _bench(args: argparse.Namespace) -> int:
             args.checkpoint,
             args.video,
             log,
+            cuda_graphs=[graph_opts[g] for g in graphs],
         )
         results[m] = res
         for st in sorted({(r["steps"], r["passes"]) for r in res["rows"] if r.get("passes") not in (None, r["steps"])}):
@@ -958,6 +964,9 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("--batch", default="1", help="comma-separated batch sizes")
     pb.add_argument("--steps", default="4", help="comma-separated step counts")
     pb.add_argument("--kernels", default="torch", help="comma-separated: torch,triton (torch backends)")
+    pb.add_argument(
+        "--cuda-graphs", default="on", help="comma-separated: on,off (torch backends on CUDA: clips as graph replays)"
+    )
     pb.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     pb.add_argument("--reps", type=_POS_INT, default=5, help="timed calls per configuration")
     pb.add_argument("--warmup", type=_POS_INT, default=1, help="untimed calls first (compilation, allocation)")

@@ -198,12 +198,17 @@ def export_onnx(
     opset: int = 17,
     steps: int = 4,
     graphs: tuple[str, ...] | None = None,
-    simplify: bool = True,
+    simplify: bool | None = None,
     check_batches: tuple[int, ...] | None = None,
     log: Callable[[str], None] | None = None,
     fp16_min_cc: float = 0.99,
 ) -> dict[str, Any]:
-    """Export, simplify, check and validate; write the graphs and ``manifest.json``; return the manifest."""
+    """Export, simplify, check and validate; write the graphs and ``manifest.json``; return the manifest.
+
+    ``simplify``: True requires onnxsim, False skips it, None (default) uses it when installed and
+    otherwise exports the graphs unsimplified with a warning (they are validated either way)."""
+    import importlib.util
+
     import onnx
 
     from salrt.io import audio as A
@@ -212,6 +217,14 @@ def export_onnx(
     if precision not in ("fp32", "fp16"):
         raise ExportError(f"unknown precision {precision!r}: use fp32 or fp16 (bf16 is a TensorRT build flag)")
     check_opset(opset)
+    if simplify is None:
+        simplify = importlib.util.find_spec("onnxsim") is not None
+        if not simplify:
+            import logging
+
+            logging.getLogger("salrt").warning(
+                "onnxsim is not installed: graphs exported unsimplified (pip install 'salrt[export]')"
+            )
     known = graph_names(model)
     graphs = known if graphs is None else graphs
     unknown = set(graphs) - set(known)

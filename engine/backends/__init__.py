@@ -24,16 +24,18 @@ def load_backend(
     device: str = "cpu",
     providers: list[str] | None = None,
     device_api: str = "auto",
+    cuda_graphs: bool = True,
 ) -> Backend:
     """Build a backend. Torch backends take a loaded ``model``; the others an ``export_dir``.
     ``device_api`` (TensorRT): ``auto`` (torch buffers when torch sees a GPU, else cuda-python or
-    PyCUDA), ``torch``, ``cuda-python`` or ``pycuda``."""
+    PyCUDA), ``torch``, ``cuda-python`` or ``pycuda``. ``cuda_graphs`` (torch backends on CUDA):
+    each clip one CUDA-graph replay."""
     if name in ("torch", "torch-compile"):
         if model is None:
             raise UsageError(f"backend {name!r} needs a model")
         from salrt.backends.torch_backend import TorchBackend
 
-        return TorchBackend(model, compile=name == "torch-compile")
+        return TorchBackend(model, compile=name == "torch-compile", cuda_graphs=cuda_graphs)
     if name == "onnxruntime":
         if export_dir is None:
             raise UsageError("backend 'onnxruntime' needs an export directory (salrt export --format onnx)")

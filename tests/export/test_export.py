@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -35,7 +36,8 @@ def test_manifest_and_validation(exported: tuple[Path, dict]) -> None:
     for g in man["graphs"].values():
         path = out / g["file"]
         onnx.checker.check_model(str(path))
-        assert g["after_simplify"]["nodes"] < g["before_simplify"]["nodes"]
+        if importlib.util.find_spec("onnxsim") is not None:  # simplified when onnxsim is installed
+            assert g["after_simplify"]["nodes"] < g["before_simplify"]["nodes"]
         assert [c["batch"] for c in g["validation"]] == [1, 3]  # dynamic batch checked off the traced size
         for c in g["validation"]:
             for e in c["outputs"].values():

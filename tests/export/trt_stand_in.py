@@ -183,9 +183,7 @@ def make_trt(version: str, rec: Recorder, fail: dict[str, Any] | None = None) ->
             graph once on zeros of those shapes)."""
             key = tuple(sorted(self.shapes.items()))
             if key not in self.engine.shape_cache:
-                feed = {
-                    n: np.zeros(s, np_types[self.engine.get_tensor_dtype(n)]) for n, s in self.shapes.items()
-                }
+                feed = {n: np.zeros(s, np_types[self.engine.get_tensor_dtype(n)]) for n, s in self.shapes.items()}
                 outs = self.engine.sess.run(None, feed)
                 self.engine.shape_cache[key] = {n: y.shape for n, y in zip(self.engine.outs, outs)}
             return self.engine.shape_cache[key][name]

@@ -55,6 +55,8 @@ def clip_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def bpe_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small merges file in CLIP's format (header line, then one merge per line)."""
+    pytest.importorskip("regex")  # the tokenizer's extra (salrt[text]); a GPU image may lack ftfy
+    pytest.importorskip("ftfy")
     letters = "abcdefghijklmnopqrstuvwxyz"
     merges = [f"{a} {b}" for a in letters[:12] for b in letters[:12]]
     p = tmp_path_factory.mktemp("bpe") / "merges.txt"

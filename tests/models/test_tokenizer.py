@@ -11,6 +11,9 @@ import pytest
 
 from salrt.models.clip_text import CLIPTokenizer
 
+pytest.importorskip("regex")  # salrt[text]
+pytest.importorskip("ftfy")
+
 DATA = Path(__file__).resolve().parents[1] / "data" / "clip_tokenizer_reference.json"
 
 
