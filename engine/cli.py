@@ -348,6 +348,75 @@ def _print_paper_rows(
             print(f"note ({r['variant']}, {r['source']}): {r['note']}")
 
 
+def _train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    require("torch", "salrt train")
+    from salrt import evaluation as E
+    from salrt.io.contract import InputContract
+    from salrt.models import MODELS
+    from salrt.train import ClipDataset, DataError, TrainOptions, build_cache, check_videos, train
+
+    _check_device(args.device, torch_needed=True)
+    root = Path(args.root)
+    if args.dataset == "synthetic" and not (root / "fold_lists").is_dir():
+        from salrt.io.synthetic import make_dataset
+
+        n_train, n_val = (int(x) for x in args.synthetic_videos.split(","))
+        with args.console.status(f"writing the synthetic sounding-object dataset to {root}"):
+            make_dataset(root, n_train=n_train, n_val=n_val, seed=args.seed)
+    if args.dataset == "dhf1k":
+        train_videos = E.dhf1k_dataset(root)
+        val_videos = E.dhf1k_dataset(args.val_root) if args.val_root else []
+    else:
+        train_videos = E.av_dataset(root, args.dataset, args.split, "train")
+        val_videos = [] if args.no_val else E.av_dataset(root, args.dataset, args.split, "test")
+    problems = check_videos(train_videos + val_videos)
+    if problems:
+        more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise DataError(f"training data: {problems[0]}{more}")
+    _, cfg_cls = MODELS[args.model]
+    from salrt import checkpoint as ckpt
+
+    if args.init_from and ckpt.is_salrt_checkpoint(args.init_from):  # its config wins, as in load_model
+        cfg = cfg_cls.from_dict(ckpt.read_salrt(args.init_from)[0]["config"])
+    else:
+        cfg = cfg_cls.preset(args.config)
+    contract = InputContract.of(cfg)
+    cache = Path(args.cache or Path(args.output) / "cache")
+    with args.console.status(f"decoding {len(train_videos) + len(val_videos)} videos into {cache}"):
+        tr = ClipDataset(build_cache(train_videos, contract, cache, args.clip_stride, args.decode_workers))
+        va = ClipDataset(build_cache(val_videos, contract, cache, args.clip_stride, args.decode_workers))
+    log = (lambda s: None) if args.quiet else (lambda s: _info_line(f"salrt train: {s}"))
+    log(f"{len(tr)} training clips, {len(va)} validation clips")
+    opts = TrainOptions(
+        model=args.model,
+        config=args.config,
+        output=args.output,
+        epochs=args.epochs,
+        batch=args.batch,
+        lr=args.lr,
+        accumulate=args.accumulate,
+        grad_clip=args.grad_clip,
+        precision=args.precision,
+        device=args.device,
+        workers=args.workers,
+        seed=args.seed,
+        checkpoint_every=args.checkpoint_every,
+        log_every=args.log_every,
+        resume=args.resume,
+        init_from=args.init_from,
+        backbones=_backbones(args),
+        val_steps=args.val_steps,
+        max_steps=args.max_steps,
+        quiet=args.quiet,
+    )
+    res = train(opts, tr, va if len(va) else None, log=log)
+    best = f", best validation CC {res['best_cc']:.4f}" if res["best_cc"] is not None else ""
+    _print(f"trained {res['step']} steps in {res['epochs']} epochs{best}: {args.output}/best, {args.output}/last")
+    return 0
+
+
 def _export(args: argparse.Namespace) -> int:
     import importlib.util
     import warnings
@@ -859,7 +928,7 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument(
         "--dataset",
         required=True,
-        choices=("avad", "diem", "coutrot1", "coutrot2", "etmd", "summe", "dhf1k", "plain"),
+        choices=("avad", "diem", "coutrot1", "coutrot2", "etmd", "summe", "synthetic", "dhf1k", "plain"),
         help="dataset layout",
     )
     pe.add_argument("--root", help="dataset root folder")
@@ -892,6 +961,48 @@ def build_parser() -> argparse.ArgumentParser:
     _output_arg(pe, "eval_results", "folder for results.json and results.csv")
     _quiet_arg(pe)
     pe.set_defaults(func=_eval)
+
+    pt = sub.add_parser("train", help="train or fine-tune a model with its paper's objective")
+    pt.add_argument("--model", default="diffsal", choices=models, metavar="MODEL", help=model_help)
+    _config_arg(pt)
+    pt.add_argument(
+        "--dataset",
+        required=True,
+        choices=("avad", "diem", "coutrot1", "coutrot2", "etmd", "summe", "synthetic", "dhf1k"),
+        help="dataset layout (as salrt eval); synthetic: the sounding-object task, written to --root if absent",
+    )
+    pt.add_argument("--root", required=True, help="dataset root folder")
+    pt.add_argument("--split", type=int, default=1, choices=(1, 2, 3), help="fold of the audio-visual datasets")
+    pt.add_argument("--val-root", help="DHF1K: the validation videos' root")
+    pt.add_argument("--no-val", action="store_true", help="no validation (best = last)")
+    pt.add_argument("--synthetic-videos", default="64,16", help="synthetic: TRAIN,VAL videos to write")
+    _output_arg(pt, "train_out", "folder for checkpoints, logs and curves")
+    pt.add_argument("--epochs", type=_POS_INT, help="epochs (default: the paper's)")
+    pt.add_argument("--batch", type=_POS_INT, help="clips per step (default: the paper's)")
+    pt.add_argument("--lr", type=_POS_FLOAT, help="learning rate (default: the paper's)")
+    pt.add_argument("--accumulate", type=_POS_INT, default=1, help="batches per optimiser step")
+    pt.add_argument("--grad-clip", type=_POS_FLOAT, help="gradient-norm clip (default: the paper's)")
+    pt.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32", help="autocast on CUDA")
+    pt.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (torchrun: one GPU per process)")
+    pt.add_argument("--workers", type=_NONNEG_INT, default=0, help="data-loader worker processes")
+    pt.add_argument("--decode-workers", type=_NONNEG_INT, default=2, help="processes decoding videos into the cache")
+    pt.add_argument("--clip-stride", type=_POS_INT, default=4, help="a training clip for every N-th annotated frame")
+    pt.add_argument("--cache", help="decoded-clip cache folder (default: OUTPUT/cache; resumable)")
+    pt.add_argument("--seed", type=_NONNEG_INT, default=0, help="seed of weights, data order and noise")
+    pt.add_argument("--checkpoint-every", type=_POS_INT, default=200, help="optimiser steps between train_state.pt")
+    pt.add_argument("--log-every", type=_POS_INT, default=10, help="optimiser steps between log rows")
+    pt.add_argument("--resume", action="store_true", help="continue from OUTPUT/train_state.pt exactly")
+    pt.add_argument("--init-from", help="start from these weights (a salrt directory or the authors' DiffSal .pth)")
+    pt.add_argument(
+        "--backbone",
+        action="append",
+        metavar="NAME=FILE",
+        help="pretrained backbone (mvit, vggish, s3d, soundnet, clip) to start from; repeatable",
+    )
+    pt.add_argument("--val-steps", type=_POS_INT, default=4, help="DDIM steps when validating diffusion models")
+    pt.add_argument("--max-steps", type=_POS_INT, help="stop after this many optimiser steps (checkpointed)")
+    _quiet_arg(pt)
+    pt.set_defaults(func=_train)
 
     px = sub.add_parser("export", help="export ONNX graphs (validated in onnxruntime) or TensorRT engines")
     px.add_argument("--model", default="diffsal", choices=models, metavar="MODEL", help=model_help)

@@ -44,6 +44,7 @@ AV_DATASETS = {
     "coutrot2": "Coutrot_db2",
     "etmd": "ETMD_av",
     "summe": "SumMe",
+    "synthetic": "Synthetic",  # salrt.io.synthetic.make_dataset: the sounding-object task
 }
 DEFAULT_METRICS = ("cc", "nss", "sim", "auc_judd", "kld")
 _IMG = (".png", ".jpg", ".jpeg", ".bmp")
@@ -119,21 +120,23 @@ def read_fixations(path: Path) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- datasets
-def fold_list(root: Path, ds: str, split: int) -> Path:
-    name = f"{ds}_list_test_fps.txt" if ds == "DIEM" else f"{ds}_list_test_{split}_fps.txt"
+def fold_list(root: Path, ds: str, split: int, subset: str = "test") -> Path:
+    name = f"{ds}_list_{subset}_fps.txt" if ds == "DIEM" else f"{ds}_list_{subset}_{split}_fps.txt"
     return root / "fold_lists" / name
 
 
-def av_dataset(root: str | Path, dataset: str, split: int = 1) -> list[Video]:
-    """The test videos of one audio-visual dataset (STAViS/DiffSal layout)."""
+def av_dataset(root: str | Path, dataset: str, split: int = 1, subset: str = "test") -> list[Video]:
+    """The ``subset`` ("test" or "train") videos of one audio-visual dataset (STAViS/DiffSal layout)."""
     root = Path(root)
     key = dataset.lower()
     if key not in AV_DATASETS:
         raise EvalError(f"unknown dataset {dataset!r}; known: {', '.join(sorted(AV_DATASETS))}, dhf1k, plain")
     if split not in (1, 2, 3):
         raise EvalError(f"split must be 1, 2 or 3, got {split}")
+    if subset not in ("test", "train"):
+        raise EvalError(f"subset must be 'test' or 'train', got {subset!r}")
     ds = AV_DATASETS[key]
-    lst = fold_list(root, ds, split)
+    lst = fold_list(root, ds, split, subset)
     if not lst.is_file():
         raise EvalError(f"fold list not found: {lst}")
     videos = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -186,3 +187,79 @@ def _write_audio(container, stream, speaker, times, duration, rate, channels, he
             container.mux(p)
     for p in stream.encode(None):
         container.mux(p)
+
+
+def make_dataset(
+    root: str | Path,
+    *,
+    n_train: int = 48,
+    n_val: int = 12,
+    seconds: float = 2.0,
+    width: int = 192,
+    height: int = 112,
+    fps: float = 25.0,
+    n_objects: int = 3,
+    seed: int = 0,
+    progress: Any = None,
+) -> Path:
+    """The sounding-object task as an audio-visual dataset in the STAViS/DiffSal layout that
+    ``salrt train`` and ``salrt eval --dataset synthetic`` read: ``video_frames/Synthetic/<v>/
+    img_%05d.jpg``, ``video_audio/Synthetic/<v>/<v>.wav``, ``annotations/Synthetic/<v>/maps/
+    eyeMap_%05d.jpg`` and ``fixation/fixMap_%05d.png``, ``fold_lists/Synthetic_list_{train,test}_
+    1_fps.txt``. Each video is :func:`make_clip` (several look-alike discs, one sounding: pitch
+    follows its height, loudness its speed) with its own seed; ``n_val`` held-out videos form the
+    test list. Returns ``root``."""
+    import tempfile
+    import wave
+
+    import av
+    from PIL import Image
+
+    root = Path(root)
+    lists: dict[str, list[str]] = {"train": [], "test": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(n_train + n_val):
+            name = f"syn{i:04d}"
+            subset = "train" if i < n_train else "test"
+            clip = make_clip(
+                Path(tmp) / f"{name}.mp4",
+                seed=seed * 100003 + i,
+                width=width,
+                height=height,
+                fps=fps,
+                seconds=seconds,
+                sample_rate=22050,
+                channels=1,
+                n_objects=n_objects,
+            )
+            frames = root / "video_frames" / "Synthetic" / name
+            ann = root / "annotations" / "Synthetic" / name
+            for d in (frames, ann / "maps", ann / "fixation", root / "video_audio" / "Synthetic" / name):
+                d.mkdir(parents=True, exist_ok=True)
+            pcm = []
+            with av.open(str(clip.path)) as c:
+                for k, fr in enumerate(c.decode(video=0)):
+                    fr.to_image().save(frames / f"img_{k + 1:05d}.jpg", quality=95)
+            with av.open(str(clip.path)) as c:
+                res = av.AudioResampler(format="s16", layout="mono", rate=22050)
+                for fr in c.decode(audio=0):
+                    pcm += [r.to_ndarray().reshape(-1) for r in res.resample(fr)]
+                pcm += [r.to_ndarray().reshape(-1) for r in res.resample(None)]
+            with wave.open(str(root / "video_audio" / "Synthetic" / name / f"{name}.wav"), "wb") as w:
+                w.setnchannels(1)
+                w.setsampwidth(2)
+                w.setframerate(22050)
+                w.writeframes(np.concatenate(pcm).astype(np.int16).tobytes())
+            for k in range(clip.n_frames):
+                m = clip.saliency[k] / clip.saliency[k].max()
+                Image.fromarray(np.round(m * 255).astype(np.uint8)).save(ann / "maps" / f"eyeMap_{k + 1:05d}.jpg")
+                Image.fromarray(clip.fixations[k].astype(np.uint8) * 255).save(
+                    ann / "fixation" / f"fixMap_{k + 1:05d}.png"
+                )
+            lists[subset].append(f"{name} {clip.n_frames} {fps:g}")
+            if progress is not None:
+                progress()
+    (root / "fold_lists").mkdir(parents=True, exist_ok=True)
+    for subset, rows in lists.items():
+        (root / "fold_lists" / f"Synthetic_list_{subset}_1_fps.txt").write_text("\n".join(rows) + "\n")
+    return root

@@ -152,6 +152,10 @@ class SaliencyModel(nn.Module):
         """Sub-networks whose parameters :meth:`parameter_counts` reports."""
         raise NotImplementedError
 
+    def training_recipe(self) -> Any:
+        """How the model's paper trains it (:class:`salrt.train.recipe.TrainingRecipe`)."""
+        raise NotImplementedError(f"{self.name} declares no training recipe")
+
     def parameter_counts(self) -> dict[str, int]:
         return {k: sum(p.numel() for p in m.parameters()) for k, m in self.parts().items()}
 

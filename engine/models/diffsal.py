@@ -24,6 +24,7 @@ from salrt.models.saliency_unet import SaliencyUNet, UNetConfig
 from salrt.models.vggish import AudioEncoder
 from salrt.sampling.ddim import DDIMScheduler
 from salrt.sampling.schedule import DDIMStep
+from salrt.train.recipe import TrainingRecipe, diffusion_x0_loss
 
 # Per-channel pixel statistics on the 0..255 scale (the reference's dataset.json).
 VIDEO_MEAN = (114.7748, 107.7354, 99.4750)
@@ -143,6 +144,26 @@ class DiffSal(DiffusionModel):
     paper_figures = {
         "paper": (("params (thop)", 76.57, "M", "paper_params"), ("FLOPs (thop MACs)", 187.31, "G", "paper_macs"))
     }
+
+    def training_recipe(self) -> TrainingRecipe:
+        """The reference code's training (``diffusion_trainer.py``, ``cfgs/diffusion.yml``): x0 target,
+        squared error summed over the map's pixels and averaged over the batch (``loss_mse``, weight 1;
+        the KL/CC/SIM/NSS terms are off), one timestep for the whole batch drawn uniformly from
+        0..999, the target dequantized with N(0, 0.01^2) noise first (``gaussian_dequantization``),
+        Adam 1e-4 (betas 0.9/0.999, eps 1e-8, no weight decay), gradient-norm clip 1.0, MultiStepLR
+        x0.1 at 50 % and 75 % of the epochs; batch 48, 4 epochs on the audio-visual sets (3 on DHF1K).
+        Not kept: the reference pads a short last batch by repeating its last clip."""
+        return TrainingRecipe(
+            loss=lambda m, b, g: diffusion_x0_loss(m, b, g, one_t_per_batch=True, dequantize=0.01),
+            optimizer=lambda p: torch.optim.Adam(p, lr=1e-4, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0),
+            scheduler=lambda opt, epochs: torch.optim.lr_scheduler.MultiStepLR(
+                opt, [int(epochs * 0.5), int(epochs * 0.75)], gamma=0.1
+            ),
+            grad_clip=1.0,
+            batch_size=48,
+            epochs=4,
+            source="DiffSal reference code (diffusion_trainer.py, cfgs/diffusion.yml)",
+        )
 
     def cost_parts(self, count: Any, inputs: dict[str, torch.Tensor], x_t: torch.Tensor, t: torch.Tensor) -> None:
         """The reference's parts: video and audio encoders, the per-clip audio alignment, one step."""

@@ -51,6 +51,7 @@ from salrt.models.base import MViTVGGishConfig, SaliencyModel
 from salrt.models.blocks import ConvBNReLU3d, DeformConv2d, LayerNorm3d, check_batch, upsample_to
 from salrt.models.mvit import MViT, MViTConfig
 from salrt.models.vggish import AudioEncoder
+from salrt.train.recipe import TrainingRecipe, saliency_terms
 
 _TINY_MVIT = MViTConfig(embed_dim=8, depth=4, num_heads=1, downscale_layers=(1, 2, 3), table_input=(8, 64, 64))
 
@@ -275,6 +276,19 @@ class DTFSal(SaliencyModel):
         t = cfg.frames // 2
         self.decoders = nn.ModuleList(ScaleDecoder(c, cfg.decoder_width, t, (cfg.height, cfg.width)) for _ in range(4))
         self.fuse = nn.Conv3d(4, 1, (1, 3, 3), padding=(0, 1, 1))
+
+    def training_recipe(self) -> TrainingRecipe:
+        """Eqs. 17-19: L = lambda1 KL + lambda2 CC with lambda1 = 1, lambda2 = -1; Adam 1e-4, the
+        learning rate x0.1 every 3 epochs, batch 1, 10 epochs (the paper adds early stopping after 3
+        epochs without improvement; here the best checkpoint is kept instead)."""
+        return TrainingRecipe(
+            loss=lambda m, b, g: saliency_terms(m.predict(b["video"], b["audio"]), b, {"kld": 1.0, "cc": -1.0}),
+            optimizer=lambda p: torch.optim.Adam(p, lr=1e-4),
+            scheduler=lambda opt, epochs: torch.optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.1),
+            batch_size=1,
+            epochs=10,
+            source="DTFSal Eqs. 17-19, Implementation Details",
+        )
 
     def parts(self) -> dict[str, nn.Module]:
         p: dict[str, nn.Module] = {"video_encoder": self.video_encoder, "fpn": self.fpn, "lteb_dltfb": self.enhance}
