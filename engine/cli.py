@@ -637,16 +637,27 @@ def _demo(args: argparse.Namespace) -> int:
     import numpy as np
 
     from salrt import metrics as M
-    from salrt.demo import centre_bias, comparison_video
+    from salrt.demo import _decoded, bundled_checkpoint, centre_bias, comparison_video, map_ccs
     from salrt.io import make_clip
 
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     clip = make_clip(out / "demo_input.mp4", seed=args.seed, seconds=args.seconds)
     _print(f"wrote a synthetic clip with a sounding object: {clip.path} ({clip.n_frames} frames)")
-    weights = args.checkpoint or "random weights"
-    if args.checkpoint is None:
-        _print("no --checkpoint: running with random weights, so the maps show the pipeline, not saliency")
+    checkpoint = args.checkpoint
+    if checkpoint is None and not args.random_weights:
+        checkpoint = bundled_checkpoint()
+        if checkpoint is not None and args.config != "tiny":
+            raise UsageError("the bundled demo model is a tiny DiffSal: use --config tiny, or pass --checkpoint")
+    weights = (
+        "random weights"
+        if checkpoint is None
+        else ("the bundled demo model" if checkpoint == bundled_checkpoint() else str(checkpoint))
+    )
+    if checkpoint is None:
+        _print("random weights: the maps show the pipeline, not saliency")
+    else:
+        _print(f"weights: {weights} (trained on the synthetic sounding-object task, not on human attention)")
     run_argv = [
         "run",
         str(clip.path),
@@ -670,7 +681,7 @@ def _demo(args: argparse.Namespace) -> int:
         "--retries",
         "0",
     ]
-    run_argv += ["--checkpoint", args.checkpoint] if args.checkpoint else ["--random-weights"]
+    run_argv += ["--checkpoint", str(checkpoint)] if checkpoint else ["--random-weights"]
     run_argv += ["--quiet"] if args.quiet else []
     run_args = build_parser().parse_args(run_argv)
     run_args.console = args.console
@@ -691,6 +702,29 @@ def _demo(args: argparse.Namespace) -> int:
     _print(
         f"mean CC against the synthetic ground truth: {cc:.3f} (1 = the ground truth itself, 0 = no better than "
         f"chance; a centre-bias map that ignores the content scores {cc_prior:.3f} here)"
+    )
+    # the same clip with another clip's soundtrack: a model that listens points at the wrong disc
+    from salrt.pipeline import load_weights
+
+    with args.console.status("running the clip again with another clip's soundtrack"):
+        model = load_weights(
+            run_args.model,
+            checkpoint=str(checkpoint) if checkpoint else None,
+            random_weights=checkpoint is None,
+            config=args.config,
+            device=args.device,
+            seed=args.seed,
+        )
+        other = make_clip(out / "demo_other_audio.mp4", seed=args.seed + 1, seconds=args.seconds)
+        stride = max(args.stride, 4)
+        own = _decoded(model, clip.path, stride)
+        ccs_own = map_ccs(model, own, own, clip.saliency, args.steps, args.seed)
+        ccs_swapped = map_ccs(model, own, _decoded(model, other.path, stride), clip.saliency, args.steps, args.seed)
+        other.path.unlink()
+    _print(
+        f"with another clip's soundtrack the CC falls from {np.nanmean(ccs_own):.3f} to {np.nanmean(ccs_swapped):.3f} "
+        f"(every {stride}th frame): the model {'uses' if np.nanmean(ccs_own) - np.nanmean(ccs_swapped) > 0.05 else 'ignores'} "
+        "the sound"
     )
     _print(f"side by side (input | predicted | ground truth): {side}; overlay: {out / 'demo_input_overlay.mp4'}")
     return 0
@@ -1048,7 +1082,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     pd = sub.add_parser("demo", help="make a synthetic clip and run the whole pipeline on it")
     _output_arg(pd, "salrt_demo", "output directory")
-    pd.add_argument("--checkpoint", help="DiffSal weights (default: random weights)")
+    pd.add_argument("--checkpoint", help="DiffSal weights (default: the bundled demo model)")
+    pd.add_argument("--random-weights", action="store_true", help="run untrained weights instead of the demo model")
     pd.add_argument(
         "--config",
         default="tiny",

@@ -14,6 +14,7 @@ fails or runs out of time is recorded and the next one runs):
    (``benchmarks/bench_kernels.py``).
 6. ``salrt bench`` for the other four models (bf16, batch 1 and 8).
 7. the end-to-end runtime on a generated 1080p H.264 clip at stride 8.
+8. training throughput of every model at paper size (bf16 autocast, batch 8).
 
 ``--dry-run`` rehearses every step on CPU at tiny sizes (no CUDA needed).
 """
@@ -289,6 +290,21 @@ def end_to_end(c: Check, limit: float) -> dict[str, Any]:
     return _bench(c, limit, args, "end_to_end")
 
 
+def train_throughput(c: Check, limit: float) -> dict[str, Any]:
+    """Training clips/s of every model (benchmarks/bench_train.py): bf16 autocast at paper size."""
+    out = c.out / "tmp" / "train"
+    if c.dry:
+        args = ["--config", "tiny", "--device", "cpu", "--batch", "2", "--reps", "1"]
+    else:
+        args = ["--config", "paper", "--device", "cuda", "--precision", "bf16", "--batch", "8", "--reps", "3"]
+    c.sh([sys.executable, "benchmarks/bench_train.py", *args, "-o", str(out)], limit)
+    found = {f.name: json.loads(f.read_text()) for f in sorted(out.glob("*.json"))}
+    for f in sorted(out.glob("*.md")):
+        with (c.out / "summary_tables.md").open("a") as md:
+            md.write(f"\n### training throughput\n\n{f.read_text()}\n")
+    return found
+
+
 def summarise(c: Check) -> str:
     env = c.results.get("env", {})
     lines = [
@@ -369,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     c.step("bench_kernels", 40, lambda lim: bench_kernels(c, lim))
     c.step("bench_others", 70, lambda lim: bench_others(c, lim))
     c.step("end_to_end", 60, lambda lim: end_to_end(c, lim))
+    c.step("train_throughput", 60, lambda lim: train_throughput(c, lim))
     c.save()
     plot(c)
     text = summarise(c)

@@ -1,7 +1,8 @@
 """Synthetic audio-visual clips with known saliency, written as real media files through PyAV.
 
-Several discs move over a textured background; one of them "speaks": a tone whose amplitude
-follows its speed and whose pitch follows its height. Ground truth: fixations are drawn around
+Several look-alike discs move over a textured background; one of them "speaks": a tone whose
+amplitude follows its speed and whose pitch follows its horizontal position (low at the left, high
+at the right, as on a keyboard). Without the sound the task is ambiguous; with it, solvable. Ground truth: fixations are drawn around
 the sounding disc (and, rarely, elsewhere), and the saliency map is their Gaussian blur, as
 eye-tracking datasets build theirs. Everything is deterministic from ``seed``.
 """
@@ -140,7 +141,7 @@ def make_clip(
         for p in vs.encode(None):
             container.mux(p)
         if astream is not None:
-            _write_audio(container, astream, speaker, times, n / fps, sample_rate, channels, height, fps)
+            _write_audio(container, astream, speaker, times, n / fps, sample_rate, channels, width, fps)
     finally:
         container.close()
     return SyntheticClip(
@@ -156,7 +157,7 @@ def make_clip(
     )
 
 
-def _write_audio(container, stream, speaker, times, duration, rate, channels, height, fps) -> None:
+def _write_audio(container, stream, speaker, times, duration, rate, channels, width, fps) -> None:
     import av
 
     total = int(round(duration * rate))
@@ -164,7 +165,7 @@ def _write_audio(container, stream, speaker, times, duration, rate, channels, he
     frame_of = np.minimum((t * fps).astype(int), len(speaker) - 1)
     speed = np.r_[0.0, np.linalg.norm(np.diff(speaker, axis=0), axis=1)]
     amp = 0.1 + 0.5 * speed[frame_of] / max(speed.max(), 1e-6)
-    pitch = 300.0 + 600.0 * (1.0 - speaker[frame_of, 0] / height)
+    pitch = 250.0 + 1750.0 * speaker[frame_of, 1] / width  # left: 250 Hz, right: 2 kHz
     phase = 2 * np.pi * np.cumsum(pitch) / rate
     mono = (amp * np.sin(phase)).astype(np.float32)
     data = np.repeat(mono[None], channels, axis=0)
@@ -195,11 +196,12 @@ def make_dataset(
     n_train: int = 48,
     n_val: int = 12,
     seconds: float = 2.0,
-    width: int = 192,
-    height: int = 112,
+    width: int = 320,
+    height: int = 192,
     fps: float = 25.0,
     n_objects: int = 3,
     seed: int = 0,
+    audio_formats: tuple[tuple[int, int], ...] = ((22050, 1), (44100, 2)),
     progress: Any = None,
 ) -> Path:
     """The sounding-object task as an audio-visual dataset in the STAViS/DiffSal layout that
@@ -208,7 +210,9 @@ def make_dataset(
     eyeMap_%05d.jpg`` and ``fixation/fixMap_%05d.png``, ``fold_lists/Synthetic_list_{train,test}_
     1_fps.txt``. Each video is :func:`make_clip` (several look-alike discs, one sounding: pitch
     follows its height, loudness its speed) with its own seed; ``n_val`` held-out videos form the
-    test list. Returns ``root``."""
+    test list; the videos cycle through ``audio_formats`` (sample rate, channels), since the
+    reference's audio window is a number of samples at the source rate (a 44.1 kHz track gives
+    half the context of a 22.05 kHz one). Returns ``root``."""
     import tempfile
     import wave
 
@@ -221,6 +225,7 @@ def make_dataset(
         for i in range(n_train + n_val):
             name = f"syn{i:04d}"
             subset = "train" if i < n_train else "test"
+            rate, channels = audio_formats[i % len(audio_formats)]
             clip = make_clip(
                 Path(tmp) / f"{name}.mp4",
                 seed=seed * 100003 + i,
@@ -228,8 +233,8 @@ def make_dataset(
                 height=height,
                 fps=fps,
                 seconds=seconds,
-                sample_rate=22050,
-                channels=1,
+                sample_rate=rate,
+                channels=channels,
                 n_objects=n_objects,
             )
             frames = root / "video_frames" / "Synthetic" / name
@@ -241,14 +246,14 @@ def make_dataset(
                 for k, fr in enumerate(c.decode(video=0)):
                     fr.to_image().save(frames / f"img_{k + 1:05d}.jpg", quality=95)
             with av.open(str(clip.path)) as c:
-                res = av.AudioResampler(format="s16", layout="mono", rate=22050)
+                res = av.AudioResampler(format="s16", layout=_LAYOUTS[channels], rate=rate)
                 for fr in c.decode(audio=0):
-                    pcm += [r.to_ndarray().reshape(-1) for r in res.resample(fr)]
+                    pcm += [r.to_ndarray().reshape(-1) for r in res.resample(fr)]  # packed: interleaved
                 pcm += [r.to_ndarray().reshape(-1) for r in res.resample(None)]
             with wave.open(str(root / "video_audio" / "Synthetic" / name / f"{name}.wav"), "wb") as w:
-                w.setnchannels(1)
+                w.setnchannels(channels)
                 w.setsampwidth(2)
-                w.setframerate(22050)
+                w.setframerate(rate)
                 w.writeframes(np.concatenate(pcm).astype(np.int16).tobytes())
             for k in range(clip.n_frames):
                 m = clip.saliency[k] / clip.saliency[k].max()

@@ -39,8 +39,13 @@ class TrainingRecipe:
 
 
 def conditions(model: Any, batch: dict[str, Any]) -> dict[str, Any]:
-    """The batch's extra model inputs (``model.conditions``), when present."""
-    return {k: batch[k] for k in getattr(model, "conditions", ()) if k in batch}
+    """The batch's extra model inputs (``model.conditions``); one the batch lacks is all zeros (for
+    captions: no caption, TAVDiff's AV variant, as for a dataset without captions at inference)."""
+    out = {}
+    b, dev = batch["map"].shape[0], batch["map"].device
+    for k, (shape, dtype) in model.condition_shapes().items():
+        out[k] = batch[k] if k in batch else torch.zeros((b, *shape), dtype=dtype, device=dev)
+    return out
 
 
 def diffusion_x0_loss(

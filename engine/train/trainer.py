@@ -26,6 +26,7 @@ from torch import nn
 
 from salrt.errors import SalrtError, UsageError
 from salrt.train.data import ClipDataset, collate
+from salrt.train.recipe import conditions
 
 
 class TrainingError(SalrtError):
@@ -351,7 +352,7 @@ class Trainer:
         order = list(range(len(self.val_set)))[self.rank :: self.world]
         for i in range(0, len(order), self.batch):
             b = _to(collate([self.val_set[j] for j in order[i : i + self.batch]]), self.device)
-            cond = {k: b[k] for k in getattr(self.model, "conditions", ()) if k in b}
+            cond = conditions(self.model, b)
             if self.model.kind == "diffusion":
                 shape = (b["map"].shape[0], 1, *b["map"].shape[2:])
                 noise = torch.randn(shape, generator=gen, device=self.device)

@@ -198,7 +198,11 @@ def test_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "-o", str(tmp_path / "d"), "--seconds", "0.4", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "mean CC against the synthetic ground truth" in out and "no better than chance" in out
-    assert "centre-bias map" in out
+    assert "centre-bias map" in out and "with another clip's soundtrack the CC falls from" in out
+    from salrt.demo import bundled_checkpoint
+
+    if bundled_checkpoint() is not None:  # the demo runs the bundled trained model by default
+        assert "the bundled demo model" in out
     assert (tmp_path / "d" / "demo_input_overlay.mp4").is_file()
     with av.open(str(tmp_path / "d" / "demo_comparison.mp4")) as c:  # input | predicted | ground truth
         frames = [f for f in c.decode(video=0)]

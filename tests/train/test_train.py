@@ -201,6 +201,9 @@ def test_cli_train_then_run_and_export_the_checkpoint(dataset: Path, tmp_path: P
     )
     assert rc == 0 and (out / "best" / "model.safetensors").is_file()
     model = salrt.load_model("diffsal", checkpoint=out / "best")
+    tuned = Trainer(_opts(tmp_path / "ft", model="diffsal", init_from=str(out / "best")), ClipDataset([]), None)
+    for (k, a), b in zip(model.state_dict().items(), tuned.model.state_dict().values()):  # --init-from
+        assert torch.equal(a, b), k
     from salrt.backends import load_backend
     from salrt.export.onnx import export_onnx
     from salrt.testing import synthetic_inputs
