@@ -123,3 +123,39 @@ class GraphBackend:
             v = values[name]
             feed[name] = self._int(v) if name in ("t", "text") else self._float(v)
         return feed
+
+
+class NumpyArrays:
+    """The array helpers of a backend whose host-side arrays are numpy (onnxruntime, TensorRT
+    without torch): ``self.float`` is the export's float type."""
+
+    float: Any
+
+    def _float(self, x: Any) -> Any:
+        import numpy as np
+
+        from salrt.backends.base import to_numpy
+
+        return np.ascontiguousarray(to_numpy(x), dtype=self.float)
+
+    def _int(self, x: Any) -> Any:
+        import numpy as np
+
+        from salrt.backends.base import to_numpy
+
+        return np.ascontiguousarray(to_numpy(x) if not isinstance(x, list) else x, dtype=np.int64)
+
+    def _noise(self, shape: tuple[int, ...], seed: int | None) -> Any:
+        import numpy as np
+
+        return np.random.default_rng(seed).standard_normal(shape).astype(self.float)
+
+    def _clip(self, x: Any) -> Any:
+        import numpy as np
+
+        return np.clip(x, 0.0, 1.0)
+
+    def _cat(self, parts: list[Any]) -> Any:
+        import numpy as np
+
+        return np.concatenate(parts)

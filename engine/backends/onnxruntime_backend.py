@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from salrt.backends.base import to_numpy
-from salrt.backends.graph import GraphBackend
+from salrt.backends.graph import GraphBackend, NumpyArrays
 from salrt.errors import SalrtError, require
 from salrt.export.manifest import read_manifest
 
 
-class OnnxRuntimeBackend(GraphBackend):
+class OnnxRuntimeBackend(NumpyArrays, GraphBackend):
     """Runs the exported graphs in onnxruntime sessions (see :class:`GraphBackend` for sampling)."""
 
     name = "onnxruntime"
@@ -43,18 +41,3 @@ class OnnxRuntimeBackend(GraphBackend):
         if graph not in self.sessions:
             raise SalrtError(f"{self.dir}: this export has no {graph}.onnx")
         return dict(zip(self.graph_outputs[graph], self.sessions[graph].run(None, feed)))
-
-    def _float(self, x: Any) -> np.ndarray:
-        return np.ascontiguousarray(to_numpy(x), dtype=self.float)
-
-    def _int(self, x: Any) -> np.ndarray:
-        return np.ascontiguousarray(to_numpy(x) if not isinstance(x, list) else x, dtype=np.int64)
-
-    def _noise(self, shape: tuple[int, ...], seed: int | None) -> np.ndarray:
-        return np.random.default_rng(seed).standard_normal(shape).astype(self.float)
-
-    def _clip(self, x: np.ndarray) -> np.ndarray:
-        return np.clip(x, 0.0, 1.0)
-
-    def _cat(self, parts: list[np.ndarray]) -> np.ndarray:
-        return np.concatenate(parts)

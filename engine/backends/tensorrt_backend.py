@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from salrt.backends.base import to_numpy
-from salrt.backends.graph import GraphBackend
+from salrt.backends.graph import GraphBackend, NumpyArrays
 from salrt.errors import MissingDependency, SalrtError, require
 from salrt.export.manifest import read_manifest
 
@@ -159,7 +159,7 @@ class TensorRTBackend(GraphBackend):
         return self.torch.cat(parts)
 
 
-class TensorRTNumpyBackend(GraphBackend):
+class TensorRTNumpyBackend(NumpyArrays, GraphBackend):
     """The TensorRT backend without torch: numpy arrays in and out, device buffers (grown as
     needed, reused per graph input/output), host<->device copies and one stream from a
     :class:`~salrt.backends.cuda_device.DeviceAPI`. Sampling as :class:`GraphBackend`."""
@@ -243,21 +243,6 @@ class TensorRTNumpyBackend(GraphBackend):
 
     def _run(self, graph: str, feed: dict[str, Any]) -> dict[str, Any]:
         return self.run(graph, feed)
-
-    def _float(self, x: Any) -> np.ndarray:
-        return np.ascontiguousarray(to_numpy(x), dtype=self.float)
-
-    def _int(self, x: Any) -> np.ndarray:
-        return np.ascontiguousarray(to_numpy(x) if not isinstance(x, list) else x, dtype=np.int64)
-
-    def _noise(self, shape: tuple[int, ...], seed: int | None) -> np.ndarray:
-        return np.random.default_rng(seed).standard_normal(shape).astype(self.float)
-
-    def _clip(self, x: np.ndarray) -> np.ndarray:
-        return np.clip(x, 0.0, 1.0)
-
-    def _cat(self, parts: list[np.ndarray]) -> np.ndarray:
-        return np.concatenate(parts)
 
 
 __all__ = ["MissingDependency", "TensorRTBackend", "TensorRTNumpyBackend", "load_engines", "load_tensorrt"]

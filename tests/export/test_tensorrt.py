@@ -143,6 +143,14 @@ def _engines(export: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, vers
     return out, trt, rec
 
 
+def _clip_inputs(b: TensorRTNumpyBackend, batch: int, seed: int) -> tuple[np.ndarray, ...]:
+    """(video, audio, noise) numpy inputs of the export's config."""
+    cfg = b.manifest["config"]
+    video = (3, cfg["frames"], cfg["height"], cfg["width"])
+    audio = (1, cfg["audio_slices"], cfg["audio_height"], cfg["audio_width"])
+    return tuple(x.numpy() for x in synthetic_inputs(video, audio, batch, seed=seed))
+
+
 @pytest.mark.parametrize("binding", ["cuda-python", "pycuda"])
 def test_torch_free_runtime_equals_onnxruntime(
     binding: str, exports: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -154,15 +162,7 @@ def test_torch_free_runtime_equals_onnxruntime(
     b = TensorRTNumpyBackend(out, device_api=api, trt=trt)
     ort = load_backend("onnxruntime", export_dir=str(out))
     cfg = b.manifest["config"]
-    v, a, n = (
-        x.numpy()
-        for x in synthetic_inputs(
-            (3, cfg["frames"], cfg["height"], cfg["width"]),
-            (1, cfg["audio_slices"], cfg["audio_height"], cfg["audio_width"]),
-            3,
-            seed=4,
-        )
-    )
+    v, a, n = _clip_inputs(b, 3, seed=4)
     for steps in (4, 2):
         got = b.sample(v, a, steps=steps, noise=n)
         assert got.dtype == np.float32 and got.shape == (3, 1, cfg["height"], cfg["width"])
@@ -179,16 +179,7 @@ def test_fixed_batch_engine_pads_and_slices(
 ) -> None:
     out, trt, rec = _engines(exports["fp16"], tmp_path, monkeypatch)  # fixed batch 2
     b = TensorRTNumpyBackend(out, device_api=CudaPython(FakeCudart(rec)), trt=trt)
-    cfg = b.manifest["config"]
-    v, a, n = (
-        x.numpy()
-        for x in synthetic_inputs(
-            (3, cfg["frames"], cfg["height"], cfg["width"]),
-            (1, cfg["audio_slices"], cfg["audio_height"], cfg["audio_width"]),
-            3,
-            seed=5,
-        )
-    )
+    v, a, n = _clip_inputs(b, 3, seed=5)
     got = b.sample(v, a, steps=4, noise=n)  # 3 clips on a batch-2 engine: 2 + (1 padded to 2)
     assert got.shape[0] == 3
     ort = load_backend("onnxruntime", export_dir=str(out))
