@@ -141,14 +141,22 @@ def sounding_object_scores(
     """How well ``model`` solves the synthetic sounding-object task on held-out clips (seeds from
     ``seed`` on, never used for training), and how much it relies on the sound: mean CC against the
     ground truth with each clip's own audio, and with the audio of the next clip (swapped). A model
-    that ignores the sound scores the same both ways."""
+    that ignores the sound scores the same both ways. Half the clips have 22.05 kHz mono audio,
+    half 44.1 kHz stereo."""
     import tempfile
 
     from salrt.io import make_clip
 
     with tempfile.TemporaryDirectory() as tmp:
+        formats = ((22050, 1), (44100, 2))  # as the training set: both audio formats, alternating
         made = [
-            make_clip(Path(tmp) / f"held_out_{k}.mp4", seed=seed + k, seconds=seconds, sample_rate=22050, channels=1)
+            make_clip(
+                Path(tmp) / f"held_out_{k}.mp4",
+                seed=seed + k,
+                seconds=seconds,
+                sample_rate=formats[k % 2][0],
+                channels=formats[k % 2][1],
+            )
             for k in range(n_clips)
         ]
         clips = [_decoded(model, c.path, stride) for c in made]
