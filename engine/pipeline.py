@@ -43,7 +43,7 @@ def load_weights(
 ) -> Any:
     """A model in eval mode with its weights (refused without a checkpoint unless ``random_weights``:
     maps from untrained weights are meaningless), backbones loaded over them, gradients off."""
-    torch = require("torch", "the torch backend")
+    require("torch", "the torch backend")
     import salrt
 
     if checkpoint is None and not random_weights:
@@ -60,8 +60,7 @@ def load_weights(
 
         for name, path in backbones.items():
             load_backbone(m, name, path)
-    torch.set_grad_enabled(False)
-    return m.eval()
+    return m.eval()  # parameters are frozen by load_model: no autograd graph is built (no global switch)
 
 
 def load(
