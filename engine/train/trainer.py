@@ -264,7 +264,7 @@ class Trainer:
                 loss = terms["total"]
                 if not torch.isfinite(loss):
                     raise TrainingError(
-                        f"non-finite loss ({float(loss)}) at step {self.step}, epoch {self.epoch + 1}, batch "
+                        f"non-finite loss ({float(loss.detach())}) at step {self.step}, epoch {self.epoch + 1}, batch "
                         f"{self.batch_in_epoch}: clips {', '.join(batch['source'])}; last good checkpoint: "
                         f"{last_good or 'none yet'}"
                     )
