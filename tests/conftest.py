@@ -15,6 +15,16 @@ from salrt.testing import load_synthetic_weights, synthetic_inputs
 
 torch.set_num_threads(2)
 
+# Python source that makes every later `import torch` fail: the first lines of a subprocess that
+# checks a path runs without torch
+BLOCK_TORCH = """import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name == 'torch' or name.startswith('torch.'):
+            raise ImportError('torch blocked for this test')
+sys.meta_path.insert(0, Block())
+"""
+
 
 def tiny_model(seed: int = 0) -> salrt.DiffSal:
     return load_synthetic_weights(salrt.load_model("diffsal", config="tiny"), seed)

@@ -387,11 +387,12 @@ class Trainer:
 
     # -- logs ----------------------------------------------------------------------------------
     def _log_row(self, kind: str, values: dict[str, float], clips_per_s: float | None) -> None:
-        n = values.get("_n", 1.0)
-        row: dict[str, Any] = {"kind": kind, "epoch": self.epoch + 1, "step": self.step}  # 1-based, current
-        row.update({k: v / n for k, v in values.items() if not k.startswith("_")})
-        if kind == "val":
-            row = {"kind": kind, "epoch": self.epoch, "step": self.step, **values}
+        if kind == "val":  # after the epoch ended: self.epoch already counts it
+            row: dict[str, Any] = {"kind": kind, "epoch": self.epoch, "step": self.step, **values}
+        else:  # running sums over "_n" batches; the epoch under way, 1-based
+            n = values.get("_n", 1.0)
+            row = {"kind": kind, "epoch": self.epoch + 1, "step": self.step}
+            row.update({k: v / n for k, v in values.items() if not k.startswith("_")})
         row["lr"] = self.optimizer.param_groups[0]["lr"]
         if clips_per_s is not None:
             row["clips_per_s"] = clips_per_s

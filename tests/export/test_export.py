@@ -12,6 +12,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from conftest import BLOCK_TORCH
 
 from salrt.backends import load_backend
 from salrt.cli import main
@@ -135,13 +136,9 @@ def test_missing_optional_packages_name_the_extra() -> None:
 def test_onnxruntime_path_runs_without_torch(exported: tuple[Path, dict], tmp_path: Path) -> None:
     """The export runs on a synthetic clip in a process where importing torch fails."""
     out, _ = exported
-    code = f"""
-import sys
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name == 'torch' or name.startswith('torch.'):
-            raise ImportError('torch blocked for this test')
-sys.meta_path.insert(0, Block())
+    code = (
+        BLOCK_TORCH
+        + f"""
 import numpy as np
 from salrt.io import make_clip, open_media
 from salrt.backends import load_backend
@@ -156,6 +153,7 @@ for c in media:
 assert 'torch' not in sys.modules
 print(n)
 """
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip() == "5"

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import BLOCK_TORCH
+from trt_stand_in import FakeCudart, Recorder, fake_pycuda_driver, make_trt  # tests/export/ (pytest's rootdir path)
 
 import salrt.export.tensorrt as T
 from salrt.backends import load_backend
@@ -20,9 +22,6 @@ from salrt.errors import SalrtError, TensorRTError
 from salrt.export.onnx import export_onnx
 from salrt.export.tensorrt import build_engine, build_engines, engine_key, engine_plan
 from salrt.testing import synthetic_inputs
-
-sys.path.insert(0, str(Path(__file__).parent))
-from trt_stand_in import FakeCudart, Recorder, fake_pycuda_driver, make_trt  # noqa: E402
 
 GENERATIONS = ("10.0.1", "10.12.0", "11.4.0")
 
@@ -217,13 +216,9 @@ def test_torch_free_tensorrt_runs_without_torch(
     """The whole TensorRT path (load_backend, engines, cuda-python buffers) in a process where
     importing torch fails."""
     out, _, _ = _engines(exports["fp32"], tmp_path, monkeypatch)
-    code = f"""
-import sys
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name == 'torch' or name.startswith('torch.'):
-            raise ImportError('torch blocked for this test')
-sys.meta_path.insert(0, Block())
+    code = (
+        BLOCK_TORCH
+        + f"""
 sys.path.insert(0, {str(Path(__file__).parent)!r})
 import types, numpy as np
 from trt_stand_in import FakeCudart, Recorder, make_trt
@@ -242,5 +237,6 @@ assert type(b).__name__ == 'TensorRTNumpyBackend' and y.shape == (2, 1, m['heigh
 assert 'torch' not in sys.modules
 print('ok', b.api.name)
 """
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and r.stdout.strip() == "ok cuda-python", r.stderr[-3000:]
