@@ -18,9 +18,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from salrt import __version__
+from salrt.backends import BACKENDS, EXPORT_BACKENDS
 from salrt.errors import SalrtError, UsageError, require
-
-BACKENDS = ("torch", "torch-compile", "onnxruntime", "tensorrt")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -265,14 +264,24 @@ def _eval(args: argparse.Namespace) -> int:
     pred_dir = args.predictions
     tmp = None
     if args.model is not None:
-        model = _load_for_run(args)
+        model = _pipeline(args) if args.ray is None else None  # the Ray workers load their own
         if args.save_predictions:
             pred_dir = args.save_predictions
         else:
             tmp = tempfile.TemporaryDirectory()
             pred_dir = tmp.name
-        for v in _track(args, videos, "predicting"):
-            E.predict_video(model, v, pred_dir, steps=args.steps, batch=args.batch)
+        if args.ray is not None:
+            from salrt.cluster import Item, PngOutputs
+
+            if "://" in pred_dir:
+                raise UsageError("--save-predictions: a local folder (the scores are computed here)")
+            items = [Item(i, E.video_source(v), v.name) for i, v in enumerate(videos)]
+            report = _ray_job(args, items, PngOutputs(), pred_dir, {"steps": args.steps, "batch": args.batch})
+            if report.errors:
+                raise SalrtError(f"{len(report.errors)} video(s) could not be predicted (listed above)")
+        else:
+            for v in _track(args, videos, "predicting"):
+                E.predict_video(model, v, pred_dir, steps=args.steps, batch=args.batch)
     try:
         items, report = E.match(videos, pred_dir, allow_missing=args.allow_missing)
         workers = args.workers or max(1, (os.cpu_count() or 1))
@@ -421,6 +430,9 @@ def _export(args: argparse.Namespace) -> int:
     import importlib.util
     import warnings
 
+    if args.format == "triton" and args.export_dir:  # a model repository from an existing export
+        return _triton_repository(args, args.export_dir)
+
     needed = ("torch", "onnx", "onnxruntime")  # onnxsim: used when installed (a warning otherwise)
     missing = [m for m in needed if importlib.util.find_spec(m) is None]
     if missing:
@@ -464,6 +476,8 @@ def _export(args: argparse.Namespace) -> int:
             f"{g['file']}: {g['before_simplify']['nodes']} -> {after['nodes']} nodes, "
             f"{after['bytes'] / 1e6:.1f} MB, max abs error vs PyTorch {worst:.1e}"
         )
+    if args.format == "triton":
+        return _triton_repository(args, args.output, onnx_done=True)
     if args.format == "tensorrt":
         from salrt.export.tensorrt import build_engines
 
@@ -474,11 +488,61 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _triton_repository(args: argparse.Namespace, export_dir: str, onnx_done: bool = False) -> int:
+    """``salrt export --format triton``: the repository from ``export_dir`` (the ONNX graphs just
+    exported into the output folder are moved into the repository's model folders)."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from salrt.export.triton import write_repository
+
+    src = Path(export_dir)
+    staged = None
+    if onnx_done:  # the export went to the output folder itself: stage it beside, then lay out
+        staged = Path(tempfile.mkdtemp(prefix=".salrt-export-", dir=src.parent))
+        for f in list(src.glob("*.onnx")) + [src / "manifest.json"]:
+            shutil.move(str(f), staged / f.name)
+        src = staged
+    try:
+        index = write_repository(
+            src,
+            args.output,
+            version=args.version,
+            instances=args.instances,
+            kind=args.instance_kind,
+            queue_delay_us=args.queue_delay_us,
+        )
+    finally:
+        if staged is not None:
+            shutil.rmtree(staged, ignore_errors=True)
+    for name, m in index["models"].items():
+        _print(f"{args.output}/{name}: {m['platform']} ({m['graph']}), version {index['version']}")
+    _print(f"wrote {args.output} (servable model: {index['servable']})")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from salrt.serve import serve
+
+    log = (lambda s: None) if args.quiet else _info_line
+    serve(
+        args.repository,
+        args.model,
+        host=args.host,
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        metrics_port=args.metrics_port,
+        log=log,
+    )
+    return 0
+
+
 def _pipeline(args: argparse.Namespace) -> Any:
     """The run's :class:`salrt.pipeline.Pipeline` from the model options."""
     from salrt import pipeline
 
-    exported = args.backend in ("onnxruntime", "tensorrt")
+    exported = args.backend in EXPORT_BACKENDS
     _check_device(args.device, torch_needed=not exported)
     if exported:
         ignored = [o for o in ("checkpoint", "backbone") if getattr(args, o, None)]
@@ -496,6 +560,10 @@ def _pipeline(args: argparse.Namespace) -> Any:
         captions=getattr(args, "captions", None),
         bpe=getattr(args, "bpe", None),
         backbones=_backbones(args),
+        url=getattr(args, "url", None),
+        triton_model=getattr(args, "triton_model", None),
+        timeout_s=getattr(args, "timeout", 10.0),
+        retries=getattr(args, "retries", 3),
     )
 
 
@@ -559,6 +627,96 @@ def _sources(args: argparse.Namespace) -> list[Any]:
     return out
 
 
+def _gather_inputs(args: argparse.Namespace, what: str = "INPUT") -> None:
+    """``args.inputs`` from the positional inputs and ``--input-list``; ``--ray`` takes an address
+    only when the word after it looks like one (``salrt run --ray a.mp4 b.mp4`` reads a.mp4 as an
+    input), so ``args.ray`` ends as None (no Ray), ``"local"`` or the address."""
+    from salrt.cluster import read_input_list
+
+    ray = getattr(args, "ray", None)
+    if ray not in (None, "local") and not _looks_like_address(ray):
+        args.inputs = [ray, *args.inputs]
+        args.ray = "local"
+    if getattr(args, "input_list", None):
+        args.inputs = [*args.inputs, *read_input_list(args.input_list)]
+    if not args.inputs:
+        raise UsageError(f"give at least one {what} (or --input-list FILE)")
+
+
+def _looks_like_address(text: str) -> bool:
+    import os.path
+
+    return (
+        text == "auto"
+        or text.startswith("ray://")
+        or (re.fullmatch(r"[\w.\-]+:\d+", text) is not None and not os.path.exists(text))
+    )
+
+
+def _ray_job(args: argparse.Namespace, items: list[Any], outputs: Any, out: str, options: dict[str, Any]) -> Any:
+    """Run ``items`` as a Ray job with the CLI's model options; its report."""
+    from salrt.cluster import run_job
+
+    pipeline_kwargs = {
+        "model": args.model,
+        "checkpoint": args.checkpoint,
+        "random_weights": args.random_weights,
+        "config": args.config,
+        "backend": args.backend,
+        "export_dir": args.export_dir,
+        "device": args.device,
+        "kernels": args.kernels,
+        "captions": getattr(args, "captions", None),
+        "bpe": getattr(args, "bpe", None),
+        "backbones": _backbones(args),
+        "url": getattr(args, "url", None),
+        "triton_model": getattr(args, "triton_model", None),
+        "timeout_s": getattr(args, "timeout", 10.0),
+        "retries": getattr(args, "retries", 3),
+    }
+    if args.checkpoint is None and not args.random_weights and args.backend not in EXPORT_BACKENDS:
+        raise UsageError(
+            "no --checkpoint given: maps from untrained weights are meaningless (pass --random-weights for a smoke run)"
+        )
+    log = (lambda s: None) if args.quiet else (lambda s: _info_line(f"ray: {s}"))
+    from salrt.cluster import connect
+    from salrt.runtime import expected_frames
+
+    started = connect(None if args.ray == "local" else args.ray, timeout_s=getattr(args, "timeout", 10.0))
+    log(f"cluster ready in {started:.1f} s")
+    total = expected_frames([it.source for it in items])
+    with _new_bar(args, "frames", total, "frame") as bar:
+        report = run_job(
+            items,
+            outputs,
+            out,
+            pipeline_kwargs=pipeline_kwargs,
+            options=options,
+            address=None if args.ray == "local" else args.ray,
+            workers=args.workers_ray,
+            worker_cpus=args.worker_cpus,
+            worker_gpus=args.worker_gpus,
+            resume=args.resume,
+            timeout_s=getattr(args, "timeout", 10.0),
+            progress=bar.advance,
+            log=log,
+        )
+    done = sum(r["status"] == "done" for r in report.inputs)
+    skipped = sum(r["status"] == "skipped" for r in report.inputs)
+    _print(
+        f"{report.frames} frames from {len(items)} input(s) in {report.wall_s:.1f} s on {report.workers} Ray "
+        f"worker(s): {done} done, {skipped} already complete, {len(report.errors)} failed"
+        + (f", {report.retried} retried after a worker died" if report.retried else "")
+        + f"; outputs in {out}"
+    )
+    for r in report.inputs:
+        for w in r.get("warnings", []):
+            _warn(w)
+    for e in report.errors:
+        _error(e)
+    return report
+
+
 def _run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -569,7 +727,22 @@ def _run(args: argparse.Namespace) -> int:
     bad = [o for o in outputs if o not in SINKS]
     if bad or not outputs:
         raise UsageError(f"unknown output {bad[0] if bad else args.outputs!r}; choose from {', '.join(SINKS)}")
+    _gather_inputs(args)
     sources = _sources(args)
+    if args.ray is not None:
+        from salrt.cluster import Item, RunOutputs
+        from salrt.runtime import output_stems
+
+        settings = _settings(args)
+        items = [Item(i, src, stem) for i, (src, stem) in enumerate(zip(sources, output_stems(sources)))]
+        options = {
+            "steps": _steps(args.steps), "stride": args.stride, "batch": args.batch, "retries": args.retries,
+            "seed": args.seed, "max_wait_ms": args.max_wait_ms, "timeout_s": args.timeout,
+        }  # fmt: skip
+        report = _ray_job(args, items, RunOutputs(tuple(outputs), settings, args.source_size), args.output, options)
+        return 1 if report.errors else 0
+    if "://" in args.output:
+        raise UsageError(f"-o {args.output}: output URLs are for Ray jobs (--ray); give a local folder")
     pipe = _pipeline(args)
     backend, contract, captions = pipe.backend, pipe.contract, pipe.captions
     _say_passes(backend, _steps(args.steps))
@@ -819,8 +992,13 @@ def _encode(args: argparse.Namespace) -> int:
     from salrt.encode import CODECS, RoiEncoderSink, encode_with_maps
     from salrt.roi import RoiConfig
 
-    if not Path(args.input).is_file():
-        raise SalrtError(f"{args.input}: no such file")
+    _gather_inputs(args)
+    if args.ray is None and len(args.inputs) != 1:
+        raise UsageError("salrt encode takes one input (several with --ray, into the -o folder)")
+    args.input = args.inputs[0]
+    for path in args.inputs:
+        if not Path(path).is_file():
+            raise SalrtError(f"{path}: no such file")
     if args.codec not in CODECS:
         raise UsageError(f"unsupported codec {args.codec!r}: {', '.join(CODECS)}")
     if args.crf is not None and args.bitrate is not None:
@@ -841,6 +1019,17 @@ def _encode(args: argparse.Namespace) -> int:
         )
     )
     kw = {"codec": args.codec, "crf": args.crf, "bitrate": args.bitrate, "roi": roi}
+    if args.ray is not None:
+        if args.maps or args.no_roi:
+            raise UsageError("--ray runs the model on every input: drop --maps/--no-roi")
+        from salrt.cluster import EncodeOutputs, Item
+        from salrt.runtime import Source, output_stems
+
+        sources = [Source.of(p) for p in args.inputs]
+        items = [Item(i, src, stem) for i, (src, stem) in enumerate(zip(sources, output_stems(sources)))]
+        options = {"steps": _steps(args.steps), "stride": args.stride, "batch": args.batch}
+        report = _ray_job(args, items, EncodeOutputs(kw), args.output, options)
+        return 1 if report.errors else 0
     if args.maps or args.no_roi:  # given maps, or a plain encode: no model involved
         maps = None
         if args.maps:
@@ -986,6 +1175,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated: cc,nss,sim,auc_judd,auc_borji,auc_shuffled,kld",
     )
     pe.add_argument("--workers", type=_NONNEG_INT, default=0, help="processes for scoring (0: all cores)")
+    pe.add_argument("--backend", default="torch", choices=BACKENDS, help="execution backend of --model")
+    pe.add_argument("--export-dir", help="export directory for the onnxruntime/tensorrt backends")
+    pe.add_argument("--url", help="--backend triton: the server")
+    pe.add_argument("--triton-model", help="--backend triton: the served model's name")
+    pe.add_argument("--kernels", choices=("triton", "torch"), help="attention/DDIM kernels (default: triton on cuda)")
+    _ray_args(pe, inputs=False)
     pe.add_argument("--allow-missing", action="store_true", help="score what exists when predictions are missing")
     pe.add_argument(
         "--paper",
@@ -1043,7 +1238,12 @@ def build_parser() -> argparse.ArgumentParser:
     px.add_argument("--checkpoint", help="model weights")
     px.add_argument("--random-weights", action="store_true", help="export untrained weights (benchmarks, tests)")
     _config_arg(px)
-    px.add_argument("--format", choices=("onnx", "tensorrt"), default="onnx", help="what to write")
+    px.add_argument(
+        "--format",
+        choices=("onnx", "tensorrt", "triton"),
+        default="onnx",
+        help="what to write (triton: a Triton Inference Server model repository)",
+    )
     _output_arg(px, None, "output directory")
     px.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32", help="precision of the graphs")
     px.add_argument("--batch", type=_POS_INT, help="fixed batch size (default 1)")
@@ -1053,13 +1253,32 @@ def build_parser() -> argparse.ArgumentParser:
     px.add_argument("--no-simplify", action="store_true", help="skip onnxsim (the graphs are still validated)")
     px.add_argument("--workspace-gib", type=_POS_FLOAT, default=4.0, help="TensorRT builder workspace")
     px.add_argument("--device", default="cpu", help=argparse.SUPPRESS)
+    px.add_argument("--export-dir", help="--format triton: lay out this existing export (with its engines) instead")
+    px.add_argument("--version", type=_POS_INT, help="--format triton: version folder (default: next)")
+    px.add_argument("--instances", type=_POS_INT, default=1, help="--format triton: model instances per device")
+    px.add_argument(
+        "--instance-kind", choices=("auto", "gpu", "cpu"), default="auto", help="--format triton: where ONNX models run"
+    )
+    px.add_argument(
+        "--queue-delay-us", type=_NONNEG_INT, default=2000, help="--format triton: dynamic batching queue delay"
+    )
     _quiet_arg(px)
     px.set_defaults(func=_export)
+
+    ps = sub.add_parser("serve", help="serve a Triton model repository (salrt export --format triton) with PyTriton")
+    ps.add_argument("repository", help="the model repository folder")
+    ps.add_argument("--model", help="the servable model (default: the repository's only one)")
+    ps.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: every interface)")
+    ps.add_argument("--http-port", type=_POS_INT, default=8000, help="HTTP port")
+    ps.add_argument("--grpc-port", type=_POS_INT, default=8001, help="gRPC port")
+    ps.add_argument("--metrics-port", type=_POS_INT, default=8002, help="metrics port")
+    _quiet_arg(ps)
+    ps.set_defaults(func=_serve)
 
     pr = sub.add_parser("run", help="saliency maps for videos or live streams (overlay video, PNG, npy, npz, JSON)")
     pr.add_argument(
         "inputs",
-        nargs="+",
+        nargs="*",
         metavar="INPUT",
         help="files, image sequences (img_%%05d.png), URLs (rtsp://, http://, ...) or - for stdin",
     )
@@ -1074,10 +1293,21 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--live", action="store_true", help="bounded latency: drop the oldest clips when behind")
     pr.add_argument("--outputs", default="overlay,npz", help="comma-separated: overlay,png,npy,npz (JSON always)")
     pr.add_argument("--source-size", action="store_true", help="PNG/npy/npz maps at the source resolution")
-    pr.add_argument("--retries", type=_NONNEG_INT, default=3, help="reconnects of a lost stream (exponential backoff)")
-    pr.add_argument("--timeout", type=_POS_FLOAT, default=10.0, help="seconds a network input may stall before a retry")
+    pr.add_argument(
+        "--retries",
+        type=_NONNEG_INT,
+        default=3,
+        help="reconnects of a lost stream, retries of a model-server request (exponential backoff)",
+    )
+    pr.add_argument(
+        "--timeout",
+        type=_POS_FLOAT,
+        default=10.0,
+        help="seconds a network input or a model server may stall before a retry",
+    )
     pr.add_argument("--seed", type=int, default=0, help="seed of the starting noise")
     _quiet_arg(pr)
+    _ray_args(pr)
     pr.set_defaults(func=_run)
 
     pd = sub.add_parser("demo", help="make a synthetic clip and run the whole pipeline on it")
@@ -1124,8 +1354,8 @@ def build_parser() -> argparse.ArgumentParser:
     pb.set_defaults(func=_bench)
 
     pn = sub.add_parser("encode", help="encode a video with saliency-driven quantisation (ROI)")
-    pn.add_argument("input", help="the video file to encode")
-    _output_arg(pn, None, "output video file")
+    pn.add_argument("inputs", nargs="*", metavar="INPUT", help="the video file to encode (several with --ray)")
+    _output_arg(pn, None, "output video file (with --ray: a folder or URL for <input>.mp4 files)")
     pn.add_argument("--codec", default="libx264", help="libx264, libx265 or libsvtav1")
     pn.add_argument("--crf", type=_NONNEG_FLOAT, help="constant quality (default 28 unless --bitrate)")
     pn.add_argument("--bitrate", type=_bitrate, help="target bit rate instead of --crf: 2M, 800k, 2000000")
@@ -1141,9 +1371,32 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(pn, models, model_help)
     pn.add_argument("--stride", type=_POS_INT, default=1, help="a clip every N frames")
     pn.add_argument("--batch", type=_POS_INT, default=1, help="clips per model call")
+    _ray_args(pn)
     _quiet_arg(pn)
     pn.set_defaults(func=_encode)
     return p
+
+
+def _ray_args(p: argparse.ArgumentParser, inputs: bool = True) -> None:
+    g = p.add_argument_group("Ray (pip install 'salrt[ray]')")
+    g.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="distribute the inputs over a Ray cluster (HOST:PORT, ray://HOST:PORT, auto; none: a local one)",
+    )
+    if inputs:
+        g.add_argument("--input-list", metavar="FILE", help="more inputs, one per line (# comments)")
+    g.add_argument(
+        "--ray-workers",
+        dest="workers_ray",
+        type=_POS_INT,
+        help="model workers (default: one per GPU, else one per --worker-cpus cores)",
+    )
+    g.add_argument("--worker-cpus", type=_POS_FLOAT, default=1.0, help="CPU cores per model worker")
+    g.add_argument("--worker-gpus", type=_NONNEG_FLOAT, help="GPUs per model worker (default: 1 with --device cuda)")
+    g.add_argument("--resume", action="store_true", help="skip inputs whose outputs are complete and valid")
 
 
 def _config_arg(p: argparse.ArgumentParser) -> None:
@@ -1187,6 +1440,8 @@ def _model_args(p: argparse.ArgumentParser, models: list[str] | None, model_help
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--backend", default="torch", choices=BACKENDS, help="execution backend")
     p.add_argument("--export-dir", help="export directory for the onnxruntime/tensorrt backends")
+    p.add_argument("--url", help="--backend triton: the server, http://HOST:8000 or grpc://HOST:8001")
+    p.add_argument("--triton-model", help="--backend triton: the served model's name (default: --model)")
     p.add_argument("--kernels", choices=("triton", "torch"), help="attention/DDIM kernels (default: triton on cuda)")
 
 

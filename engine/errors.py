@@ -35,6 +35,11 @@ class TensorRTError(SalrtError):
     """A TensorRT engine build or run failed."""
 
 
+class RemoteError(SalrtError):
+    """A model server (Triton) that cannot be reached, fails or times out after the retries: the
+    runtime fails the inputs whose clips it could not sample and goes on with the others."""
+
+
 class EvalError(SalrtError):
     """Missing, unreadable or mismatched evaluation data."""
 
@@ -50,6 +55,10 @@ _EXTRAS = {
     "torch": "torch",
     "safetensors": "torch",
     "onnx": "export",
+    "tritonclient": "triton",
+    "pytriton": "serve",
+    "ray": "ray",
+    "fsspec": "ray",
     "onnxsim": "export",
     "av": "core",
     "skimage": "eval",

@@ -346,6 +346,18 @@ def write_results(result: dict[str, Any], out: str | Path, settings: dict[str, A
 
 
 # ----------------------------------------------------------------------------- predicting
+def video_source(video: Video) -> Any:
+    """The runtime input (:class:`salrt.runtime.Source`) of a dataset video: its file or image
+    sequence (1-based, at its frame rate) and its audio."""
+    from salrt.runtime import Source
+
+    if video.source is None:
+        raise EvalError(f"{video.name}: no frames or video file to predict from")
+    audio = video.audio if video.audio and Path(video.audio).is_file() else None
+    opts = {"framerate": str(video.fps), "start_number": "1"} if video.source_format == "image2" and video.fps else None
+    return Source(str(video.source), format=video.source_format, options=opts, fps=video.fps, audio=audio)
+
+
 def predict_video(model: Any, video: Video, out_dir: str | Path, steps: int = 4, batch: int = 1, seed: int = 0) -> int:
     """Run ``model`` (a loaded model, or a :class:`salrt.pipeline.Pipeline`) over one dataset video
     through the same :class:`~salrt.runtime.Runtime` as ``salrt run``, writing
@@ -353,18 +365,14 @@ def predict_video(model: Any, video: Video, out_dir: str | Path, steps: int = 4,
     run their AV variant (the saliency datasets have no captions)."""
     from salrt.backends import load_backend
     from salrt.io.contract import InputContract
-    from salrt.runtime import RunOptions, Runtime, Source
+    from salrt.runtime import RunOptions, Runtime
     from salrt.sinks import PngSink
 
-    if video.source is None:
-        raise EvalError(f"{video.name}: no frames or video file to predict from")
+    src = video_source(video)
     if hasattr(model, "backend"):  # a Pipeline
         backend, contract = model.backend, model.contract
     else:
         backend, contract = load_backend("torch", model=model), InputContract.of(model.config)
-    audio = video.audio if video.audio and Path(video.audio).is_file() else None
-    opts = {"framerate": str(video.fps), "start_number": "1"} if video.source_format == "image2" and video.fps else None
-    src = Source(str(video.source), format=video.source_format, options=opts, fps=video.fps, audio=audio)
     sink = PngSink(Path(out_dir) / video.name)
     rt = Runtime(
         backend,

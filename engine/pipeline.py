@@ -18,7 +18,6 @@ from salrt.errors import SalrtError, UsageError, require
 from salrt.io.contract import InputContract
 
 log = logging.getLogger("salrt.pipeline")
-BACKENDS = ("torch", "torch-compile", "onnxruntime", "tensorrt")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,16 +76,31 @@ def load(
     bpe: str | None = None,
     backbones: dict[str, str] | None = None,
     seed: int = 0,
+    url: str | None = None,
+    triton_model: str | None = None,
+    timeout_s: float = 10.0,
+    retries: int = 3,
 ) -> Pipeline:
     """Build a :class:`Pipeline`. ``kernels``: ``"triton"``, ``"torch"`` or None (the model's Triton
     kernels on CUDA when it has any); ``captions``/``bpe``: a captions file or folder and CLIP's BPE
-    merges for a text-conditioned model."""
-    from salrt.backends import load_backend
+    merges for a text-conditioned model; ``url``/``triton_model``/``timeout_s``/``retries``: a
+    Triton server (``backend="triton"``; its model defaults to ``model``)."""
+    from salrt.backends import BACKENDS, load_backend
 
     if backend not in BACKENDS:
         raise UsageError(f"unknown backend {backend!r}: {', '.join(BACKENDS)}")
     net = None
-    if backend in ("onnxruntime", "tensorrt"):
+    if backend == "triton":
+        b = load_backend(
+            backend,
+            url=url,
+            triton_model=triton_model or model,
+            export_dir=export_dir,
+            timeout_s=timeout_s,
+            retries=retries,
+        )
+        contract = InputContract.from_manifest(b.manifest)
+    elif backend in ("onnxruntime", "tensorrt"):
         if not export_dir:
             raise UsageError(f"--backend {backend} needs --export-dir (made by salrt export)")
         b = load_backend(backend, export_dir=export_dir, device=device)

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from salrt.backends.base import to_numpy
-from salrt.errors import MediaError, SalrtError, UsageError
+from salrt.errors import MediaError, RemoteError, SalrtError, UsageError
 from salrt.io import open_media
 from salrt.io.contract import InputContract
 
@@ -188,7 +188,9 @@ class Runtime:
 
     ``run()`` returns the statistics (also printed by the CLI). ``on_map(i, index, time, sal)``
     receives every map (the iterator API uses it). ``stats_path``: a JSON file rewritten
-    atomically every ``options.stats_interval_s`` seconds and at the end.
+    atomically every ``options.stats_interval_s`` seconds and at the end. ``opener(i)``: where
+    input ``i``'s clips come from (default :func:`open_source` here; a Ray job's model worker
+    reads clips decoded by a separate task).
     """
 
     def __init__(
@@ -201,8 +203,10 @@ class Runtime:
         keep_frames: bool = False,
         progress: Callable[[int], None] | None = None,
         stats_path: str | Path | None = None,
+        opener: Callable[[int], Any] | None = None,
     ) -> None:
         self.backend, self.opt = backend, options
+        self.opener = opener  # input i -> its media (clips, info, stats); default: decoded here
         self.specs = [Source.of(s) for s in sources]
         self.sources = [s.path for s in self.specs]
         self.sinks_for, self.on_map, self.keep_frames, self.progress = sinks_for, on_map, keep_frames, progress
@@ -216,6 +220,8 @@ class Runtime:
         self.warnings: list[str] = []
         self.dropped = [0] * len(self.sources)
         self.discarded = [0] * len(self.sources)  # clips not sampled because the run was stopped
+        # inputs whose clips a model server could not sample after its retries: ended, others go on
+        self.failed = [False] * len(self.sources)
         self.frames_out = [0] * len(self.sources)
         # the latest maps' latencies (percentiles over the last 100k maps: bounded memory on streams)
         self.latencies: collections.deque[float] = collections.deque(maxlen=100_000)
@@ -228,15 +234,9 @@ class Runtime:
 
     # -- stages ------------------------------------------------------------------------------
     def _open(self, i: int) -> Any:
-        o, spec = self.opt, self.specs[i]
-        return open_media(
-            spec.path,
-            stride=o.stride,
-            keep_frames=self.keep_frames,
-            timeout=o.timeout_s if spec.is_stream else None,
-            **spec.open_kwargs(),
-            **o.contract.media_options(),
-        )
+        if self.opener is not None:
+            return self.opener(i)
+        return open_source(self.specs[i], self.opt, self.keep_frames)
 
     def _decode(self, i: int) -> None:
         attempt, delivered, last_time = 0, -1, 0.0
@@ -275,7 +275,7 @@ class Runtime:
                 mark = time.perf_counter()
                 for clip in media:
                     self.stats["decode"].busy_s += time.perf_counter() - mark  # decoding + assembly
-                    if self.stop.is_set():
+                    if self.stop.is_set() or self.failed[i]:
                         break
                     if shift is not None:
                         clip = _shifted(clip, *shift)
@@ -295,7 +295,7 @@ class Runtime:
                     self.errors.append(f"{spec.path}: stream lost after {self.opt.retries} retries")
                     return
                 time.sleep(self.opt.backoff_s * 2 ** (attempt - 1))
-            if not self.stop.is_set():
+            if not self.stop.is_set() and not self.failed[i]:
                 self._check_input(i)
         except Exception as exc:
             self.errors.append(f"{spec.path}: {type(exc).__name__}: {exc}")
@@ -384,6 +384,10 @@ class Runtime:
                 pending = []
                 self.outs[item[1]].put(_END)
                 continue
+            if item is not None and self.failed[item.source]:  # its input failed: nothing more is sampled
+                self.discarded[item.source] += 1
+                self.budget.release(item.nbytes)
+                item = None
             if item is not None:
                 pending.append(item)
             if pending and (len(pending) >= o.batch or item is None):
@@ -391,13 +395,36 @@ class Runtime:
                 pending = []
 
     def _flush(self, jobs: list[_Job], rng: np.random.Generator) -> None:
+        """Sample ``jobs`` as one batch. A model server's failure (:class:`RemoteError`, after the
+        backend's own retries) is retried once per input of a mixed batch; an input that still
+        fails is ended with its error (its outputs keep what was written); the others go on."""
+        jobs = [j for j in jobs if not self.failed[j.source]]
         if not jobs:
             return
+        noise = rng.standard_normal((len(jobs), 1, *self.opt.contract.size)).astype(np.float32)
+        try:
+            self._sample(jobs, noise)
+        except RemoteError as exc:
+            groups: dict[int, list[int]] = {}
+            for k, j in enumerate(jobs):
+                groups.setdefault(j.source, []).append(k)
+            for src, rows in groups.items():
+                try:
+                    if len(groups) == 1:
+                        raise exc
+                    self._sample([jobs[k] for k in rows], noise[rows])
+                except RemoteError as err:
+                    self.failed[src] = True
+                    self.errors.append(f"{self.sources[src]}: model server: {err}")
+                    for k in rows:
+                        self.discarded[src] += 1
+                        self.budget.release(jobs[k].nbytes)
+
+    def _sample(self, jobs: list[_Job], noise: np.ndarray) -> None:
         t = time.perf_counter()
         self.stats["model"].depth(self.clips.qsize())
         video = np.stack([j.clip.video for j in jobs])
         audio = np.stack([j.clip.audio for j in jobs])
-        noise = rng.standard_normal((len(jobs), 1, *self.opt.contract.size)).astype(np.float32)
         conditions = {}
         ctx = self.opt.contract.text_context
         if ctx:  # text-conditioned model: caption ids per clip, zeros (its AV variant) without captions
@@ -559,6 +586,18 @@ class Runtime:
                     break
 
 
+def open_source(spec: Source, options: RunOptions, keep_frames: bool) -> Any:
+    """The media of one input as the runtime decodes it (clips in the options' contract)."""
+    return open_media(
+        spec.path,
+        stride=options.stride,
+        keep_frames=keep_frames,
+        timeout=options.timeout_s if spec.is_stream else None,
+        **spec.open_kwargs(),
+        **options.contract.media_options(),
+    )
+
+
 def _shifted(clip: Any, frames: int, seconds: float) -> Any:
     """``clip`` with its frame indices and times moved on by ``frames`` / ``seconds``."""
     return dataclasses.replace(
@@ -659,13 +698,15 @@ def default_sinks(
     settings: dict[str, Any],
     source_size: bool = False,
     sources: Sequence[str | Source] | None = None,
+    stems: Sequence[str] | None = None,
 ) -> Callable[[int, Any], list[Any]]:
     """The CLI's sinks: ``<outdir>/<stem>{_overlay.mp4, _maps/, _maps.npy, _maps.npz, .json}`` with a
-    distinct stem per input (:func:`output_stems`); ``sources`` default to ``settings["inputs"]``."""
+    distinct stem per input (:func:`output_stems`, or ``stems``); ``sources`` default to
+    ``settings["inputs"]``."""
     from salrt import sinks as S
 
     sources = [Source.of(s) for s in (settings["inputs"] if sources is None else sources)]
-    stems = output_stems(sources)
+    stems = list(stems) if stems is not None else output_stems(sources)
 
     def make(i: int, info: Any) -> list[Any]:
         src, stem = sources[i], stems[i]

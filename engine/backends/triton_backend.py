@@ -1,0 +1,226 @@
+"""A client of NVIDIA Triton Inference Server serving a salrt model repository
+(``salrt export --format triton``): decoding stays here, the graphs run behind the server.
+
+``TritonBackend("http://host:8000")`` (or ``grpc://host:8001``) reads the export's manifest from
+the servable model's ``salrt_manifest`` parameter (or a local copy, ``manifest=``), checks that
+the server's models take exactly the export's inputs, and samples through :class:`GraphBackend`:
+one request per clip batch to the servable (the unrolled sampler or the predictor), or the
+encoders + denoiser models through salrt's DDIM loop for another step count. A request that
+fails or times out is retried ``retries`` times with exponential backoff, then raised as
+:class:`salrt.errors.RemoteError` (the runtime ends that input and goes on with the others).
+Imports neither torch nor model code.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+
+from salrt.backends.graph import GraphBackend, NumpyArrays
+from salrt.errors import RemoteError, SalrtError, UsageError, require
+
+_DTYPES = {"float32": "FP32", "float16": "FP16", "int64": "INT64"}
+
+
+def parse_url(url: str) -> tuple[str, str]:
+    """(protocol, host:port) from ``http://host:port``, ``grpc://host:port`` or ``host:port`` (HTTP)."""
+    u = urlparse(url if "://" in url else f"http://{url}")
+    if u.scheme not in ("http", "grpc") or not u.hostname:
+        raise UsageError(f"--url {url!r}: give http://HOST:PORT or grpc://HOST:PORT")
+    port = u.port or (8000 if u.scheme == "http" else 8001)
+    return u.scheme, f"{u.hostname}:{port}"
+
+
+class TritonBackend(NumpyArrays, GraphBackend):
+    """Runs an export's graphs on a Triton server (see the module docstring)."""
+
+    name = "triton"
+
+    def __init__(
+        self,
+        url: str,
+        model: str | None = None,
+        *,
+        manifest: str | Path | dict[str, Any] | None = None,
+        timeout_s: float = 10.0,
+        retries: int = 3,
+        backoff_s: float = 0.5,
+    ) -> None:
+        self.url = url
+        self.protocol, self.address = parse_url(url)
+        self.timeout_s, self.retries, self.backoff_s = float(timeout_s), int(retries), float(backoff_s)
+        if self.protocol == "http":
+            mod = require("tritonclient.http", "the Triton backend")
+            self.client = mod.InferenceServerClient(
+                self.address, connection_timeout=self.timeout_s, network_timeout=self.timeout_s
+            )
+        else:
+            mod = require("tritonclient.grpc", "the Triton backend")
+            self.client = mod.InferenceServerClient(self.address)
+        self._mod = mod
+        self._wait_live()
+        self.servable = model or self._only_salrt_model()
+        self.manifest = self._manifest(manifest)
+        from salrt.export.triton import model_names
+
+        self.models = {g: name for name, (g, platform) in model_names(self.manifest, False).items()}
+        available = self._check_models()
+        self.float = np.float16 if self.manifest["precision"] == "fp16" else np.float32
+        self._setup(available, self.float)
+        self.retried = 0  # requests that succeeded after a retry (reported in run statistics)
+
+    # -- connection and discovery ---------------------------------------------------------------
+    def _wait_live(self) -> None:
+        """The server answers within ``timeout_s``, or one clear error."""
+        deadline = time.monotonic() + self.timeout_s
+        last: Exception | None = None
+        while True:
+            try:
+                if self._live():
+                    return
+            except Exception as exc:
+                last = exc
+            if time.monotonic() >= deadline:
+                why = f": {_reason(last)}" if last else " (not live)"
+                raise RemoteError(f"cannot reach a Triton server at {self.url} within {self.timeout_s:g} s{why}")
+            time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+
+    def _live(self) -> bool:
+        if self.protocol == "grpc":
+            return bool(self.client.is_server_live(client_timeout=self.timeout_s))
+        return bool(self.client.is_server_live())
+
+    def _only_salrt_model(self) -> str:
+        index = self._call_server(lambda: self.client.get_model_repository_index())
+        rows = index if isinstance(index, list) else [{"name": m.name} for m in index.models]
+        names = sorted({r["name"] for r in rows})
+        found = [n for n in names if self._server_manifest(n) is not None]
+        if len(found) != 1:
+            raise UsageError(
+                f"{self.url}: "
+                + (f"several salrt models ({', '.join(found)})" if found else "no model with a salrt manifest")
+                + ": name one with --triton-model"
+            )
+        return found[0]
+
+    def _model_config(self, name: str) -> dict[str, Any]:
+        """The model's config as a dict (HTTP and gRPC alike)."""
+        if self.protocol == "grpc":
+            cfg = self.client.get_model_config(name, as_json=True, client_timeout=self.timeout_s)
+            return cfg.get("config", cfg)
+        return self.client.get_model_config(name)
+
+    def _server_manifest(self, name: str) -> dict[str, Any] | None:
+        try:
+            cfg = self._model_config(name)
+        except self._mod_exc():
+            return None
+        params = cfg.get("parameters") or {}
+        text = (params.get("salrt_manifest") or {}).get("string_value")
+        return json.loads(text) if text else None
+
+    def _manifest(self, given: str | Path | dict[str, Any] | None) -> dict[str, Any]:
+        if isinstance(given, dict):
+            return given
+        if given is not None:
+            from salrt.export.manifest import read_manifest
+
+            return read_manifest(given)
+        m = self._call_server(lambda: self._server_manifest(self.servable))
+        if m is None:
+            raise SalrtError(
+                f"{self.url}: model {self.servable!r} carries no salrt manifest (not from salrt export --format triton?): "
+                "pass the export's folder with --export-dir"
+            )
+        return m
+
+    def _check_models(self) -> set[str]:
+        """The graphs the server has, each checked against the export's inputs and outputs."""
+        available = set()
+        for graph, name in self.models.items():
+            try:
+                ready = self._call_server(lambda n=name: self.client.is_model_ready(n))
+            except RemoteError:
+                ready = False
+            if not ready:
+                if name == self.servable:
+                    raise SalrtError(f"{self.url}: model {name!r} is not ready on the server")
+                continue  # the encoders and denoiser are optional (other step counts need them)
+            meta = self._call_server(lambda n=name: self._metadata(n))
+            want = self.manifest["graphs"][graph]
+            for side in ("inputs", "outputs"):
+                got = {t["name"]: t["datatype"] for t in meta[side]}
+                exp = {k: _DTYPES[v["dtype"]] for k, v in want[side].items()}
+                if got != exp:
+                    raise SalrtError(f"{self.url}: model {name!r} has {side} {got}, the export's {graph} graph {exp}")
+            available.add(graph)
+        return available
+
+    def _metadata(self, name: str) -> dict[str, Any]:
+        if self.protocol == "grpc":
+            return self.client.get_model_metadata(name, as_json=True, client_timeout=self.timeout_s)
+        return self.client.get_model_metadata(name)
+
+    def _mod_exc(self) -> type[Exception]:
+        from tritonclient.utils import InferenceServerException
+
+        return InferenceServerException
+
+    # -- requests ---------------------------------------------------------------------------
+    def _call_server(self, fn: Any) -> Any:
+        """``fn()`` with the retry policy; the last failure as :class:`RemoteError`."""
+        for attempt in range(self.retries + 1):
+            try:
+                out = fn()
+                if attempt:
+                    self.retried += 1
+                return out
+            except Exception as exc:  # server errors, timeouts, refused or reset connections
+                if isinstance(exc, (SalrtError, KeyboardInterrupt)):
+                    raise
+                if attempt >= self.retries:
+                    raise RemoteError(
+                        f"Triton server {self.url} failed after {self.retries + 1} attempt(s): {_reason(exc)}"
+                    ) from None
+                time.sleep(self.backoff_s * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def _run(self, graph: str, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        name = self.models.get(graph)
+        if graph not in self.available or name is None:
+            raise SalrtError(f"{self.url}: the server has no model for the {graph} graph")
+        outputs = self.graph_outputs[graph]
+
+        def request() -> dict[str, np.ndarray]:
+            inputs = []
+            for k, v in feed.items():
+                arr = v.reshape(len(v), 1) if v.ndim == 1 else v  # per-item scalars travel as (B, 1)
+                x = self._mod.InferInput(k, list(arr.shape), _DTYPES[str(arr.dtype)])
+                x.set_data_from_numpy(np.ascontiguousarray(arr))
+                inputs.append(x)
+            req = [self._mod.InferRequestedOutput(o) for o in outputs]
+            if self.protocol == "grpc":
+                res = self.client.infer(name, inputs, outputs=req, client_timeout=self.timeout_s)
+            else:
+                res = self.client.infer(name, inputs, outputs=req, timeout=int(self.timeout_s * 1e6))
+            return {o: res.as_numpy(o) for o in outputs}
+
+        return self._call_server(request)
+
+    def close(self) -> None:
+        try:
+            self.client.close()
+        except Exception:  # already closed or never connected
+            pass
+
+
+def _reason(exc: BaseException | None) -> str:
+    if exc is None:
+        return "unknown error"
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
