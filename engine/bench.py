@@ -116,9 +116,13 @@ def _skip_reason(c: Config, device: str) -> str | None:
             return "TensorRT needs a CUDA device"
     if c.kernels == "triton" and not device.startswith("cuda"):
         return "Triton kernels need a CUDA device"
-    if c.backend == "onnxruntime":
-        if importlib.util.find_spec("onnxruntime") is None:
-            return "onnxruntime is not installed"
+    if c.backend in ("auto", "triton"):
+        return f"--backend {c.backend} is not timed by salrt bench (name the backend; a server: benchmarks/bench_triton.py)"
+    if c.backend == "openvino" and not device.startswith("cpu"):
+        return "the OpenVINO backend runs on CPU"
+    if c.backend in ("onnxruntime", "openvino"):
+        if importlib.util.find_spec(c.backend) is None:
+            return f"{c.backend} is not installed"
         if c.precision == "bf16":
             return "bf16 is a TensorRT build precision, not an ONNX export precision"
     if c.backend == "torch-compile" and not hasattr(torch, "compile"):
@@ -202,7 +206,7 @@ class Bench:
                 m = kernels.enable(copy.deepcopy(m))
             b = load_backend(c.backend, model=m, cuda_graphs=c.cuda_graphs)
             return lambda x: b.sample(x[0], x[1], steps=c.steps, noise=x[2], **x[3])
-        if c.backend in ("onnxruntime", "tensorrt"):
+        if c.backend in ("onnxruntime", "openvino", "tensorrt"):
             from salrt.export.onnx import export_onnx
 
             d = self.cache / f"{self.model_name}_{self.config_name}_{c.precision}_b{c.batch}_s{c.steps}"
@@ -227,7 +231,7 @@ class Bench:
 
                 build_engines(d, precision=c.precision)
             b = load_backend(c.backend, export_dir=str(d), device=self.device)
-            if c.backend == "onnxruntime":
+            if c.backend in ("onnxruntime", "openvino"):
                 return lambda x: b.sample(
                     *(to_numpy(t) for t in x[:2]),
                     steps=c.steps,

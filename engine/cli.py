@@ -542,6 +542,7 @@ def _pipeline(args: argparse.Namespace) -> Any:
     """The run's :class:`salrt.pipeline.Pipeline` from the model options."""
     from salrt import pipeline
 
+    _resolve_backend(args)
     exported = args.backend in EXPORT_BACKENDS
     _check_device(args.device, torch_needed=not exported)
     if exported:
@@ -653,10 +654,19 @@ def _looks_like_address(text: str) -> bool:
     )
 
 
+def _resolve_backend(args: argparse.Namespace) -> None:
+    """``--backend auto`` made concrete (:func:`salrt.backends.pick_backend`)."""
+    if args.backend == "auto":
+        from salrt.backends import pick_backend
+
+        args.backend = pick_backend(args.device, args.export_dir, getattr(args, "url", None))
+
+
 def _ray_job(args: argparse.Namespace, items: list[Any], outputs: Any, out: str, options: dict[str, Any]) -> Any:
     """Run ``items`` as a Ray job with the CLI's model options; its report."""
     from salrt.cluster import run_job
 
+    _resolve_backend(args)
     pipeline_kwargs = {
         "model": args.model,
         "checkpoint": args.checkpoint,
@@ -1175,7 +1185,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated: cc,nss,sim,auc_judd,auc_borji,auc_shuffled,kld",
     )
     pe.add_argument("--workers", type=_NONNEG_INT, default=0, help="processes for scoring (0: all cores)")
-    pe.add_argument("--backend", default="torch", choices=BACKENDS, help="execution backend of --model")
+    pe.add_argument("--backend", default="auto", choices=BACKENDS, help="execution backend of --model (see salrt run)")
     pe.add_argument("--export-dir", help="export directory for the onnxruntime/tensorrt backends")
     pe.add_argument("--url", help="--backend triton: the server")
     pe.add_argument("--triton-model", help="--backend triton: the served model's name")
@@ -1438,7 +1448,13 @@ def _model_args(p: argparse.ArgumentParser, models: list[str] | None, model_help
     p.add_argument("--captions", help="TAVDiff: captions file or folder (see salrt.captions)")
     p.add_argument("--bpe", help="TAVDiff: CLIP BPE merges file for --captions")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    p.add_argument("--backend", default="torch", choices=BACKENDS, help="execution backend")
+    p.add_argument(
+        "--backend",
+        default="auto",
+        choices=BACKENDS,
+        help="execution backend (auto: openvino/onnxruntime with --export-dir on CPU, tensorrt/onnxruntime on CUDA, "
+        "triton with --url, else torch)",
+    )
     p.add_argument("--export-dir", help="export directory for the onnxruntime/tensorrt backends")
     p.add_argument("--url", help="--backend triton: the server, http://HOST:8000 or grpc://HOST:8001")
     p.add_argument("--triton-model", help="--backend triton: the served model's name (default: --model)")

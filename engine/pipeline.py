@@ -85,10 +85,12 @@ def load(
     kernels on CUDA when it has any); ``captions``/``bpe``: a captions file or folder and CLIP's BPE
     merges for a text-conditioned model; ``url``/``triton_model``/``timeout_s``/``retries``: a
     Triton server (``backend="triton"``; its model defaults to ``model``)."""
-    from salrt.backends import BACKENDS, load_backend
+    from salrt.backends import BACKENDS, load_backend, pick_backend
 
     if backend not in BACKENDS:
         raise UsageError(f"unknown backend {backend!r}: {', '.join(BACKENDS)}")
+    if backend == "auto":
+        backend = pick_backend(device, export_dir, url)
     net = None
     if backend == "triton":
         b = load_backend(
@@ -100,7 +102,7 @@ def load(
             retries=retries,
         )
         contract = InputContract.from_manifest(b.manifest)
-    elif backend in ("onnxruntime", "tensorrt"):
+    elif backend in ("onnxruntime", "openvino", "tensorrt"):
         if not export_dir:
             raise UsageError(f"--backend {backend} needs --export-dir (made by salrt export)")
         b = load_backend(backend, export_dir=export_dir, device=device)

@@ -257,6 +257,49 @@ def bench_diffsal(c: Check, limit: float) -> dict[str, Any]:
     return res
 
 
+def throughput_sweep(c: Check, limit: float) -> dict[str, Any]:
+    """DiffSal bf16 with the kernels and CUDA graphs over a batch sweep: the best-batch throughput
+    (issue 17's goal: >= 300 clips/s) and the latency/throughput-vs-batch curve."""
+    if c.dry:
+        args = ["--model", "diffsal", "--config", "tiny", "--device", "cpu", "--batch", "1,2,4", "--reps", "2"]
+    else:
+        args = ["--model", "diffsal", "--device", "cuda", "--precision", "bf16", "--kernels", "triton"]
+        args += ["--cuda-graphs", "on", "--batch", "1,4,16,32,64", "--reps", "5", "--warmup", "2"]
+    return _bench(c, limit, args, "throughput_sweep")
+
+
+def goals(c: Check) -> list[str]:
+    """Issue 17's GPU goals checked against what this run measured (DiffSal, paper size)."""
+    rows = []
+    for step in ("bench_diffsal", "throughput_sweep"):
+        for doc in (c.results["steps"].get(step, {}).get("result") or {}).values():
+            if isinstance(doc, dict) and doc.get("model") == "diffsal":
+                rows += doc.get("rows", [])
+    if not rows:
+        return ["", "Goals: not measured (no DiffSal rows)."]
+    ref = [r for r in rows if r.get("backend") == "reference-style" and r.get("batch") == 1]
+    fast = [r for r in rows if r.get("precision") == "bf16" and r.get("backend") != "reference-style"]
+    b1 = min((r for r in fast if r.get("batch") == 1), key=lambda r: r["latency_ms"]["p50"], default=None)
+    best = max(fast, key=lambda r: r.get("clips_per_s", 0), default=None)
+    out = ["", "Goals (issue 17, DiffSal paper size, bf16, 4 steps):", "", "| goal | measured | met |", "|---|---|---|"]
+    if b1:
+        lat = b1["latency_ms"]["p50"]
+        out.append(
+            f"| batch-1 latency <= 8 ms | {lat:.2f} ms ({b1.get('kernels')}, graphs) | {'yes' if lat <= 8 else 'no'} |"
+        )
+        acc = b1.get("cc_vs_fp32", 0) >= 0.999 and b1.get("max_abs_vs_fp32", 1) <= 1e-2
+        out.append(f"| CC >= 0.999, max abs <= 1e-2 vs fp32 | CC {b1.get('cc_vs_fp32', 0):.5f}, "
+                   f"max abs {b1.get('max_abs_vs_fp32', 0):.1e} | {'yes' if acc else 'no'} |")  # fmt: skip
+        if ref:
+            x = ref[0]["latency_ms"]["p50"] / lat
+            out.append(f"| >= 15x the reference-style fp32 loop | {x:.1f}x | {'yes' if x >= 15 else 'no'} |")
+    if best:
+        cps = best["clips_per_s"]
+        out.append(f"| best-batch throughput >= 300 clips/s | {cps:.0f} clips/s at batch {best['batch']} | "
+                   f"{'yes' if cps >= 300 else 'no'} |")  # fmt: skip
+    return out
+
+
 def bench_kernels(c: Check, limit: float) -> dict[str, Any]:
     if c.dry:
         return {"skipped": "needs CUDA (dry run)"}
@@ -330,6 +373,7 @@ def summarise(c: Check) -> str:
             lines.append(
                 f"| {k[0]} | {k[1]} | " + " | ".join(cells.get(p, "-") for p in ("fp32", "tf32", "fp16", "bf16")) + " |"
             )
+    lines += goals(c)
     tables = c.out / "summary_tables.md"
     if tables.exists():
         lines += ["", tables.read_text()]
@@ -380,8 +424,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     c.step("env", 60, lambda lim: env_info(c, lim))
     c.step("kernel_parity", 60, lambda lim: kernel_parity(c, lim))
-    c.step("tests", 200, lambda lim: tests(c, lim))
+    c.step("tests", 160, lambda lim: tests(c, lim))
     c.step("bench_diffsal", 150, lambda lim: bench_diffsal(c, lim))
+    c.step("throughput_sweep", 40, lambda lim: throughput_sweep(c, lim))
     c.step("bench_kernels", 40, lambda lim: bench_kernels(c, lim))
     c.step("bench_others", 70, lambda lim: bench_others(c, lim))
     c.step("end_to_end", 60, lambda lim: end_to_end(c, lim))
