@@ -481,7 +481,8 @@ def cross_model(results: dict[str, dict[str, Any]]) -> tuple[str, list[dict[str,
 
 
 def plots(result: dict[str, Any], out: Path) -> list[Path]:
-    """latency vs batch per backend, throughput vs steps, speed-up over the baseline (PNG)."""
+    """latency vs batch per backend and throughput vs steps (each only when the run swept that
+    axis: a single point is no plot), speed-up over the baseline (PNG)."""
     try:
         import matplotlib
 
@@ -503,24 +504,31 @@ def plots(result: dict[str, Any], out: Path) -> list[Path]:
         ("latency_vs_batch.png", "batch", "steps", "p50", "latency per call (ms, p50)"),
         ("throughput_vs_steps.png", "steps", "batch", "clips_per_s", "throughput (clips/s)"),
     ):
+        if len({r[xkey] for r in rows}) < 2:
+            continue
         fig, ax = plt.subplots(figsize=(6.5, 4))
         for lab, o in sorted({(label(r), r[other]) for r in rows}):
             sel = [r for r in rows if label(r) == lab and r[other] == o]
             pts = sorted((r[xkey], r["latency_ms"]["p50"] if ykey == "p50" else r[ykey]) for r in sel)
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"{lab}, {other} {o}")
         ax.set_xlabel(xkey)
+        ax.set_xticks(sorted({r[xkey] for r in rows}))
+        ax.grid(alpha=0.3)
         ax.set_title(title)
         ax.legend(fontsize=6)
         fig.tight_layout()
         fig.savefig(out / fname, dpi=100)
         plt.close(fig)
         made.append(out / fname)
-    fig, ax = plt.subplots(figsize=(6, 4))
     sp = [r for r in rows if "speedup_vs_baseline" in r]
-    ax.bar(range(len(sp)), [r["speedup_vs_baseline"] for r in sp])
-    ax.set_xticks(range(len(sp)), [f"{label(r)}\nb{r['batch']} s{r['steps']}" for r in sp], fontsize=6)
-    ax.axhline(1.0, color="k", lw=0.8)
-    ax.set_title("speed-up over the reference-style baseline")
+    fig, ax = plt.subplots(figsize=(7, 1.2 + 0.32 * max(len(sp), 1)))
+    names = [f"{label(r)}, batch {r['batch']}, {r['steps']} steps" for r in sp]
+    ax.barh(range(len(sp))[::-1], [r["speedup_vs_baseline"] for r in sp])
+    ax.set_yticks(range(len(sp))[::-1], names, fontsize=7)
+    for i, r in zip(range(len(sp))[::-1], sp):
+        ax.text(r["speedup_vs_baseline"], i, f" {r['speedup_vs_baseline']:.2f}x", va="center", fontsize=7)
+    ax.axvline(1.0, color="k", lw=0.8)
+    ax.set_xlabel("speed-up over the reference-style baseline (same run)")
     fig.tight_layout()
     fig.savefig(out / "speedup.png", dpi=100)
     plt.close(fig)
