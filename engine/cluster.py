@@ -169,10 +169,9 @@ class Store:
         for name in names:
             target = self._join(name)
             if self.url:
-                if self.fs.isdir(target):
-                    root = self.fs._strip_protocol(target)
+                if self.fs.isdir(target):  # fsspec paths carry no protocol, as self.base
                     for p in sorted(self.fs.find(target)):
-                        out.append({"file": f"{name}/{p[len(root) + 1 :]}", "bytes": int(self.fs.size(p))})
+                        out.append({"file": f"{name}/{p[len(target) + 1 :]}", "bytes": int(self.fs.size(p))})
                 else:
                     out.append({"file": name, "bytes": int(self.fs.size(target))})
             elif os.path.isdir(target):

@@ -9,6 +9,7 @@ inputs and outputs, the input contract, and for diffusion models the noise sched
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -39,3 +40,12 @@ def graph_order(roles: dict[str, Any]) -> tuple[str, ...]:
     names: list[str] = list(roles.get("encoders", []))
     names += [roles[k] for k in ("denoiser", "sampler", "predictor") if roles.get(k)]
     return tuple(names)
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a file, read in 1 MiB blocks (graphs and engines are hundreds of MB)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

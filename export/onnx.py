@@ -10,7 +10,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
-import hashlib
 import io
 import json
 import time
@@ -23,7 +22,7 @@ import torch
 from torch import nn
 
 from salrt.errors import ExportError
-from salrt.export.manifest import graph_order
+from salrt.export.manifest import file_sha256, graph_order
 from salrt.io.contract import InputContract
 from salrt.metrics import pearson
 
@@ -83,14 +82,6 @@ def random_inputs(
 
 def _op_counts(m: Any) -> dict[str, int]:
     return dict(sorted(collections.Counter(n.op_type for n in m.graph.node).items()))
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _trace(
@@ -331,7 +322,7 @@ def export_onnx(
                     )
         manifest["graphs"][name] = {
             "file": path.name,
-            "sha256": _sha256(path),
+            "sha256": file_sha256(path),
             "inputs": {
                 k: {
                     "shape": ["batch", *v[1:]],

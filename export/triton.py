@@ -18,7 +18,6 @@ tritonclient (``parse_config`` does, for checks).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from salrt.errors import ExportError, SalrtError
-from salrt.export.manifest import read_manifest
+from salrt.export.manifest import file_sha256, read_manifest
 
 FORMAT = "salrt-triton/1"
 TRITON_DTYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "int64": "TYPE_INT64"}
@@ -149,14 +148,6 @@ def _place(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def write_repository(
     export_dir: str | Path,
     repository: str | Path,
@@ -218,7 +209,7 @@ def write_repository(
             ),
             "platform": platform,
             "file": f"{version}/{model_file}",
-            "sha256": g["sha256"] if platform == "onnxruntime_onnx" else _sha256(file),
+            "sha256": g["sha256"] if platform == "onnxruntime_onnx" else file_sha256(file),
             "inputs": g["inputs"],
             "outputs": g["outputs"],
         }
@@ -285,7 +276,7 @@ def check_repository(repository: str | Path, model: str | None = None, deep: boo
             raise SalrtError(f"model {name!r}: platform {cfg.platform!r}, expected {entry['platform']!r}")
         _compare_io(name, cfg, entry, int(full["batch"]["min"]))
         if deep:
-            if _sha256(file) != entry["sha256"]:
+            if file_sha256(file) != entry["sha256"]:
                 raise SalrtError(f"model {name!r}: {file} differs from the exported graph (sha256 mismatch)")
             if entry["platform"] == "onnxruntime_onnx":
                 _compare_onnx(name, cfg, file)
