@@ -35,6 +35,18 @@ def tiny() -> salrt.DiffSal:
     return tiny_model()
 
 
+@pytest.fixture(scope="session")
+def tiny_export(tmp_path_factory: pytest.TempPathFactory):
+    """A tiny DiffSal export made by the CLI (random weights, batches 1..4 with 2 preferred, the
+    sampler unrolled for 2 steps). Shared by the session: tests copy it before changing it."""
+    from salrt.cli import main
+
+    d = tmp_path_factory.mktemp("tiny_export") / "exp"
+    args = ["export", "--config", "tiny", "--random-weights", "-o", str(d), "--dynamic-batch", "1:2:4", "--steps", "2"]
+    assert main([*args, "--quiet"]) == 0
+    return d
+
+
 @pytest.fixture()
 def tiny_inputs(tiny: salrt.DiffSal) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     c = tiny.config

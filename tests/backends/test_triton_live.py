@@ -53,11 +53,9 @@ def server_python(tmp: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory):
+def served(tmp_path_factory: pytest.TempPathFactory, tiny_export: Path):
     d = tmp_path_factory.mktemp("live")
-    exp, repo = d / "exp", d / "repo"
-    base = ["export", "--config", "tiny", "--random-weights", "--dynamic-batch", "1:2:4", "--steps", "2", "--quiet"]
-    assert main([*base, "-o", str(exp)]) == 0
+    exp, repo = tiny_export, d / "repo"
     assert main(["export", "--format", "triton", "--export-dir", str(exp), "-o", str(repo), "--quiet"]) == 0
     server = spawn(repo, python=server_python(d), log=d / "server.log")
     yield d, exp, server
