@@ -19,7 +19,7 @@ from typing import Any
 
 from salrt import __version__
 from salrt.backends import BACKENDS, EXPORT_BACKENDS
-from salrt.errors import SalrtError, UsageError, require
+from salrt.errors import SalrtError, UsageError, one_line, require
 
 
 class _Parser(argparse.ArgumentParser):
@@ -1471,12 +1471,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             try:
                 return int(args.func(args))
             except UsageError as exc:
-                _error(_one_line(exc))
+                _error(one_line(exc))
                 return 2
             except (SalrtError, OSError) as exc:
                 if isinstance(exc, BrokenPipeError):
                     raise
-                _error(_one_line(exc))
+                _error(one_line(exc))
                 return 1
             except KeyboardInterrupt:
                 _error("interrupted")
@@ -1492,16 +1492,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("SALRT_DEBUG"):
             raise
         print(
-            f"salrt: internal error: {type(exc).__name__}: {_one_line(exc)} (this is a bug; "
+            f"salrt: internal error: {type(exc).__name__}: {one_line(exc)} (this is a bug; "
             f"SALRT_DEBUG=1 shows the traceback)",
             file=sys.stderr,
         )
         return 1
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text if len(text) <= 500 else text[:497] + "..."
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from salrt.errors import MediaError, SalrtError, UsageError, require
+from salrt.errors import MediaError, SalrtError, UsageError, one_line, require
 
 JOB_DIR = "_salrt_job"  # per-input completion records and the job summary
 STAGING = ".salrt-staging"  # local outputs: uncommitted attempts (same file system: atomic moves)
@@ -518,7 +518,7 @@ def run_job(
         try:
             node, pid = ray.get([a.node.remote(), a.pid.remote()])
         except ray.exceptions.RayActorError as exc:
-            raise SalrtError(f"a model worker could not start: {_first_line(exc)}") from None
+            raise SalrtError(f"a model worker could not start: {one_line(exc, 300)}") from None
         return _Slot(a, node, pid)
 
     slots = [new_slot() for _ in range(workers)] if todo else []
@@ -543,9 +543,8 @@ def run_job(
         emit("started", {"input": item.source.path, "stem": item.stem, "attempt": attempt, "pid": slot.pid})
 
     def release(slot: _Slot) -> None:
-        for ref in (slot.decode,):
-            if ref is not None:
-                ray.cancel(ref, force=True)
+        if slot.decode is not None:
+            ray.cancel(slot.decode, force=True)
         if slot.queue is not None:
             try:
                 slot.queue.shutdown(force=True)
@@ -580,14 +579,14 @@ def run_job(
                     if attempt < max_attempts:
                         retried += 1
                         todo.insert(0, (item, attempt + 1))
-                        emit("retry", {"input": item.source.path, "attempt": attempt + 1, "why": _first_line(exc)})
-                        log(f"{item.source.path}: worker died ({_first_line(exc)}); retrying (attempt {attempt + 1})")
+                        emit("retry", {"input": item.source.path, "attempt": attempt + 1, "why": one_line(exc, 300)})
+                        log(f"{item.source.path}: worker died ({one_line(exc, 300)}); retrying (attempt {attempt + 1})")
                     else:
                         results[item.index] = {"input": item.source.path, "stem": item.stem, "status": "failed",
-                                               "error": f"workers died {attempt} time(s): {_first_line(exc)}"}  # fmt: skip
+                                               "error": f"workers died {attempt} time(s): {one_line(exc, 300)}"}  # fmt: skip
                     continue
                 except ray.exceptions.RayTaskError as exc:
-                    r = {"input": item.source.path, "stem": item.stem, "status": "failed", "error": _first_line(exc)}
+                    r = {"input": item.source.path, "stem": item.stem, "status": "failed", "error": one_line(exc, 300)}
                 release(s)
                 advance(item, int(r.get("frames", 0)))
                 results[item.index] = r
@@ -608,11 +607,6 @@ def run_job(
     )
     store.write_text(f"{JOB_DIR}/job.json", json.dumps(report.to_dict(), indent=1, default=str))
     return report
-
-
-def _first_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def read_input_list(path: str) -> list[str]:

@@ -74,6 +74,12 @@ _EXTRAS = {
 }
 
 
+def one_line(exc: BaseException, limit: int = 500) -> str:
+    """An exception's message on one line (whitespace collapsed), cut to ``limit`` characters."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def require(module: str, feature: str) -> Any:
     """Import ``module`` or raise one clear message naming the extra that installs it."""
     try:

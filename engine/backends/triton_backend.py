@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from salrt.backends.graph import GraphBackend, NumpyArrays
-from salrt.errors import RemoteError, SalrtError, UsageError, require
+from salrt.errors import RemoteError, SalrtError, UsageError, one_line, require
 
 _DTYPES = {"float32": "FP32", "float16": "FP16", "int64": "INT64"}
 
@@ -222,5 +222,4 @@ class TritonBackend(NumpyArrays, GraphBackend):
 def _reason(exc: BaseException | None) -> str:
     if exc is None:
         return "unknown error"
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 300 else text[:297] + "..."
+    return one_line(exc, 300) or type(exc).__name__
