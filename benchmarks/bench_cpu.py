@@ -6,13 +6,14 @@ inputs, interleaved for ``--rounds`` rounds after a warm-up; medians):
 - exact paths (max abs <= 1e-4 vs salrt torch fp32): torch eager, onnxruntime, OpenVINO (f32);
 - approximate paths (CC vs fp32 reported; kept only as contenders, never defaults): OpenVINO with
   one DDIM step (the authors' released config samples with 1), onnxruntime with int8 dynamic
-  quantisation of every MatMul/Gemm.
+  quantisation of every MatMul/Gemm; on CPUs with native bf16 (AVX-512 BF16, AMX) also salrt torch
+  bf16 and OpenVINO bf16 (4, 2 and 1 steps), what ``salrt run --precision bf16 [--steps N]`` runs.
 Then, per backend, an op-level profile of one clip (classes: convolution, matmul, attention,
 norm, interpolation, elementwise, layout/copy; share of time, achieved GFLOP/s or GB/s against
 this machine's measured peaks), a roofline plot, and a latency/throughput sweep over batch.
 
 Usage: python benchmarks/bench_cpu.py --reference /path/to/diff_sal [--rounds 3] [--batches 1,2,4]
-       [--out benchmarks/results/cpu_paths]
+       [--out benchmarks/results/cpu_paths_<isa>]   (one folder per kind of CPU: avx2, avx512_bf16_vnni)
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import argparse
 import collections
 import json
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -35,8 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "reference"))
 
 from salrt.backends.onnxruntime_backend import OnnxRuntimeBackend  # noqa: E402
 from salrt.backends.openvino_backend import OpenVinoBackend  # noqa: E402
-from salrt.bench import cpu_name  # noqa: E402
 from salrt.export.onnx import export_onnx  # noqa: E402
+from salrt.hardware import cpu_isa, cpu_name, cpu_native_bf16  # noqa: E402
 from salrt.testing import synthetic_inputs  # noqa: E402
 
 CLASSES = ("convolution", "matmul", "attention", "norm", "interpolation", "elementwise", "layout/copy")
@@ -102,15 +104,22 @@ def ov_class(node_type: str) -> str:
 
 # -- measurements ------------------------------------------------------------------------------
 def peaks() -> dict[str, float]:
-    """This machine's fp32 GEMM rate (torch, all threads) and streaming bandwidth (a large add)."""
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-    torch.mm(a, b)
-    best = min(_time(lambda: torch.mm(a, b)) for _ in range(5))
+    """This machine's fp32 GEMM rate (torch, all threads), its bf16 GEMM rate where the CPU has native
+    bf16, and the streaming bandwidth (a large add)."""
+
+    def gemm(dtype: torch.dtype) -> float:
+        a, b = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
+        torch.mm(a, b)
+        return 2 * 2048**3 / min(_time(lambda: torch.mm(a, b)) for _ in range(5)) / 1e9
+
     x, y = torch.randn(64 * 2**20), torch.randn(64 * 2**20)
     out = torch.empty_like(x)
     torch.add(x, y, out=out)
     bw = min(_time(lambda: torch.add(x, y, out=out)) for _ in range(5))
-    return {"gemm_gflops": 2 * 2048**3 / best / 1e9, "bandwidth_gbs": 3 * x.numel() * 4 / bw / 1e9}
+    r = {"gemm_gflops": gemm(torch.float32), "bandwidth_gbs": 3 * x.numel() * 4 / bw / 1e9}
+    if cpu_native_bf16():
+        r["bf16_gemm_gflops"] = gemm(torch.bfloat16)
+    return r
 
 
 def _time(fn: Any) -> float:
@@ -187,12 +196,15 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--batches", default="1,2,4")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
-    ap.add_argument("--out", default="benchmarks/results/cpu_paths")
+    ap.add_argument("--out", help="results folder (default: benchmarks/results/cpu_paths_<this CPU's ISA>)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     from diffsal_reference import ReferenceDiffSal, reference_weights, salrt_with
 
-    out = Path(a.out)
+    isa = cpu_isa()
+    out = Path(
+        a.out or f"benchmarks/results/cpu_paths_{'_'.join(re.findall(r'[a-z0-9]+', isa.lower().replace('-', '')))}"
+    )
     out.mkdir(parents=True, exist_ok=True)
     batches = [int(x) for x in a.batches.split(",")]
     tmp = Path(tempfile.mkdtemp(prefix="salrt_cpu_"))
@@ -221,6 +233,10 @@ def main() -> None:
     (int8 / "manifest.json").write_text(json.dumps(man))
     ort4, ov4, ov1, ort8 = (OnnxRuntimeBackend(exp4), OpenVinoBackend(exp4), OpenVinoBackend(exp1),
                             OnnxRuntimeBackend(int8))  # fmt: skip
+    bf16 = cpu_native_bf16()
+    if bf16:  # what `salrt run --precision bf16` runs (torch: cast weights; OpenVINO: a hint over the fp32 graphs)
+        model_bf16 = salrt_with(reference_weights(0), tmp).to(torch.bfloat16)
+        ov4b, ov1b = OpenVinoBackend(exp4, precision="bf16"), OpenVinoBackend(exp1, precision="bf16")
 
     def tsample(m: Any) -> Any:
         return lambda v, au, n, steps=4: m.sample(v, au, steps=steps, noise=n)
@@ -238,7 +254,19 @@ def main() -> None:
         "fn": lambda v, au, n: ov1.sample(v, au, steps=1, noise=n), "kind": "approximate"}  # fmt: skip
     contenders["onnxruntime int8 dynamic (MatMul/Gemm)"] = {
         "fn": lambda v, au, n: ort8.sample(v, au, steps=4, noise=n), "kind": "approximate"}  # fmt: skip
-    to_np = lambda x: x.detach().numpy() if hasattr(x, "detach") else np.asarray(x)  # noqa: E731
+    if bf16:
+        contenders["salrt torch bf16"] = {
+            "fn": lambda v, au, n: model_bf16.sample(v.bfloat16(), au.bfloat16(), steps=4, noise=n.bfloat16()),
+            "kind": "approximate"}  # fmt: skip
+        contenders["OpenVINO bf16"] = {
+            "fn": lambda v, au, n: ov4b.sample(v, au, steps=4, noise=n),
+            "kind": "approximate",
+        }
+        contenders["OpenVINO bf16, 2 DDIM steps"] = {
+            "fn": lambda v, au, n: ov1b.sample(v, au, steps=2, noise=n), "kind": "approximate"}  # fmt: skip
+        contenders["OpenVINO bf16, 1 DDIM step"] = {
+            "fn": lambda v, au, n: ov1b.sample(v, au, steps=1, noise=n), "kind": "approximate"}  # fmt: skip
+    to_np = lambda x: x.detach().float().numpy() if hasattr(x, "detach") else np.asarray(x)  # noqa: E731
     with torch.no_grad():
         want = to_np(model.sample(*one[:2], steps=4, noise=one[2]))
         for ct in contenders.values():  # warm-up, and the maps each path gives
@@ -283,7 +311,8 @@ def main() -> None:
     # latency / throughput over batch
     sweep: dict[str, dict[int, float]] = {}
     for name, fn in (("torch", tsample(model)), ("onnxruntime", lambda v, au, n: ort4.sample(v, au, steps=4, noise=n)),
-                     ("openvino", lambda v, au, n: ov4.sample(v, au, steps=4, noise=n))):  # fmt: skip
+                     ("openvino", lambda v, au, n: ov4.sample(v, au, steps=4, noise=n)),
+                     *((("openvino bf16", lambda v, au, n: ov4b.sample(v, au, steps=4, noise=n)),) if bf16 else ())):  # fmt: skip
         sweep[name] = {}
         for b in batches:
             x = (video[:b], audio[:b], noise[:b])
@@ -294,7 +323,8 @@ def main() -> None:
 
     flops_clip = sum(tp["flops"].values())
     result = {
-        "machine": f"{cpu_name()}, {os.cpu_count()} cores ({a.threads} threads)",
+        "machine": f"{cpu_name()} {isa}, {os.cpu_count()} cores ({a.threads} threads)",
+        "cpu_isa": isa,
         "date": time.strftime("%Y-%m-%d"),
         "versions": {
             "torch": torch.__version__,
@@ -308,6 +338,7 @@ def main() -> None:
         "peaks": {k: round(v, 1) for k, v in pk.items()},
         "flops_per_clip_g": round(flops_clip / 1e9, 1),
         "compute_floor_s": round(flops_clip / (pk["gemm_gflops"] * 1e9), 2),
+        **({"bf16_compute_floor_s": round(flops_clip / (pk["bf16_gemm_gflops"] * 1e9), 2)} if bf16 else {}),
         "breakdown": breakdown,
         "batch_sweep_s": sweep,
         "openvino_inference_precision": ov4.inference_precision,
@@ -361,7 +392,7 @@ def plots(r: dict[str, Any], out: Path) -> None:
         ax.set_xticks(bs)
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.suptitle(f"DiffSal paper size, 4 steps, fp32, {r['machine']}", fontsize=10)
+    fig.suptitle(f"DiffSal paper size, 4 steps, fp32 unless named, {r['machine']}", fontsize=10)
     fig.tight_layout()
     fig.savefig(out / "batch_sweep.png", dpi=110)
     plt.close(fig)
@@ -400,7 +431,12 @@ def report(r: dict[str, Any]) -> str:
         "",
         f"Measured peaks: fp32 GEMM {pk['gemm_gflops']:.0f} GFLOP/s, streaming bandwidth {pk['bandwidth_gbs']:.0f} GB/s. "
         f"One clip is {r['flops_per_clip_g']:.0f} GFLOPs (torch's counter), so no fp32 path can take less than "
-        f"{r['compute_floor_s']:.2f} s here (the compute floor).",
+        f"{r['compute_floor_s']:.2f} s here (the compute floor)."
+        + (
+            f" bf16 GEMM {pk['bf16_gemm_gflops']:.0f} GFLOP/s: a bf16 floor of {r['bf16_compute_floor_s']:.2f} s."
+            if "bf16_compute_floor_s" in r
+            else " This CPU has no native bf16: no bf16 rows."
+        ),  # fmt: skip
         "",
         "Op-level breakdown of one clip: time per class (share), achieved rate and fraction of the measured peak.",
         "FLOPs per class are torch's counts (the same graph in every backend); bytes are estimated from torch's",

@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 
 import salrt
-from salrt.bench import cpu_name
 from salrt.demo import bundled_checkpoint, sounding_object_scores
+from salrt.hardware import cpu_name
 from salrt.testing import load_synthetic_weights
 
 

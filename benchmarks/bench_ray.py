@@ -19,10 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from salrt.bench import cpu_name
 from salrt.cli import main as cli
 from salrt.cluster import Item, RunOutputs, connect, run_job
 from salrt.demo import bundled_checkpoint
+from salrt.hardware import cpu_name
 from salrt.io import make_clip
 from salrt.runtime import Source
 

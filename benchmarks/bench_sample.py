@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 import salrt
-from salrt.bench import cpu_name
+from salrt.hardware import cpu_name
 from salrt.testing import load_synthetic_weights, synthetic_inputs
 
 

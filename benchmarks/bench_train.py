@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 import salrt
-from salrt.bench import cpu_name
+from salrt.hardware import cpu_name
 from salrt.models import MODELS
 from salrt.testing import synthetic_inputs
 

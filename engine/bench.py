@@ -24,6 +24,7 @@ import torch
 
 from salrt.backends.base import to_numpy
 from salrt.errors import UsageError
+from salrt.hardware import cpu_isa, cpu_name
 from salrt.metrics import pearson
 from salrt.pipeline import load_weights
 from salrt.testing import synthetic_inputs
@@ -32,19 +33,10 @@ DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 # ----------------------------------------------------------------------------- machine
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def machine_info(device: str) -> dict[str, Any]:
     info = {
         "cpu": cpu_name(),
+        "cpu_isa": cpu_isa(),
         "cpu_threads": torch.get_num_threads(),
         "platform": platform.platform(),
         "python": platform.python_version(),
@@ -123,8 +115,13 @@ def _skip_reason(c: Config, device: str) -> str | None:
     if c.backend in ("onnxruntime", "openvino"):
         if importlib.util.find_spec(c.backend) is None:
             return f"{c.backend} is not installed"
-        if c.precision == "bf16":
-            return "bf16 is a TensorRT build precision, not an ONNX export precision"
+        if c.precision == "bf16" and c.backend == "onnxruntime":
+            return "bf16 is a TensorRT build precision, not an ONNX export precision (OpenVINO takes it as a hint)"
+    from salrt.backends import precision_problem
+
+    problem = precision_problem(c.backend, c.precision, device)
+    if problem:
+        return problem
     if c.backend == "torch-compile" and not hasattr(torch, "compile"):
         return "torch.compile unavailable"
     return None
@@ -191,6 +188,15 @@ class Bench:
             self._fp32_ref[(batch, steps)] = to_numpy(self.model.sample(v, a, steps=steps, noise=n, **cond))
         return self._fp32_ref[(batch, steps)]
 
+    def torch_model(self, precision: str, kernels: str) -> Any:
+        """The model in ``precision`` with ``kernels`` (a copy unless fp32 with torch kernels)."""
+        m = self.model if precision == "fp32" else copy.deepcopy(self.model).to(DTYPES[precision])
+        if kernels == "triton":
+            from salrt import kernels as salrt_kernels
+
+            m = salrt_kernels.enable(copy.deepcopy(m))
+        return m
+
     def _callable(self, c: Config) -> Callable[[tuple[torch.Tensor, ...]], Any]:
         from salrt.backends import load_backend
 
@@ -199,38 +205,31 @@ class Bench:
                 raise UsageError(f"{self.model_name} has no public reference code to imitate")
             return lambda x: self.model.reference_sample(x[0], x[1], x[2], c.steps)
         if c.backend in ("torch", "torch-compile"):
-            m = self.model if c.precision == "fp32" else copy.deepcopy(self.model).to(DTYPES[c.precision])
-            if c.kernels == "triton":
-                from salrt import kernels
-
-                m = kernels.enable(copy.deepcopy(m))
-            b = load_backend(c.backend, model=m, cuda_graphs=c.cuda_graphs)
+            b = load_backend(c.backend, model=self.torch_model(c.precision, c.kernels), cuda_graphs=c.cuda_graphs)
             return lambda x: b.sample(x[0], x[1], steps=c.steps, noise=x[2], **x[3])
         if c.backend in ("onnxruntime", "openvino", "tensorrt"):
             from salrt.export.onnx import export_onnx
 
-            d = self.cache / f"{self.model_name}_{self.config_name}_{c.precision}_b{c.batch}_s{c.steps}"
+            if c.backend == "tensorrt":  # the graphs' precision follows what this TensorRT builds from
+                from salrt.errors import require
+                from salrt.export.tensorrt import engine_plan
+
+                graph_precision = engine_plan(require("tensorrt", "TensorRT"), c.precision)["graph_precision"]
+            elif c.backend == "openvino":  # OpenVINO takes bf16 as a hint over the fp32 graphs
+                graph_precision = "fp32" if c.precision == "bf16" else c.precision
+            else:
+                graph_precision = c.precision
+            key = c.precision if c.backend == "tensorrt" else graph_precision  # engines live beside their graphs
+            d = self.cache / f"{self.model_name}_{self.config_name}_{key}_b{c.batch}_s{c.steps}"
             if not _current_export(d):
                 self.log(f"exporting {d.name} for {c.backend}")
-                if c.backend == "tensorrt":  # the graphs' precision follows what this TensorRT builds from
-                    from salrt.errors import require
-                    from salrt.export.tensorrt import engine_plan
-
-                    graph_precision = engine_plan(require("tensorrt", "TensorRT"), c.precision)["graph_precision"]
-                else:
-                    graph_precision = c.precision
-                export_onnx(
-                    self.model,
-                    d,
-                    precision=graph_precision,
-                    batch=str(c.batch),
-                    steps=c.steps,
-                )
+                export_onnx(self.model, d, precision=graph_precision, batch=str(c.batch), steps=c.steps)
             if c.backend == "tensorrt":
                 from salrt.export.tensorrt import build_engines
 
                 build_engines(d, precision=c.precision)
-            b = load_backend(c.backend, export_dir=str(d), device=self.device)
+            precision = c.precision if c.backend == "openvino" else None
+            b = load_backend(c.backend, export_dir=str(d), device=self.device, precision=precision)
             if c.backend in ("onnxruntime", "openvino"):
                 return lambda x: b.sample(
                     *(to_numpy(t) for t in x[:2]),
@@ -354,8 +353,19 @@ def run(
         "matmul_peak_tflops": b._peaks,
         "rows": rows,
     }
-    if video:
-        result["end_to_end"] = end_to_end(b, video, batches[0], steps[0], stride)
+    if video:  # the first torch configuration asked for, end to end, beside its model-only row
+        pr, kn = precisions[0], kernels[0]
+        e = end_to_end(b, video, batches[0], steps[0], stride, pr, kn)
+        same = [
+            r
+            for r in rows
+            if r.get("backend") == "torch" and "skipped" not in r and r.get("cuda_graphs", True)
+            and (r["precision"], r["kernels"], r["batch"], r["steps"]) == (pr, kn, batches[0], steps[0])
+        ]  # fmt: skip
+        if same:
+            e["model_only_clips_per_s"] = same[0]["clips_per_s"]
+            e["of_model_only"] = round(e["clips_per_s"] / same[0]["clips_per_s"], 3)
+        result["end_to_end"] = e
     (out / "bench.json").write_text(json.dumps(result, indent=1, default=str))
     md = markdown(result)
     (out / "bench.md").write_text(md)
@@ -363,20 +373,25 @@ def run(
     return result
 
 
-def end_to_end(b: Bench, video: str, batch: int, steps: int, stride: int) -> dict[str, Any]:
-    """The whole runtime on a video (decode to maps) with the torch backend."""
+def end_to_end(
+    b: Bench, video: str, batch: int, steps: int, stride: int, precision: str = "fp32", kernels: str = "torch"
+) -> dict[str, Any]:
+    """The whole runtime on a video (decode to maps) with the torch backend in ``precision`` with
+    ``kernels`` (the same model the model-only rows time)."""
     from salrt.backends import load_backend
     from salrt.io.contract import InputContract
     from salrt.runtime import RunOptions, Runtime
 
     rt = Runtime(
-        load_backend("torch", model=b.model),
+        load_backend("torch", model=b.torch_model(precision, kernels)),
         [video],
         RunOptions(steps=steps if b.diffusion else None, stride=stride, batch=batch, contract=InputContract.of(b.cfg)),
     )
     s = rt.run(handle_signals=False)
     return {
         "video": video,
+        "precision": precision,
+        "kernels": kernels,
         "batch": batch,
         "steps": steps,
         "stride": stride,
@@ -417,8 +432,14 @@ def markdown(result: dict[str, Any]) -> str:
         e = result["end_to_end"]
         lines += [
             "",
-            f"End to end ({e['video']}, batch {e['batch']}, {e['steps']} steps, stride {e['stride']}): "
-            f"{e['frames_per_s']:.2f} frames/s, {e['clips_per_s']:.3f} clips/s over {e['frames']} frames",
+            f"End to end ({e['video']}, {e.get('precision', 'fp32')}, kernels {e.get('kernels', 'torch')}, batch "
+            f"{e['batch']}, {e['steps']} steps, stride {e['stride']}): {e['frames_per_s']:.2f} frames/s, "
+            f"{e['clips_per_s']:.3f} clips/s over {e['frames']} frames"
+            + (
+                f" = {100 * e['of_model_only']:.0f}% of the model alone ({e['model_only_clips_per_s']:.3f} clips/s)"
+                if "of_model_only" in e
+                else ""
+            ),
         ]
     return "\n".join(lines) + "\n"
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from salrt import __version__
-from salrt.backends import BACKENDS, EXPORT_BACKENDS
+from salrt.backends import BACKENDS, EXPORT_BACKENDS, PRECISIONS
 from salrt.errors import SalrtError, UsageError, one_line, require
 
 
@@ -565,6 +565,7 @@ def _pipeline(args: argparse.Namespace) -> Any:
         triton_model=getattr(args, "triton_model", None),
         timeout_s=getattr(args, "timeout", 10.0),
         retries=getattr(args, "retries", 3),
+        precision=getattr(args, "precision", None),
     )
 
 
@@ -683,6 +684,7 @@ def _ray_job(args: argparse.Namespace, items: list[Any], outputs: Any, out: str,
         "triton_model": getattr(args, "triton_model", None),
         "timeout_s": getattr(args, "timeout", 10.0),
         "retries": getattr(args, "retries", 3),
+        "precision": getattr(args, "precision", None),
     }
     if args.checkpoint is None and not args.random_weights and args.backend not in EXPORT_BACKENDS:
         raise UsageError(
@@ -1190,6 +1192,7 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--url", help="--backend triton: the server")
     pe.add_argument("--triton-model", help="--backend triton: the served model's name")
     pe.add_argument("--kernels", choices=("triton", "torch"), help="attention/DDIM kernels (default: triton on cuda)")
+    _precision_arg(pe)
     _ray_args(pe, inputs=False)
     pe.add_argument("--allow-missing", action="store_true", help="score what exists when predictions are missing")
     pe.add_argument(
@@ -1459,6 +1462,16 @@ def _model_args(p: argparse.ArgumentParser, models: list[str] | None, model_help
     p.add_argument("--url", help="--backend triton: the server, http://HOST:8000 or grpc://HOST:8001")
     p.add_argument("--triton-model", help="--backend triton: the served model's name (default: --model)")
     p.add_argument("--kernels", choices=("triton", "torch"), help="attention/DDIM kernels (default: triton on cuda)")
+    _precision_arg(p)
+
+
+def _precision_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="inference precision (default: fp32, or the export's): bf16 is the fast approximate path on GPUs and on CPUs "
+        "with native bf16 (torch, openvino); the other backends run their export's",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -80,17 +80,25 @@ def load(
     triton_model: str | None = None,
     timeout_s: float = 10.0,
     retries: int = 3,
+    precision: str | None = None,
 ) -> Pipeline:
     """Build a :class:`Pipeline`. ``kernels``: ``"triton"``, ``"torch"`` or None (the model's Triton
     kernels on CUDA when it has any); ``captions``/``bpe``: a captions file or folder and CLIP's BPE
     merges for a text-conditioned model; ``url``/``triton_model``/``timeout_s``/``retries``: a
-    Triton server (``backend="triton"``; its model defaults to ``model``)."""
-    from salrt.backends import BACKENDS, load_backend, pick_backend
+    Triton server (``backend="triton"``; its model defaults to ``model``); ``precision``: ``fp32``,
+    ``bf16`` or ``fp16`` (None: fp32, or the export's): torch casts the weights, OpenVINO takes it as
+    its hint, the other backends must match their export (:func:`salrt.backends.load_backend`)."""
+    from salrt.backends import BACKENDS, PRECISIONS, load_backend, pick_backend, precision_problem
 
     if backend not in BACKENDS:
         raise UsageError(f"unknown backend {backend!r}: {', '.join(BACKENDS)}")
+    if precision is not None and precision not in PRECISIONS:
+        raise UsageError(f"unknown precision {precision!r}: {', '.join(PRECISIONS)}")
     if backend == "auto":
         backend = pick_backend(device, export_dir, url)
+    problem = precision_problem(backend, precision, device) if precision else None
+    if problem:  # before loading weights: a refused precision costs nothing
+        raise UsageError(f"--precision {precision} with --backend {backend}: {problem}")
     net = None
     if backend == "triton":
         b = load_backend(
@@ -100,12 +108,13 @@ def load(
             export_dir=export_dir,
             timeout_s=timeout_s,
             retries=retries,
+            precision=precision,
         )
         contract = InputContract.from_manifest(b.manifest)
     elif backend in ("onnxruntime", "openvino", "tensorrt"):
         if not export_dir:
             raise UsageError(f"--backend {backend} needs --export-dir (made by salrt export)")
-        b = load_backend(backend, export_dir=export_dir, device=device)
+        b = load_backend(backend, export_dir=export_dir, device=device, precision=precision)
         contract = InputContract.from_manifest(b.manifest)
     else:
         net = load_weights(
@@ -117,6 +126,10 @@ def load(
             backbones=backbones,
             seed=seed,
         )
+        if precision and precision != "fp32":
+            import torch
+
+            net = net.to({"bf16": torch.bfloat16, "fp16": torch.float16}[precision])  # our own fresh copy
         on_cuda = str(device).startswith("cuda")
         if kernels is None:
             kernels = "triton" if on_cuda and net.triton_kernels() else "torch"
@@ -130,7 +143,7 @@ def load(
             enable(net, force=not on_cuda)
         elif kernels != "torch":
             raise UsageError(f"unknown kernels {kernels!r}: triton or torch")
-        b = load_backend(backend, model=net)
+        b = load_backend(backend, model=net, precision=precision)
         contract = InputContract.of(net.config)
     return Pipeline(b, contract, conditions_for(contract, captions, bpe, model), net)
 

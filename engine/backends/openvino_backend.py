@@ -3,8 +3,8 @@ directly). Imports neither torch nor salrt.models.
 
 Exact by default: the CPU plugin is told to infer in f32 (``INFERENCE_PRECISION_HINT``), because
 on CPUs with native bf16 (AVX-512 BF16, AMX) it would otherwise run bf16 silently.
-``precision="bf16"`` asks for bf16 where the CPU has it (an approximate path; OpenVINO runs f32
-where it does not, which :attr:`OpenVinoBackend.inference_precision` reports).
+``precision="bf16"`` asks for bf16 over the fp32 graphs (an approximate path, never a default);
+it is refused on CPUs without native bf16, where OpenVINO would silently run f32.
 """
 
 from __future__ import annotations
@@ -57,6 +57,16 @@ class OpenVinoBackend(NumpyArrays, GraphBackend):
             core.set_property({"CACHE_DIR": str(cache)})
         except OSError:  # a read-only home: compile every time
             pass
+        if precision != "fp32" and self.manifest["precision"] != "fp32":
+            raise UsageError(
+                f"OpenVINO precision {precision} needs an fp32 export; {self.dir} is {self.manifest['precision']}"
+            )
+        if (
+            device == "CPU"
+            and precision == "bf16"
+            and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        ):
+            raise UsageError("OpenVINO precision bf16: this CPU has no native bf16 (OpenVINO would run f32)")
         config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "PERF_COUNT": "YES" if perf_count else "NO"}
         if device == "CPU":
             config["INFERENCE_PRECISION_HINT"] = _HINTS[precision]

@@ -29,6 +29,9 @@ class TorchBackend:
                     getattr(model, part).forward = torch.compile(getattr(model, part).forward, dynamic=False)
         p = next(model.parameters())
         self.device, self.dtype = p.device, p.dtype
+        self.precision = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}.get(
+            p.dtype, str(p.dtype)
+        )
 
     def _t(self, x: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
         t = torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x

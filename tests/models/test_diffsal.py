@@ -157,3 +157,26 @@ def test_synthetic_inputs_are_seeded():
     a = synthetic_inputs((3, 16, 64, 128), (1, 9, 32, 64), 1, seed=1)
     b = synthetic_inputs((3, 16, 64, 128), (1, 9, 32, 64), 1, seed=1)
     assert all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("channels,sizes", [(16, [(2, 3), (4, 6), (8, 12), (16, 24)]), (24, [(3, 5), (6, 10)])])
+def test_head_conv_of_sum_equals_conv_of_fused_sum(channels, sizes):
+    """The head's 3x3 convolution computed per side at the sides' resolutions equals the reference's
+    convolution of the summed, resized sides (zero borders included), and the thop count keeps the
+    reference's full-size convolution."""
+    from torch.nn import functional as F
+
+    from salrt.models.saliency_unet import SaliencyHead
+
+    torch.manual_seed(0)
+    head = SaliencyHead(channels, 8, (64, 96)).eval()
+    torch.nn.init.normal_(head.conv.bias)
+    size = (2 * sizes[-1][0], 2 * sizes[-1][1])
+    sides = [torch.randn(2, channels, h, w) for h, w in sizes]
+    fused = sum(F.interpolate(s, size=size, mode="bilinear", align_corners=False) for s in sides)
+    want = head.conv(fused)
+    got = head.conv_of_sum(sides, size)
+    assert got.shape == want.shape == (2, 8, *size)
+    assert (got - want).abs().max() <= 1e-5 * want.abs().max()
+    macs, params = head.thop_macs((sides, size), head(sides, size))
+    assert macs == 2 * 8 * size[0] * size[1] * channels * 9 and params == head.conv.weight.numel() + 8
