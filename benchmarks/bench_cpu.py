@@ -285,6 +285,16 @@ def main() -> None:
                      "max_s": round(max(ct["times"]), 3), "speedup_vs_first": round(base / med, 3),
                      "max_abs_vs_fp32": ct["max_abs"], "cc_vs_fp32": ct["cc"]})  # fmt: skip
     print(json.dumps(rows, indent=1), flush=True)
+    (out / "contenders.json").write_text(json.dumps(rows, indent=1))  # kept even if a later stage fails
+    # free what the profiles and the sweep do not use (the authors' model, the approximate paths):
+    # together they exceed 24 GB with the batch-4 sweep
+    contenders.clear()
+    ref = ort8 = ov1 = None  # noqa: F841
+    if bf16:
+        model_bf16 = ov1b = None  # noqa: F841
+    import gc
+
+    gc.collect()
 
     # op-level profiles
     pk = peaks()

@@ -2,7 +2,8 @@
 
 Per decoder stage at the paper's shapes (N = 9 frames per clip x batch): fused compression +
 attention vs the eager PyTorch sequence and vs scaled_dot_product_attention on pre-compressed
-K/V, with achieved bandwidth against a measured device-to-device copy; the DDIM update vs the
+K/V, with achieved bandwidth against a measured device-to-device copy; the fused resize-and-shift
+of the head's and UpEmbed's tap mixings vs the eager resize + pad + slices; the DDIM update vs the
 eager chain; the whole sampler with and without the CUDA graph.
 
 Usage: python benchmarks/bench_kernels.py [--batch 1] [--dtype bf16] [--out benchmarks/results]
@@ -78,6 +79,7 @@ def main() -> None:
         sys.exit("bench_kernels.py needs a CUDA GPU; the kernels' correctness is tested on CPU by the test suite")
     from salrt.kernels.ddim import ddim_update
     from salrt.kernels.eca import attention, compress_tokens
+    from salrt.kernels.resize import resize_tap_sum, resize_tap_sum_reference
     from salrt.kernels.sampler import GraphSampler
     from salrt.sampling import DDIMScheduler
 
@@ -120,6 +122,38 @@ def main() -> None:
             }
         )
         print(json.dumps(rows[-1]))
+    resize = []  # the head (four sides, 112x192) and UpEmbed's conv1 (x2, dilation 2) at paper size
+    for name, co, sizes, size, dil, n in (
+        ("head", 96, [(7, 12), (14, 24), (28, 48), (56, 96)], (112, 192), 1, args.batch),
+        ("upembed1", 384, [(7, 12)], (14, 24), 2, 9 * args.batch),
+        ("upembed2", 192, [(14, 24)], (28, 48), 2, 9 * args.batch),
+        ("upembed3", 96, [(28, 48)], (56, 96), 2, 9 * args.batch),
+    ):
+        taps = [torch.randn(n, 9 * co, hh, ww, device="cuda", dtype=dt) for hh, ww in sizes]
+        bias = torch.randn(co, device="cuda", dtype=dt)
+        t_f = timed(lambda taps=taps, co=co, size=size, dil=dil, bias=bias: resize_tap_sum(taps, co, size, dil, bias))
+        t_e = timed(
+            lambda taps=taps, co=co, size=size, dil=dil, bias=bias: resize_tap_sum_reference(taps, co, size, dil, bias)
+        )
+        moved = (sum(t.numel() for t in taps) + n * co * size[0] * size[1]) * taps[0].element_size()
+        resize.append(
+            {
+                "part": name,
+                "fused_ms": t_f,
+                "eager_ms": t_e,
+                "speedup_vs_eager": t_e / t_f,
+                "achieved_GBps": moved / (t_f * 1e-3) / 1e9,
+                "max_err_vs_eager": float(
+                    (
+                        resize_tap_sum(taps, co, size, dil, bias).float()
+                        - resize_tap_sum_reference(taps, co, size, dil, bias).float()
+                    )
+                    .abs()
+                    .max()
+                ),
+            }
+        )
+        print(json.dumps(resize[-1]))
     s = DDIMScheduler()
     x0 = torch.rand(args.batch, 1, 224, 384, device="cuda")
     xt = torch.randn_like(x0)
@@ -151,6 +185,7 @@ def main() -> None:
         "dtype": args.dtype,
         "copy_bandwidth_GBps": bw,
         "eca": rows,
+        "resize_tap_sum": resize,
         "ddim": ddim,
         "sampler": sampler,
     }

@@ -140,6 +140,7 @@ def kernel_parity(c: Check, limit: float) -> dict[str, Any]:
     from salrt.kernels import eca
     from salrt.kernels.aot import kernel_launches
     from salrt.kernels.ddim import ddim_update, ddim_update_reference
+    from salrt.kernels.resize import resize_tap_sum, resize_tap_sum_reference
 
     dev = "cpu" if c.dry else "cuda"
     dtypes = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -169,6 +170,14 @@ def kernel_parity(c: Check, limit: float) -> dict[str, Any]:
                     wt, lw, lb = (torch.randn(*s, generator=g).to(dev) for s in ((ch, kk, kk), (ch,), (ch,)))
                     ref = eca.compress_tokens_reference(x, wt, lw, lb, kk)
                     got = eca.compress_tokens(x.to(dtype), wt.to(dtype), lw.to(dtype), lb.to(dtype), kk)
+                    path = "kernel"
+                elif spec.kernel == "resize_tap_sum":
+                    co, h, w, n_in, dil = (int(nums[k]) for k in ("CO", "H", "W", "N", "DIL"))
+                    sizes = [(h // 2 ** (i + 1), w // 2 ** (i + 1)) for i in range(n_in)][::-1]
+                    taps = [torch.randn(1, 9 * co, hh, ww, generator=g).to(dev) for hh, ww in sizes]
+                    bias = torch.randn(co, generator=g).to(dev)
+                    ref = resize_tap_sum_reference(taps, co, (h, w), dil, bias)
+                    got = resize_tap_sum([t.to(dtype) for t in taps], co, (h, w), dil, bias.to(dtype))
                     path = "kernel"
                 else:
                     x0 = torch.rand(2, 1, 224, 384, generator=g).to(dev)

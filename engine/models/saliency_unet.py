@@ -55,33 +55,55 @@ def conv_of_resized_sum(
     bias: torch.Tensor | None,
     size: tuple[int, int],
     dilation: int = 1,
+    fused: bool = False,
 ) -> torch.Tensor:
     """``conv2d(sum_i resize(inputs[i], size), weight, bias, padding=dilation, dilation=dilation)``
     for a 3x3 (odd) kernel, computed without the convolution at full size.
 
     A convolution is a sum over kernel taps of a channel mixing followed by a shift; the mixing
     commutes with the per-channel bilinear resize, so each tap's (Ci -> Co) mixing runs at every
-    input's own resolution, and the taps are resized, summed and shifted into place at ``size``
-    (zero borders as the padding). Same weights and result up to rounding (~1e-6); at an input
-    resolution of a quarter of ``size`` or less, ~4x fewer FLOPs. Shapes: (B, Ci, h_i, w_i) ->
-    (B, Co, *size).
+    input's own resolution (one 1x1 convolution to K*K*Co channels), and the taps are resized,
+    summed and shifted into place at ``size`` (:func:`resize_tap_sum`; ``fused``: as one Triton
+    kernel, :mod:`salrt.kernels.resize`). Same weights and result up to rounding (~1e-6); at an
+    input resolution of a quarter of ``size`` or less, ~4x fewer FLOPs. Shapes: (B, Ci, h_i, w_i)
+    -> (B, Co, *size).
     """
     co, ci, kh, kw = weight.shape
     taps = weight.permute(2, 3, 0, 1).reshape(kh * kw * co, ci, 1, 1)  # one 1x1 mixing per tap
+    mixed = [F.conv2d(x, taps) for x in inputs]
+    if fused:
+        from salrt.kernels.resize import resize_tap_sum as fused_resize_tap_sum
+
+        return fused_resize_tap_sum(mixed, co, size, dilation, bias)
+    return resize_tap_sum(mixed, co, size, dilation, bias, kernel=kh)
+
+
+def resize_tap_sum(
+    taps: list[torch.Tensor],
+    co: int,
+    size: tuple[int, int],
+    dilation: int = 1,
+    bias: torch.Tensor | None = None,
+    kernel: int | None = None,
+) -> torch.Tensor:
+    """Resize each (B, K*K*Co, h_i, w_i) tap tensor (tap-major channels) to ``size``, sum them,
+    and add every tap's Co channels shifted by its kernel offset (times ``dilation``), zeros
+    outside: (B, Co, *size). ``kernel``: K (default: from the channel count; give it when tracing,
+    where shapes are tensors). The eager path; the reference of the fused kernel."""
+    k = kernel if kernel is not None else math.isqrt(int(taps[0].shape[1]) // co)
     z: torch.Tensor | None = None
-    for x in inputs:
-        y = F.conv2d(x, taps)
+    for y in taps:
         if tuple(y.shape[-2:]) != tuple(size):
             y = F.interpolate(y, size=size, mode="bilinear", align_corners=False)
         z = y if z is None else z + y
     assert z is not None
-    ph, pw = dilation * (kh // 2), dilation * (kw // 2)
-    z = F.pad(z, (pw, pw, ph, ph))
+    pad = dilation * (k // 2)
+    z = F.pad(z, (pad, pad, pad, pad))
     h, w = size
     out: torch.Tensor | None = None
-    for i in range(kh):
-        for j in range(kw):
-            tap = (i * kw + j) * co
+    for i in range(k):
+        for j in range(k):
+            tap = (i * k + j) * co
             part = z[:, tap : tap + co, i * dilation : i * dilation + h, j * dilation : j * dilation + w]
             out = part if out is None else out + part
     assert out is not None
@@ -269,8 +291,11 @@ class MAMBlock(nn.Module):
 class UpEmbed(nn.Module):
     """Per-frame bilinear x2 upsampling + two dilated 3x3 conv/BN/ReLU: (B,Ci,T,H,W) -> (B,Co,T,2H,2W)."""
 
+    triton_kernel = "resize_tap_sum"
+
     def __init__(self, in_ch: int, out_ch: int) -> None:
         super().__init__()
+        self.use_triton = self.triton_force = False  # salrt.kernels.enable: the fused resize_tap_sum
         self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=2, dilation=2, bias=False)
         self.bn1 = nn.BatchNorm2d(out_ch)
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=2, dilation=2, bias=False)
@@ -278,7 +303,7 @@ class UpEmbed(nn.Module):
 
     def thop_macs(self, inputs: tuple, out: torch.Tensor) -> tuple[int, int]:
         """thop: the reference's nn.Upsample(bilinear) module, 11 ops per output element, and its
-        conv1 over the upsampled frames (computed here before the upsampling)."""
+        conv1 over the upsampled frames (applied functionally here, in either order)."""
         b, c, t, h, w = inputs[0].shape
         conv1 = out.numel() * c * math.prod(self.conv1.weight.shape[2:])
         return 11 * b * t * c * (2 * h) * (2 * w) + conv1, self.conv1.weight.numel()
@@ -286,9 +311,18 @@ class UpEmbed(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, t, h, w = x.shape
         y = x.transpose(1, 2).reshape(b * t, c, h, w)
-        # conv1 of the upsampled frames, its channel mixing run before the upsampling (exact up to
-        # rounding, a quarter of the FLOPs; measured 10% faster per clip on CPU under OpenVINO)
-        y = conv_of_resized_sum([y], self.conv1.weight, None, (2 * h, 2 * w), dilation=self.conv1.dilation[0])
+        dil = self.conv1.dilation[0]
+        fused = self.use_triton and (y.is_cuda or self.triton_force)
+        if fused or torch.onnx.is_in_onnx_export():
+            # conv1 of the upsampled frames with its channel mixing run before the upsampling (exact
+            # up to rounding, a quarter of the FLOPs): 10% less time per clip in the exported graphs
+            # under OpenVINO, and no full-size tap tensor at all with the fused kernel. Eager torch
+            # keeps the reference's order: its resize of the 4.5x wider tap tensor costs more than
+            # the FLOPs saved there (9.1 vs 7.7 s per clip on CPU).
+            y = conv_of_resized_sum([y], self.conv1.weight, None, (2 * h, 2 * w), dil, fused)
+        else:  # conv1 applied functionally either way: thop_macs counts it once
+            y = F.interpolate(y, size=(2 * h, 2 * w), mode="bilinear", align_corners=False)
+            y = F.conv2d(y, self.conv1.weight, None, padding=self.conv1.padding, dilation=dil)
         y = F.relu(self.bn1(y))
         y = F.relu(self.bn2(self.conv2(y)))
         return y.reshape(b, t, *y.shape[1:]).transpose(1, 2)
@@ -367,12 +401,15 @@ class SaliencyHead(nn.Module):
     same weights and result up to rounding, a third of the FLOPs of the full-size convolution.
     """
 
+    triton_kernel = "resize_tap_sum"
+
     def __init__(self, in_ch: int, mid_ch: int, out_size: tuple[int, int]) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_ch, mid_ch, 3, padding=1)
         self.bn = nn.BatchNorm2d(mid_ch)
         self.logits = nn.Conv2d(mid_ch, 1, 1)
         self.out_size = out_size
+        self.use_triton = self.triton_force = False  # salrt.kernels.enable: the fused resize_tap_sum
 
     def thop_macs(self, inputs: tuple, out: torch.Tensor) -> tuple[int, int]:
         """thop: the reference's 3x3 convolution over the fused (B, Cf, h, w) sum."""
@@ -382,7 +419,8 @@ class SaliencyHead(nn.Module):
 
     def conv_of_sum(self, sides: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
         """``self.conv`` of the sum of ``sides`` resized to ``size``: (B, Cm, h, w)."""
-        return conv_of_resized_sum(sides, self.conv.weight, self.conv.bias, size)
+        fused = self.use_triton and (sides[0].is_cuda or self.triton_force)
+        return conv_of_resized_sum(sides, self.conv.weight, self.conv.bias, size, fused=fused)
 
     def forward(self, sides: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
         y = torch.sigmoid(self.logits(F.relu(self.bn(self.conv_of_sum(sides, size)))))

@@ -35,12 +35,14 @@ def test_every_kernel_compiles_within_budget(tmp_path: Path, arch: str, dtypes: 
     rc, res = _aot(tmp_path, "--arch", arch, "--dtype", dtypes)
     assert rc == 0, res["failures"]
     rows = res["rows"]
-    assert {r["kernel"] for r in rows} == {"eca_compress", "eca_attention", "ddim_update"}
+    assert {r["kernel"] for r in rows} == {"eca_compress", "eca_attention", "ddim_update", "resize_tap_sum"}
     assert set(r["dtype"] for r in rows) == set(dtypes.split(","))
     # DiffSal's four stages: compression at k = 2..16, attention at head widths 384..48
     shapes = {r["shape"] for r in rows}
     assert {f"C={c},k={k}" for c, k in ((768, 2), (384, 4), (192, 8), (96, 16))} <= shapes
     assert any(s.startswith("LQ=84,LK=18,D=384") for s in shapes)
+    # the head (four sides to 112x192) and the three UpEmbeds (x2, dilation 2)
+    assert {"CO=96,H=112,W=192,N=4,DIL=1", "CO=384,H=14,W=24,N=1,DIL=2", "CO=96,H=56,W=96,N=1,DIL=2"} <= shapes
     assert {"diffsal", "mubic", "tavdiff"} <= {m for r in rows for m in r["models"]}
     for r in rows:
         assert r["spill_bytes"] == 0 and r["shared_bytes"] <= SHARED_LIMIT[int(arch[3:])], r

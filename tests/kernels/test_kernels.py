@@ -10,6 +10,7 @@ pytest.importorskip("triton")
 from salrt import kernels
 from salrt.kernels.ddim import ddim_update, ddim_update_reference
 from salrt.kernels.eca import attention, attention_reference, compress_tokens, compress_tokens_reference
+from salrt.kernels.resize import resize_tap_sum, resize_tap_sum_reference
 from salrt.sampling import DDIMScheduler
 
 DEV = "cuda" if torch.cuda.is_available() else "cpu"
@@ -138,3 +139,31 @@ def test_model_with_kernels_equals_eager(tiny) -> None:
         kernels.disable(model)
     assert float((got - ref).abs().max()) < 1e-5
     assert torch.equal(model.sample(v, a, steps=1, noise=n), ref)  # disable restores the eager path
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    "sizes,size,co,dil,bias",
+    [
+        ([(2, 3), (4, 6), (8, 12), (16, 24)], (32, 48), 5, 1, True),  # DiffSal's head: four sides, x16..x2
+        ([(7, 9)], (14, 18), 6, 2, False),  # UpEmbed: x2, dilation 2
+        ([(5, 7), (10, 14)], (10, 14), 3, 1, True),  # an input already at the output size
+        ([(3, 5)], (7, 11), 4, 1, False),  # non-integer scales
+    ],
+)
+def test_resize_tap_sum_parity(dtype: torch.dtype, sizes: list, size: tuple, co: int, dil: int, bias: bool) -> None:
+    g = torch.Generator().manual_seed(co * 10 + dil)
+    taps = [torch.randn(2, 9 * co, h, w, generator=g).to(DEV) for h, w in sizes]
+    b = torch.randn(co, generator=g).to(DEV) if bias else None
+    ref = resize_tap_sum_reference(taps, co, size, dil, b)
+    out = torch.full((2, co, *size), float("nan"), device=DEV, dtype=dtype)  # poisoned
+    got = resize_tap_sum([t.to(dtype) for t in taps], co, size, dil, None if b is None else b.to(dtype), out=out)
+    assert got.shape == ref.shape and torch.isfinite(got).all()
+    assert _err(got, ref) < TOL[dtype] * (3 if dtype == torch.bfloat16 else 1)
+
+
+def test_resize_tap_sum_rejects_bad_taps() -> None:
+    with pytest.raises(ValueError, match="1..4 inputs"):
+        resize_tap_sum([], 3, (4, 4))
+    with pytest.raises(ValueError, match="K odd"):
+        resize_tap_sum([torch.zeros(1, 12, 2, 2)], 3, (4, 4))  # 4 taps: an even kernel
