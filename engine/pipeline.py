@@ -88,16 +88,14 @@ def load(
     Triton server (``backend="triton"``; its model defaults to ``model``); ``precision``: ``fp32``,
     ``bf16`` or ``fp16`` (None: fp32, or the export's): torch casts the weights, OpenVINO takes it as
     its hint, the other backends must match their export (:func:`salrt.backends.load_backend`)."""
-    from salrt.backends import BACKENDS, PRECISIONS, load_backend, pick_backend, precision_problem
+    from salrt.backends import BACKENDS, load_backend, pick_backend, precision_problem
 
     if backend not in BACKENDS:
         raise UsageError(f"unknown backend {backend!r}: {', '.join(BACKENDS)}")
-    if precision is not None and precision not in PRECISIONS:
-        raise UsageError(f"unknown precision {precision!r}: {', '.join(PRECISIONS)}")
     if backend == "auto":
         backend = pick_backend(device, export_dir, url)
     problem = precision_problem(backend, precision, device) if precision else None
-    if problem:  # before loading weights: a refused precision costs nothing
+    if problem:  # before loading weights (an unknown precision too): a refusal costs nothing
         raise UsageError(f"--precision {precision} with --backend {backend}: {problem}")
     net = None
     if backend == "triton":
