@@ -316,11 +316,9 @@ def main() -> None:
             if cls in COMPUTE and tp["flops"].get(cls) and s:
                 entry["gflops"] = round(tp["flops"][cls] / 1e9, 1)
                 entry["achieved_gflops_per_s"] = round(tp["flops"][cls] / s / 1e9, 1)
-                entry["of_peak"] = round(entry["achieved_gflops_per_s"] / pk["gemm_gflops"], 3)
             elif cls not in (*COMPUTE, "interpolation") and tp["bytes"].get(cls) and s:  # resize: output size unknown
                 entry["est_gbytes"] = round(tp["bytes"][cls] / 1e9, 2)
                 entry["achieved_gb_per_s"] = round(tp["bytes"][cls] / s / 1e9, 1)
-                entry["of_peak"] = round(entry["achieved_gb_per_s"] / pk["bandwidth_gbs"], 3)
             rows_b[cls] = entry
         breakdown[backend] = {"total_s": round(total, 3), "classes": rows_b}
 
@@ -351,44 +349,49 @@ def main() -> None:
         f"interleaved rounds: {a.rounds}",
         "export_s": round(export_s, 1),
         "contenders": rows,
-        "peaks": {k: round(v, 1) for k, v in pk.items()},
         "flops_per_clip_g": round(flops_clip / 1e9, 1),
-        "compute_floor_s": round(flops_clip / (pk["gemm_gflops"] * 1e9), 2),
-        **({"bf16_compute_floor_s": round(flops_clip / (pk["bf16_gemm_gflops"] * 1e9), 2)} if bf16 else {}),
         "breakdown": breakdown,
         "batch_sweep_s": sweep,
         "openvino_inference_precision": ov4.inference_precision,
     }
-    (out / "cpu_paths.json").write_text(json.dumps(result, indent=1))
-    plots(result, out)
-    (out / "cpu_paths.md").write_text(report(result))
-    print(report(result))
+    apply_peaks(result, pk)
+    write_results(result, out)
 
 
 def _default_out() -> str:
     return f"benchmarks/results/cpu_paths_{'_'.join(re.findall(r'[a-z0-9]+', cpu_isa().lower().replace('-', '')))}"
 
 
-def rerender(out: Path) -> None:
-    """Peaks measured again on an idle machine; fractions of peak, compute floors, report and plots
-    recomputed from the run's own timings and FLOP counts (nothing else is re-timed)."""
-    r = json.loads((out / "cpu_paths.json").read_text())
-    old, pk = r["peaks"], {k: round(v, 1) for k, v in peaks().items()}
+def apply_peaks(r: dict[str, Any], pk: dict[str, float]) -> None:
+    """Set the measured peaks on a result: each class's fraction of peak and the compute floors."""
+    r["peaks"] = pk = {k: round(v, 1) for k, v in pk.items()}
     for b in r["breakdown"].values():
         for e in b["classes"].values():
             if "achieved_gflops_per_s" in e:
                 e["of_peak"] = round(e["achieved_gflops_per_s"] / pk["gemm_gflops"], 3)
             elif "achieved_gb_per_s" in e:
                 e["of_peak"] = round(e["achieved_gb_per_s"] / pk["bandwidth_gbs"], 3)
-    r["peaks"] = pk
-    r.setdefault("peaks_in_run", old)  # a second re-render keeps what the run itself measured
     r["compute_floor_s"] = round(r["flops_per_clip_g"] / pk["gemm_gflops"], 2)
     if "bf16_gemm_gflops" in pk:
         r["bf16_compute_floor_s"] = round(r["flops_per_clip_g"] / pk["bf16_gemm_gflops"], 2)
+
+
+def write_results(r: dict[str, Any], out: Path) -> None:
+    """cpu_paths.json, the plots and cpu_paths.md (also printed)."""
     (out / "cpu_paths.json").write_text(json.dumps(r, indent=1))
     plots(r, out)
-    (out / "cpu_paths.md").write_text(report(r))
-    print(report(r))
+    text = report(r)
+    (out / "cpu_paths.md").write_text(text)
+    print(text)
+
+
+def rerender(out: Path) -> None:
+    """Peaks measured again on an idle machine; fractions of peak, compute floors, report and plots
+    recomputed from the run's own timings and FLOP counts (nothing else is re-timed)."""
+    r = json.loads((out / "cpu_paths.json").read_text())
+    r.setdefault("peaks_in_run", r["peaks"])  # a second re-render keeps what the run itself measured
+    apply_peaks(r, peaks())
+    write_results(r, out)
 
 
 def plots(r: dict[str, Any], out: Path) -> None:

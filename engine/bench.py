@@ -190,11 +190,13 @@ class Bench:
 
     def torch_model(self, precision: str, kernels: str) -> Any:
         """The model in ``precision`` with ``kernels`` (a copy unless fp32 with torch kernels)."""
-        m = self.model if precision == "fp32" else copy.deepcopy(self.model).to(DTYPES[precision])
+        if precision == "fp32" and kernels != "triton":
+            return self.model
+        m = copy.deepcopy(self.model).to(DTYPES[precision])  # one copy: the base model stays fp32 eager
         if kernels == "triton":
             from salrt import kernels as salrt_kernels
 
-            m = salrt_kernels.enable(copy.deepcopy(m))
+            m = salrt_kernels.enable(m)
         return m
 
     def _callable(self, c: Config) -> Callable[[tuple[torch.Tensor, ...]], Any]:

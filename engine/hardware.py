@@ -13,7 +13,7 @@ import functools
 import platform
 from pathlib import Path
 
-# flags that decide the CPU paths, in the order cpu_isa names them
+# flags of native bf16 arithmetic (what makes --precision bf16 worth running on a CPU)
 _BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
