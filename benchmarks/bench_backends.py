@@ -20,7 +20,7 @@ import torch
 import salrt
 from salrt.backends import load_backend
 from salrt.export.onnx import export_onnx
-from salrt.testing import load_synthetic_weights, synthetic_inputs
+from salrt.models.synthetic import load_synthetic_weights, synthetic_inputs
 
 
 def main() -> None:

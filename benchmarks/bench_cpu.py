@@ -39,7 +39,7 @@ from salrt.backends.onnxruntime_backend import OnnxRuntimeBackend  # noqa: E402
 from salrt.backends.openvino_backend import OpenVinoBackend  # noqa: E402
 from salrt.export.onnx import export_onnx  # noqa: E402
 from salrt.hardware import cpu_isa, cpu_name, cpu_native_bf16  # noqa: E402
-from salrt.testing import synthetic_inputs  # noqa: E402
+from salrt.models.synthetic import synthetic_inputs  # noqa: E402
 
 CLASSES = ("convolution", "matmul", "attention", "norm", "interpolation", "elementwise", "layout/copy")
 COMPUTE = ("convolution", "matmul", "attention")

@@ -19,7 +19,7 @@ import torch
 import salrt
 from salrt.demo import bundled_checkpoint, sounding_object_scores
 from salrt.hardware import cpu_name
-from salrt.testing import load_synthetic_weights
+from salrt.models.synthetic import load_synthetic_weights
 
 
 def main() -> None:

@@ -77,10 +77,10 @@ def main() -> None:
     args = ap.parse_args()
     if not torch.cuda.is_available():
         sys.exit("bench_kernels.py needs a CUDA GPU; the kernels' correctness is tested on CPU by the test suite")
+    from salrt.backends.cuda_graphs import GraphSampler
     from salrt.kernels.ddim import ddim_update
     from salrt.kernels.eca import attention, compress_tokens
     from salrt.kernels.resize import resize_tap_sum, resize_tap_sum_reference
-    from salrt.kernels.sampler import GraphSampler
     from salrt.sampling import DDIMScheduler
 
     dt = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[args.dtype]

@@ -23,8 +23,8 @@ import salrt
 from salrt.backends import load_backend
 from salrt.io import make_clip, open_media
 from salrt.io.contract import InputContract
+from salrt.models.synthetic import load_synthetic_weights
 from salrt.runtime import RunOptions, Runtime
-from salrt.testing import load_synthetic_weights
 
 
 def rss_mb() -> float:

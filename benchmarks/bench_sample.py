@@ -21,7 +21,7 @@ import torch
 
 import salrt
 from salrt.hardware import cpu_name
-from salrt.testing import load_synthetic_weights, synthetic_inputs
+from salrt.models.synthetic import load_synthetic_weights, synthetic_inputs
 
 
 def _timed(fn, *args):

@@ -20,7 +20,7 @@ import torch
 import salrt
 from salrt.hardware import cpu_name
 from salrt.models import MODELS
-from salrt.testing import synthetic_inputs
+from salrt.models.synthetic import synthetic_inputs
 
 
 def batch_for(model: torch.nn.Module, b: int, device: str) -> dict:

@@ -11,7 +11,7 @@ if not torch.cuda.is_available():  # Triton kernels run in the interpreter on CP
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import salrt
-from salrt.testing import load_synthetic_weights, synthetic_inputs
+from salrt.models.synthetic import load_synthetic_weights, synthetic_inputs
 
 torch.set_num_threads(2)
 

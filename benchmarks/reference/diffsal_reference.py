@@ -159,10 +159,10 @@ class ReferenceDiffSal:
 
 
 def reference_weights(seed: int = 0) -> dict[str, torch.Tensor]:
-    """Synthetic weights under the reference's 658 parameter names (``salrt.testing``)."""
+    """Synthetic weights under the reference's 658 parameter names (``salrt.models.synthetic``)."""
     import json
 
-    from salrt.testing import synthetic_state_dict
+    from salrt.models.synthetic import synthetic_state_dict
 
     spec = Path(__file__).resolve().parents[2] / "tests" / "data" / "diffsal_reference_state_dict.json"
     return synthetic_state_dict(json.loads(spec.read_text()), seed=seed)

@@ -20,7 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from salrt.faults import check_outputs, process_resources, salrt_command
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))  # the fault harness lives with the tests
+from support.faults import check_outputs, process_resources, salrt_command  # noqa: E402
+
 from salrt.io import make_clip
 
 

@@ -29,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from salrt.faults import (
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))  # the fault harness lives with the tests
+from support.faults import (  # noqa: E402
     CONTAINERS,
     MUTATIONS,
     StallingServer,
@@ -40,6 +41,7 @@ from salrt.faults import (
     salrt_command,
     sample_while,
 )
+
 from salrt.io import make_clip
 
 SMALL = dict(width=96, height=64)

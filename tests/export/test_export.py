@@ -19,7 +19,7 @@ from salrt.cli import main
 from salrt.errors import MissingDependency, require
 from salrt.export.onnx import BatchSpec, ExportError, export_onnx
 from salrt.export.tensorrt import check_tensorrt_ops, supported_ops
-from salrt.testing import synthetic_inputs
+from salrt.models.synthetic import synthetic_inputs
 
 
 @pytest.fixture(scope="module")

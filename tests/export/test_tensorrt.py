@@ -21,7 +21,7 @@ from salrt.backends.tensorrt_backend import TensorRTNumpyBackend
 from salrt.errors import SalrtError, TensorRTError
 from salrt.export.onnx import export_onnx
 from salrt.export.tensorrt import build_engine, build_engines, engine_key, engine_plan
-from salrt.testing import synthetic_inputs
+from salrt.models.synthetic import synthetic_inputs
 
 GENERATIONS = ("10.0.1", "10.12.0", "11.4.0")
 

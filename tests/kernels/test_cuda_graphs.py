@@ -10,7 +10,7 @@ import salrt
 from salrt import kernels
 from salrt.backends.torch_backend import TorchBackend
 from salrt.models import MODELS
-from salrt.testing import load_synthetic_weights, synthetic_inputs
+from salrt.models.synthetic import load_synthetic_weights, synthetic_inputs
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA GPU")
 

@@ -124,7 +124,7 @@ def test_ddim_noise_is_seeded_gaussian() -> None:
 def test_model_with_kernels_equals_eager(tiny) -> None:
     import copy
 
-    from salrt.testing import synthetic_inputs
+    from salrt.models.synthetic import synthetic_inputs
 
     # compiled kernels on a CUDA machine (CUDA tensors), the interpreter on CPU (forced)
     cuda = torch.cuda.is_available()

@@ -11,7 +11,7 @@ import torch
 
 import salrt
 from salrt.cost import cost_report, paper_comparison
-from salrt.testing import load_synthetic_weights, synthetic_inputs
+from salrt.models.synthetic import load_synthetic_weights, synthetic_inputs
 
 ALL = tuple(sorted(salrt.models.MODELS))
 

@@ -7,7 +7,7 @@ import torch
 
 import salrt
 from salrt.models.mvit import reference_attention
-from salrt.testing import synthetic_inputs
+from salrt.models.synthetic import synthetic_inputs
 
 
 def test_encode_shapes(tiny, tiny_inputs):

@@ -1,7 +1,7 @@
 """Full-size parity with the DiffSal reference implementation (float32, CPU).
 
 ``data/diffsal_reference_seed0.npz`` holds outputs of the authors' code (junwenxiong/diff_sal), run
-locally on synthetic weights ``salrt.testing.synthetic_state_dict(<reference names>, seed=0)``
+locally on synthetic weights ``salrt.models.synthetic.synthetic_state_dict(<reference names>, seed=0)``
 and inputs ``synthetic_inputs(..., batch=2, seed=100)`` (batch 1 = the first item): sub-sampled
 encoder features, one denoiser pass at t = (750, 250) and the 4-step DDIM sample (eta 0).
 The weights go through the real import path: an authors'-layout checkpoint file.
@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import salrt
-from salrt.testing import synthetic_inputs, synthetic_state_dict
+from salrt.models.synthetic import synthetic_inputs, synthetic_state_dict
 
 pytestmark = pytest.mark.fullsize
 DATA = Path(__file__).resolve().parents[1] / "data" / "diffsal_reference_seed0.npz"

@@ -20,7 +20,7 @@ from salrt.io.synthetic import make_clip
 from salrt.models.clip_text import CLIPTextConfig, CLIPTextEncoder, CLIPTokenizer, load_clip_text_pretrained
 from salrt.models.s3d import S3D, load_s3d_pretrained
 from salrt.models.soundnet import SoundNet, load_soundnet_pretrained
-from salrt.testing import load_synthetic_weights, synthetic_inputs
+from salrt.models.synthetic import load_synthetic_weights, synthetic_inputs
 
 ALL = tuple(sorted(salrt.models.MODELS))
 

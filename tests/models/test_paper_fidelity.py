@@ -13,7 +13,7 @@ import salrt
 from salrt.cli import main
 from salrt.errors import UsageError
 from salrt.models import MODELS
-from salrt.testing import load_synthetic_weights, synthetic_inputs
+from salrt.models.synthetic import load_synthetic_weights, synthetic_inputs
 
 DIFFUSION = [n for n, (cls, _) in MODELS.items() if cls.kind == "diffusion"]
 

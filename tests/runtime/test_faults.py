@@ -11,8 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from salrt.faults import (
+from support.faults import (
     CONTAINERS,
     MUTATIONS,
     StallingServer,
@@ -23,6 +22,7 @@ from salrt.faults import (
     salrt_command,
     sample_while,
 )
+
 from salrt.io import make_clip
 
 SMALL = dict(width=96, height=64)

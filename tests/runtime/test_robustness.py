@@ -13,9 +13,9 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from support.faults import salrt_command
 
 from salrt.cli import main
-from salrt.faults import salrt_command
 from salrt.io import make_clip
 from salrt.io.contract import InputContract
 from salrt.runtime import RunOptions, Runtime, Source, default_sinks, output_stems

@@ -206,7 +206,7 @@ def test_cli_train_then_run_and_export_the_checkpoint(dataset: Path, tmp_path: P
         assert torch.equal(a, b), k
     from salrt.backends import load_backend
     from salrt.export.onnx import export_onnx
-    from salrt.testing import synthetic_inputs
+    from salrt.models.synthetic import synthetic_inputs
 
     export_onnx(model, tmp_path / "exp", batch="2", steps=4)
     c = model.config

@@ -10,7 +10,7 @@ with zeros outside the image (the convolution's padding) and the bilinear sampli
 (K*K*Co)-channel tensor at full size and reads it back (DiffSal's head: four 864-channel tensors at
 112x192 per step, ~0.3 GB in fp32); here one launch reads only the low-resolution inputs
 (cache-resident) and writes the Co-channel output once.
-Reference: :func:`salrt.models.saliency_unet.resize_tap_sum` (the eager path).
+Reference: :func:`salrt.kernels.resize_reference.resize_tap_sum` (the eager path).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import triton
 import triton.language as tl
 
 from salrt.kernels.launch import LaunchSpec, TuneConfig, dtype_name, ptr_type, recorder
-from salrt.models.saliency_unet import resize_tap_sum as resize_tap_sum_reference
+from salrt.kernels.resize_reference import resize_tap_sum as resize_tap_sum_reference
 
 MAX_INPUTS = 4
 

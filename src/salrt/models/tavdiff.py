@@ -54,10 +54,10 @@ from salrt.errors import UsageError
 from salrt.models.base import DiffusionModel, S3DSoundNetConfig
 from salrt.models.blocks import MultiheadAttention, check_batch, sinusoidal_embedding
 from salrt.models.clip_text import CLIPTextConfig, CLIPTextEncoder
+from salrt.models.recipe import TrainingRecipe, diffusion_x0_loss
 from salrt.models.s3d import S3D
 from salrt.models.soundnet import SoundNet
 from salrt.sampling.ddim import DDIMScheduler
-from salrt.train.recipe import TrainingRecipe, diffusion_x0_loss
 
 
 @dataclass(frozen=True)

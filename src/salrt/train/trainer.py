@@ -25,8 +25,8 @@ import torch
 from torch import nn
 
 from salrt.errors import SalrtError, UsageError
+from salrt.models.recipe import conditions
 from salrt.train.data import ClipDataset, collate
-from salrt.train.recipe import conditions
 
 
 class TrainingError(SalrtError):

@@ -51,7 +51,7 @@ def load_weights(
         )
     m = salrt.load_model(model, checkpoint=checkpoint, device=device, config=config)
     if checkpoint is None:
-        from salrt.testing import load_synthetic_weights
+        from salrt.models.synthetic import load_synthetic_weights
 
         load_synthetic_weights(m, seed)
     if backbones:

@@ -7,8 +7,8 @@
 ``salrt train`` is the command-line form (datasets in the layouts ``salrt eval`` reads).
 """
 
+from salrt.models.recipe import TrainingRecipe, diffusion_x0_loss, saliency_terms
 from salrt.train.data import ClipDataset, DataError, build_cache, check_videos, collate
-from salrt.train.recipe import TrainingRecipe, diffusion_x0_loss, saliency_terms
 from salrt.train.trainer import Trainer, TrainingError, TrainOptions, train
 
 __all__ = [

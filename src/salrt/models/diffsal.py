@@ -20,11 +20,11 @@ from salrt.checkpoint import check_and_load, extract_state_dict, read_torch_file
 from salrt.errors import CheckpointError, UsageError
 from salrt.models.base import DiffusionModel, MViTVGGishConfig
 from salrt.models.mvit import MViT, MViTConfig, reference_attention
+from salrt.models.recipe import TrainingRecipe, diffusion_x0_loss
 from salrt.models.saliency_unet import SaliencyUNet, UNetConfig
 from salrt.models.vggish import AudioEncoder
 from salrt.sampling.ddim import DDIMScheduler
 from salrt.sampling.schedule import DDIMStep
-from salrt.train.recipe import TrainingRecipe, diffusion_x0_loss
 
 # Per-channel pixel statistics on the 0..255 scale (the reference's dataset.json).
 VIDEO_MEAN = (114.7748, 107.7354, 99.4750)

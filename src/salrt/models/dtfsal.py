@@ -50,8 +50,8 @@ from salrt.errors import UsageError
 from salrt.models.base import MViTVGGishConfig, SaliencyModel
 from salrt.models.blocks import ConvBNReLU3d, DeformConv2d, LayerNorm3d, check_batch, upsample_to
 from salrt.models.mvit import MViT, MViTConfig
+from salrt.models.recipe import TrainingRecipe, saliency_terms
 from salrt.models.vggish import AudioEncoder
-from salrt.train.recipe import TrainingRecipe, saliency_terms
 
 _TINY_MVIT = MViTConfig(embed_dim=8, depth=4, num_heads=1, downscale_layers=(1, 2, 3), table_input=(8, 64, 64))
 

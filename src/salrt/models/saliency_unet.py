@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from salrt.errors import UsageError
+from salrt.kernels.resize_reference import resize_tap_sum as resize_tap_sum_reference
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def conv_of_resized_sum(
     A convolution is a sum over kernel taps of a channel mixing followed by a shift; the mixing
     commutes with the per-channel bilinear resize, so each tap's (Ci -> Co) mixing runs at every
     input's own resolution (one 1x1 convolution to K*K*Co channels), and the taps are resized,
-    summed and shifted into place at ``size`` (:func:`resize_tap_sum`; ``fused``: as one Triton
+    summed and shifted into place at ``size`` (:func:`salrt.kernels.resize_reference.resize_tap_sum`; ``fused``: as one Triton
     kernel, :mod:`salrt.kernels.resize`). Same weights and result up to rounding (~1e-6); at an
     input resolution of a quarter of ``size`` or less, ~4x fewer FLOPs. Shapes: (B, Ci, h_i, w_i)
     -> (B, Co, *size).
@@ -75,39 +76,7 @@ def conv_of_resized_sum(
         from salrt.kernels.resize import resize_tap_sum as fused_resize_tap_sum
 
         return fused_resize_tap_sum(mixed, co, size, dilation, bias)
-    return resize_tap_sum(mixed, co, size, dilation, bias, kernel=kh)
-
-
-def resize_tap_sum(
-    taps: list[torch.Tensor],
-    co: int,
-    size: tuple[int, int],
-    dilation: int = 1,
-    bias: torch.Tensor | None = None,
-    kernel: int | None = None,
-) -> torch.Tensor:
-    """Resize each (B, K*K*Co, h_i, w_i) tap tensor (tap-major channels) to ``size``, sum them,
-    and add every tap's Co channels shifted by its kernel offset (times ``dilation``), zeros
-    outside: (B, Co, *size). ``kernel``: K (default: from the channel count; give it when tracing,
-    where shapes are tensors). The eager path; the reference of the fused kernel."""
-    k = kernel if kernel is not None else math.isqrt(int(taps[0].shape[1]) // co)
-    z: torch.Tensor | None = None
-    for y in taps:
-        if tuple(y.shape[-2:]) != tuple(size):
-            y = F.interpolate(y, size=size, mode="bilinear", align_corners=False)
-        z = y if z is None else z + y
-    assert z is not None
-    pad = dilation * (k // 2)
-    z = F.pad(z, (pad, pad, pad, pad))
-    h, w = size
-    out: torch.Tensor | None = None
-    for i in range(k):
-        for j in range(k):
-            tap = (i * k + j) * co
-            part = z[:, tap : tap + co, i * dilation : i * dilation + h, j * dilation : j * dilation + w]
-            out = part if out is None else out + part
-    assert out is not None
-    return out if bias is None else out + bias[None, :, None, None]
+    return resize_tap_sum_reference(mixed, co, size, dilation, bias, kernel=kh)
 
 
 class PadConv(nn.Module):

@@ -25,7 +25,7 @@ def enable(model: Any, force: bool = False) -> Any:
         if getattr(m, "triton_kernel", None) in names:
             m.use_triton, m.triton_force = True, force
     if "ddim" in names:
-        from salrt.kernels.sampler import TritonDDIMScheduler
+        from salrt.kernels.scheduler import TritonDDIMScheduler
 
         model.scheduler = TritonDDIMScheduler.from_scheduler(model.scheduler, force=force)
     return model

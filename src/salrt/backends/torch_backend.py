@@ -83,7 +83,7 @@ class TorchBackend:
     def _graph_for(self, batch: int, steps: int) -> Any:
         """The captured clip of this (batch, steps), the least recently used dropped (with its
         memory pool) beyond ``max_graphs``."""
-        from salrt.kernels.sampler import GraphSampler
+        from salrt.backends.cuda_graphs import GraphSampler
 
         key = (batch, steps)
         if key in self._graphs:

@@ -49,9 +49,9 @@ from salrt import constants as A
 from salrt.errors import UsageError
 from salrt.models.base import S3DSoundNetConfig, SaliencyModel
 from salrt.models.blocks import ConvBNReLU3d, check_batch, upsample_to
+from salrt.models.recipe import TrainingRecipe, saliency_terms
 from salrt.models.s3d import S3D
 from salrt.models.soundnet import SoundNet
-from salrt.train.recipe import TrainingRecipe, saliency_terms
 
 
 @dataclass(frozen=True)

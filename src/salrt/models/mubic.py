@@ -61,10 +61,10 @@ from salrt.errors import UsageError
 from salrt.models.base import DiffusionModel, MViTVGGishConfig
 from salrt.models.blocks import channels_first, channels_last, check_batch, sinusoidal_embedding, upsample_to
 from salrt.models.mvit import MViT, MViTConfig
+from salrt.models.recipe import TrainingRecipe, diffusion_x0_loss
 from salrt.models.vggish import AudioEncoder
 from salrt.sampling.ddim import DDIMScheduler
 from salrt.sampling.schedule import adaptive_step_count
-from salrt.train.recipe import TrainingRecipe, diffusion_x0_loss
 
 _TINY_MVIT = MViTConfig(embed_dim=8, depth=4, num_heads=1, downscale_layers=(1, 2, 3), table_input=(16, 64, 64))
 

@@ -153,7 +153,7 @@ class SaliencyModel(nn.Module):
         raise NotImplementedError
 
     def training_recipe(self) -> Any:
-        """How the model's paper trains it (:class:`salrt.train.recipe.TrainingRecipe`)."""
+        """How the model's paper trains it (:class:`salrt.models.recipe.TrainingRecipe`)."""
         raise NotImplementedError(f"{self.name} declares no training recipe")
 
     def parameter_counts(self) -> dict[str, int]:

@@ -26,8 +26,8 @@ from salrt.backends.base import to_numpy
 from salrt.errors import UsageError
 from salrt.hardware import cpu_isa, cpu_name
 from salrt.metrics import pearson
+from salrt.models.synthetic import synthetic_inputs
 from salrt.pipeline import load_weights
-from salrt.testing import synthetic_inputs
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
