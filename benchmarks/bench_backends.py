@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 import salrt
-from salrt.backends import load_backend
+from salrt.backends.onnxruntime_backend import OnnxRuntimeBackend
+from salrt.backends.torch_backend import TorchBackend
 from salrt.export.onnx import export_onnx
 from salrt.models.synthetic import load_synthetic_weights, synthetic_inputs
 
@@ -38,8 +39,8 @@ def main() -> None:
     if not (Path(args.export) / "manifest.json").is_file():
         export_onnx(model, args.export, batch=str(args.batch))
     backends = {
-        "torch": load_backend("torch", model=model),
-        "onnxruntime": load_backend("onnxruntime", export_dir=args.export),
+        "torch": TorchBackend(model),
+        "onnxruntime": OnnxRuntimeBackend(args.export),
     }
     c = model.config
     inputs = [synthetic_inputs(c.video_shape, c.audio_shape, args.batch, seed=s) for s in range(args.reps + 1)]

@@ -194,6 +194,29 @@ def cc(a: np.ndarray, b: np.ndarray) -> float:
 
 
 # -- the run -----------------------------------------------------------------------------------
+def default_markdown(default: dict[str, Any], rows: list[dict[str, Any]], isa: str) -> str:
+    """The table of ``--contenders-only``: every contender's median beside the authors' code."""
+    lines = [
+        f"# salrt's default CPU path vs the authors' code ({cpu_name()}, {isa}, {os.cpu_count()} threads)",
+        "",
+        "DiffSal paper size, batch 1, 4 DDIM steps, synthetic weights under the reference's names (random: speed "
+        "and exactness only). `python benchmarks/bench_cpu.py --reference DIFF_SAL --contenders-only`.",
+        "",
+        f"Default path (`salrt run` with no `--backend`, no `--export-dir`): **{default['backend']}** over an export "
+        f"made once into the cache; first use {default['first_use_s']} s (export + load: the one-time cost), "
+        f"second use {default['second_use_s']} s (load only).",
+        "",
+        "| contender | kind | median s/clip | min | max | speed-up vs first row | max abs vs fp32 | CC vs fp32 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['contender']} | {r['kind']} | {r['median_s']:.2f} | {r['min_s']:.2f} | {r['max_s']:.2f} | "
+            f"{r['speedup_vs_first']:.2f}x | {r['max_abs_vs_fp32']:.1e} | {r['cc_vs_fp32']:.6f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reference", help="a checkout of junwenxiong/diff_sal (omit: no authors' row)")
@@ -201,6 +224,8 @@ def main() -> None:
     ap.add_argument("--batches", default="1,2,4")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--out", help="results folder (default: benchmarks/results/cpu_paths_<this CPU's ISA>)")
+    ap.add_argument("--contenders-only", action="store_true",
+                    help="stop after the contenders' table (no op profiles, roofline or batch sweep)")  # fmt: skip
     ap.add_argument("--report-only", action="store_true",
                     help="re-measure the peaks and redraw the report and plots from OUT/cpu_paths.json")  # fmt: skip
     a = ap.parse_args()
@@ -217,6 +242,22 @@ def main() -> None:
     weights = reference_weights(0)
     model = salrt_with(weights, tmp)
     ref = ReferenceDiffSal(a.reference, weights, steps=4) if a.reference else None
+    # what `salrt run --checkpoint authors.pth` runs with no --backend and no --export-dir: the first
+    # use exports once into the cache (timed: the one-time cost), the second reuses it
+    from salrt import pipeline
+    from salrt.spec import RunSpec
+
+    authors_pth = tmp / "authors.pth"
+    torch.save({"state_dict": {"module." + k: v for k, v in weights.items()}}, authors_pth)
+    default_spec = RunSpec(checkpoint=str(authors_pth), cache_dir=str(tmp / "cache"))
+    t0 = time.perf_counter()
+    first = pipeline.build(default_spec)
+    first_use_s = time.perf_counter() - t0
+    del first
+    t0 = time.perf_counter()
+    default = pipeline.build(default_spec)
+    second_use_s = time.perf_counter() - t0
+    print(f"default path ({default.spec.backend}): first use {first_use_s:.1f} s, second {second_use_s:.1f} s", flush=True)
     del weights
     c = model.config
     video, audio, noise = synthetic_inputs(c.video_shape, c.audio_shape, max(batches), seed=100)
@@ -250,6 +291,8 @@ def main() -> None:
     contenders: dict[str, dict[str, Any]] = {}
     if ref is not None:
         contenders["authors' code (PyTorch eager)"] = {"fn": lambda v, au, n: ref.sample(v, au, n), "kind": "baseline"}
+    contenders[f"salrt default, no --backend (auto: {default.spec.backend})"] = {
+        "fn": lambda v, au, n: default.backend.sample(v, au, steps=4, noise=n), "kind": "exact"}  # fmt: skip
     contenders["salrt torch eager fp32"] = {"fn": tsample(model), "kind": "exact"}
     contenders["salrt onnxruntime fp32"] = {
         "fn": lambda v, au, n: ort4.sample(v, au, steps=4, noise=n),
@@ -291,7 +334,14 @@ def main() -> None:
                      "max_s": round(max(ct["times"]), 3), "speedup_vs_first": round(base / med, 3),
                      "max_abs_vs_fp32": ct["max_abs"], "cc_vs_fp32": ct["cc"]})  # fmt: skip
     print(json.dumps(rows, indent=1), flush=True)
+    default_row = {"backend": default.spec.backend, "first_use_s": round(first_use_s, 1),
+                   "second_use_s": round(second_use_s, 1)}  # fmt: skip
     (out / "contenders.json").write_text(json.dumps(rows, indent=1))  # kept even if a later stage fails
+    (out / "default_path.json").write_text(json.dumps({**default_row, "machine": {"cpu": cpu_name(), "isa": isa},
+                                                        "rows": rows}, indent=1))  # fmt: skip
+    if a.contenders_only:
+        (out / "default_path.md").write_text(default_markdown(default_row, rows, isa))
+        return None
     # free what the profiles and the sweep do not use (the authors' model, the approximate paths):
     # together they exceed 24 GB with the batch-4 sweep
     contenders.clear()

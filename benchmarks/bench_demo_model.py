@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 import salrt
-from salrt.demo import bundled_checkpoint, sounding_object_scores
+from salrt.app.demo import bundled_checkpoint, sounding_object_scores
 from salrt.hardware import cpu_name
 from salrt.models.synthetic import load_synthetic_weights
 

@@ -90,7 +90,8 @@ def main() -> None:
     import torch
 
     from salrt.io import make_clip
-    from salrt.pipeline import load
+    from salrt.pipeline import build
+    from salrt.spec import RunSpec
 
     t_start = time.perf_counter()
     work = Path(os.environ.get("TMPDIR", "/tmp")) / "salrt_bench_live"
@@ -104,13 +105,16 @@ def main() -> None:
         seconds=args.seconds,
         ground_truth=False,
     )
-    pipe = load(
-        args.model,
-        random_weights=True,
-        config=args.config,
-        device=args.device,
-        precision=args.precision,
-        kernels=args.kernels,
+    pipe = build(
+        RunSpec(
+            model=args.model,
+            random_weights=True,
+            config=args.config,
+            device=args.device,
+            precision=args.precision,
+            kernels=args.kernels,
+            backend="torch" if args.device.startswith("cuda") else "auto",
+        )
     )
     warm = run_streams(pipe, str(clip.path), 1, args)  # CUDA graphs, autotuning, first decodes
     rows: list[dict[str, Any]] = []

@@ -19,12 +19,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from salrt.app.demo import bundled_checkpoint
 from salrt.cli import main as cli
-from salrt.cluster import Item, RunOutputs, connect, run_job
-from salrt.demo import bundled_checkpoint
+from salrt.cluster import Item, connect, run_job
 from salrt.hardware import cpu_name
 from salrt.io import make_clip
 from salrt.runtime import Source
+from salrt.sinks.sets import RunOutputs
+from salrt.spec import RunSpec
 
 
 def plain(inputs: list[Path], out: Path, checkpoint: str) -> float:
@@ -42,7 +44,7 @@ def ray_run(inputs: list[Path], out: Path, checkpoint: str, workers: int, cpus: 
         items,
         RunOutputs(("npy",), {"inputs": []}),
         str(out),
-        pipeline_kwargs={"model": "diffsal", "checkpoint": checkpoint},
+        spec=RunSpec(model="diffsal", checkpoint=checkpoint, backend="torch"),
         options={"steps": 4},
         workers=workers,
         worker_cpus=cpus,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from salrt.encode import block_qps, encode_with_maps, region_quality
+from salrt.app.encode import block_qps, encode_with_maps, region_quality
 from salrt.errors import SalrtError
 from salrt.io import make_clip
 from salrt.roi import RoiConfig

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 import salrt
-from salrt.backends import load_backend
+from salrt.backends.torch_backend import TorchBackend
 from salrt.io import make_clip, open_media
 from salrt.io.contract import InputContract
 from salrt.models.synthetic import load_synthetic_weights
@@ -46,7 +46,7 @@ def overhead(config: str, seconds: float, stride: int, batch: int, d: Path) -> d
     size, asize = (c.height, c.width), (c.audio_height, c.audio_width)
     clip = make_clip(d / "in.mp4", seed=0, width=640, height=360, seconds=seconds, ground_truth=False)
     clips = list(open_media(str(clip.path), stride=stride, size=size, audio_size=asize))
-    backend = load_backend("torch", model=m)
+    backend = TorchBackend(m)
     backend.sample(clips[0].video[None], clips[0].audio[None], steps=4)  # warm-up
     t = time.perf_counter()  # the model alone on the pre-decoded clips, same batching
     for i in range(0, len(clips), batch):
@@ -106,7 +106,7 @@ def long_stream(minutes: float, d: Path) -> dict:
                     marks[f"minute_{minute:g}"] = round(peak[0], 1)
 
     rt = Runtime(
-        load_backend("torch", model=m),
+        TorchBackend(m),
         [str(clip.path)],
         RunOptions(stride=8, batch=4, contract=InputContract.of(c)),
         on_map=on_map,

@@ -24,14 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
+from salrt.app.demo import bundled_checkpoint
+from salrt.app.serve import spawn
 from salrt.backends.onnxruntime_backend import OnnxRuntimeBackend
 from salrt.backends.triton_backend import TritonBackend
 from salrt.cli import main as cli
-from salrt.demo import bundled_checkpoint
 from salrt.export.triton import write_repository
 from salrt.hardware import cpu_name
 from salrt.io import make_clip
-from salrt.serve import spawn
 
 
 def timed(backend, inputs: tuple, rounds: int) -> float:

@@ -1,4 +1,4 @@
-/* libsalrt_embed: the C API of include/salrt.h over an embedded CPython running salrt.embed. */
+/* libsalrt_embed: the C API of include/salrt.h over an embedded CPython running salrt.app.embed. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <pthread.h>
@@ -9,7 +9,7 @@
 #include "salrt.h"
 
 struct salrt_session {
-    PyObject *obj; /* salrt.embed.Session */
+    PyObject *obj; /* salrt.app.embed.Session */
     char err[1024];
 };
 
@@ -54,7 +54,7 @@ int salrt_create(const char *options_json, salrt_session **out) {
     }
     PyGILState_STATE g = PyGILState_Ensure();
     int rc = SALRT_OK;
-    PyObject *mod = PyImport_ImportModule("salrt.embed");
+    PyObject *mod = PyImport_ImportModule("salrt.app.embed");
     PyObject *obj = NULL;
     if (!mod) {
         take_error(g_create_err, sizeof g_create_err);

@@ -26,9 +26,11 @@ typedef enum { SALRT_I420 = 0, SALRT_RGB24 = 1 } salrt_format;
 
 typedef struct salrt_session salrt_session;
 
-/* options_json: {"model": "diffsal", "config": "paper"|"tiny", "checkpoint": "path",
- *   "random_weights": false, "device": "cpu"|"cuda", "steps": 4, "stride": 1, "fps": 25.0}
- * (all optional; without a checkpoint random_weights must be true). */
+/* options_json: any field of salrt's RunSpec ({"model": "diffsal", "config": "paper"|"tiny",
+ *   "checkpoint": "path", "random_weights": false, "device": "cpu"|"cuda", "steps": 4,
+ *   "backend": "auto"|"torch"|"openvino"|..., "export_dir": "path", "precision": "fp32", ...})
+ *   plus "stride": 1 and "fps": 25.0 (all optional; without a checkpoint random_weights must be
+ *   true). backend "auto" on a CPU exports the model once into salrt's cache on first use. */
 int salrt_create(const char *options_json, salrt_session **out);
 
 /* One frame. I420: planes[0..2] = Y, U, V with strides[0..2]; RGB24: planes[0], strides[0].

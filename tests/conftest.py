@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 import torch
+
+# one export cache for the whole session (and its subprocesses): `--backend auto` exports each tiny model once
+os.environ.setdefault("SALRT_CACHE_DIR", tempfile.mkdtemp(prefix="salrt-test-cache-"))
 
 if not torch.cuda.is_available():  # Triton kernels run in the interpreter on CPU (must precede their import)
     os.environ.setdefault("TRITON_INTERPRET", "1")

@@ -137,8 +137,8 @@ def kernel_parity(c: Check, limit: float) -> dict[str, Any]:
     """Every recorded kernel shape of every model against its reference, per precision."""
     import torch
 
+    from salrt.app.aot import kernel_launches
     from salrt.kernels import eca
-    from salrt.kernels.aot import kernel_launches
     from salrt.kernels.ddim import ddim_update, ddim_update_reference
     from salrt.kernels.resize import resize_tap_sum, resize_tap_sum_reference
 

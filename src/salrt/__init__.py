@@ -25,12 +25,16 @@ _LAZY = {
     "load_model": "salrt.models",
     "save_checkpoint": ("salrt.checkpoint", "save_salrt"),
     "open_media": "salrt.io",
+    "RunSpec": "salrt.spec",
 }
+_SUBMODULES = ("pipeline", "backends", "app", "spec", "models", "io", "runtime", "sinks", "export", "kernels")
 
 __all__ = ["CheckpointError", "MediaError", "SalrtError", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"salrt.{name}")
     target = _LAZY.get(name)
     if target is None:
         raise AttributeError(f"module 'salrt' has no attribute {name!r}")

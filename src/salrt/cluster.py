@@ -33,54 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from salrt.errors import MediaError, SalrtError, UsageError, one_line, require
+from salrt.spec import RunSpec
 
 JOB_DIR = "_salrt_job"  # per-input completion records and the job summary
 STAGING = ".salrt-staging"  # local outputs: uncommitted attempts (same file system: atomic moves)
-
-
-# -- what each input writes -----------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class RunOutputs:
-    """``salrt run``'s outputs (:func:`salrt.runtime.default_sinks`) for one input."""
-
-    outputs: tuple[str, ...]
-    settings: dict[str, Any]
-    source_size: bool = False
-
-    @property
-    def keep_frames(self) -> bool:
-        return "overlay" in self.outputs
-
-    def sinks(self, folder: Path, stem: str, source: Any, info: Any) -> list[Any]:
-        from salrt.runtime import default_sinks
-
-        settings = {**self.settings, "inputs": [source.path]}
-        return default_sinks(folder, self.outputs, settings, self.source_size, [source], [stem])(0, info)
-
-
-@dataclasses.dataclass(frozen=True)
-class EncodeOutputs:
-    """``salrt encode``'s output for one input: ``<stem>.mp4`` with saliency-driven ROI."""
-
-    options: dict[str, Any]  # codec, crf, bitrate, roi (a RoiConfig)
-    keep_frames: bool = True
-
-    def sinks(self, folder: Path, stem: str, source: Any, info: Any) -> list[Any]:
-        from salrt.encode import RoiEncoderSink
-
-        return [RoiEncoderSink(folder / f"{stem}.mp4", info.fps if info else 25.0, source.path, **self.options)]
-
-
-@dataclasses.dataclass(frozen=True)
-class PngOutputs:
-    """``salrt eval``'s predictions for one video: ``<stem>/<frame:05d>.png``."""
-
-    keep_frames: bool = False
-
-    def sinks(self, folder: Path, stem: str, source: Any, info: Any) -> list[Any]:
-        from salrt.sinks import PngSink
-
-        return [PngSink(folder / stem)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -311,11 +267,11 @@ def decode_into(queue: Any, source: Any, options: Any, keep_frames: bool, chunk:
 class ModelWorker:
     """A Ray actor body: the model loaded once; ``process`` runs one input and commits it."""
 
-    def __init__(self, pipeline_kwargs: dict[str, Any], options: dict[str, Any], outputs: Any, out: str) -> None:
+    def __init__(self, spec: RunSpec, options: dict[str, Any], outputs: Any, out: str) -> None:
         from salrt import pipeline
         from salrt.runtime import RunOptions
 
-        self.pipe = pipeline.load(**pipeline_kwargs)
+        self.pipe = pipeline.build(spec)
         self.options = RunOptions(contract=self.pipe.contract, captions=self.pipe.captions, **options)
         self.outputs, self.store = outputs, Store(out)
         self.frames = 0  # maps written for the current input (read by the driver's progress line)
@@ -459,7 +415,7 @@ def run_job(
     outputs: Any,
     out: str,
     *,
-    pipeline_kwargs: dict[str, Any],
+    spec: RunSpec,
     options: dict[str, Any],
     address: str | None = None,
     workers: int | None = None,
@@ -473,7 +429,7 @@ def run_job(
     log: Callable[[str], None] = lambda s: None,
 ) -> JobReport:
     """Run ``items`` on a Ray cluster; see the module docstring. ``worker_gpus`` defaults to one
-    per worker when the cluster has GPUs (and ``pipeline_kwargs`` asks for cuda), else 0;
+    per worker when the cluster has GPUs (and ``spec`` asks for cuda), else 0;
     ``workers`` defaults to one per GPU, else one per ``worker_cpus`` cores. ``on_event(kind,
     info)`` hears ``started``/``done``/``failed``/``retry`` (tests, logs)."""
     import ray
@@ -503,7 +459,7 @@ def run_job(
         log(f"resume: {len(results)} of {len(items)} input(s) complete, {len(todo)} to run")
     res = ray.cluster_resources()
     gpus = res.get("GPU", 0.0)
-    on_cuda = str(pipeline_kwargs.get("device", "cpu")).startswith("cuda")
+    on_cuda = str(spec.device).startswith("cuda")
     if worker_gpus is None:
         worker_gpus = 1.0 if gpus and on_cuda else 0.0
     if workers is None:
@@ -514,7 +470,7 @@ def run_job(
     Actor = ray.remote(ModelWorker).options(num_cpus=worker_cpus, num_gpus=worker_gpus, max_concurrency=2)
 
     def new_slot() -> _Slot:
-        a = Actor.remote(pipeline_kwargs, opts, outputs, out)
+        a = Actor.remote(spec, opts, outputs, out)
         try:
             node, pid = ray.get([a.node.remote(), a.pid.remote()])
         except ray.exceptions.RayActorError as exc:
@@ -623,11 +579,8 @@ def read_input_list(path: str) -> list[str]:
 
 
 __all__ = [
-    "EncodeOutputs",
     "Item",
     "JobReport",
-    "PngOutputs",
-    "RunOutputs",
     "Store",
     "complete",
     "connect",

@@ -19,6 +19,29 @@ class UsageError(SalrtError, ValueError):
     """A bad command-line option or API argument (exit code 2)."""
 
 
+class SpecError(UsageError):
+    """A :class:`salrt.spec.RunSpec` field with a value that cannot work: ``field`` names it. ``reason`` may
+    name fields as ``{field}`` placeholders: the library's message shows the field names, the CLI's
+    (:meth:`render`) the flags."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(self.render(lambda name: name))
+
+    def render(self, name_of: Any) -> str:
+        """The message with each field named by ``name_of(field)`` (the CLI passes its flags)."""
+
+        own = self.field
+
+        class Names(dict):
+            def __missing__(self, key: str) -> str:
+                return str(name_of(own if key == "field" else key))
+
+        text = self.reason.format_map(Names())
+        return text if "{field}" in self.reason else f"{name_of(self.field)}: {text}"
+
+
 class CheckpointError(SalrtError, ValueError):
     """A weights file that is missing, unreadable, or does not match the model."""
 

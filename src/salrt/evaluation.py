@@ -46,6 +46,7 @@ AV_DATASETS = {
     "summe": "SumMe",
     "synthetic": "Synthetic",  # salrt.io.synthetic.make_dataset: the sounding-object task
 }
+DATASETS = (*AV_DATASETS, "dhf1k")  # the layouts salrt eval and salrt train read (eval also: "plain")
 DEFAULT_METRICS = ("cc", "nss", "sim", "auc_judd", "kld")
 _IMG = (".png", ".jpg", ".jpeg", ".bmp")
 
@@ -349,7 +350,7 @@ def write_results(result: dict[str, Any], out: str | Path, settings: dict[str, A
 def video_source(video: Video) -> Any:
     """The runtime input (:class:`salrt.runtime.Source`) of a dataset video: its file or image
     sequence (1-based, at its frame rate) and its audio."""
-    from salrt.runtime import Source
+    from salrt.io.sources import Source
 
     if video.source is None:
         raise EvalError(f"{video.name}: no frames or video file to predict from")
@@ -358,29 +359,10 @@ def video_source(video: Video) -> Any:
     return Source(str(video.source), format=video.source_format, options=opts, fps=video.fps, audio=audio)
 
 
-def predict_video(model: Any, video: Video, out_dir: str | Path, steps: int = 4, batch: int = 1, seed: int = 0) -> int:
-    """Run ``model`` (a loaded model, or a :class:`salrt.pipeline.Pipeline`) over one dataset video
-    through the same :class:`~salrt.runtime.Runtime` as ``salrt run``, writing
-    ``out_dir/<video>/<frame:05d>.png`` (1-based, what :func:`match` reads). Text-conditioned models
-    run their AV variant (the saliency datasets have no captions)."""
-    from salrt.backends import load_backend
-    from salrt.io.contract import InputContract
-    from salrt.runtime import RunOptions, Runtime
-    from salrt.sinks import PngSink
-
-    src = video_source(video)
-    if hasattr(model, "backend"):  # a Pipeline
-        backend, contract = model.backend, model.contract
-    else:
-        backend, contract = load_backend("torch", model=model), InputContract.of(model.config)
-    sink = PngSink(Path(out_dir) / video.name)
-    rt = Runtime(
-        backend,
-        [src],
-        RunOptions(steps=steps, batch=batch, contract=contract, seed=seed),
-        sinks_for=lambda i, info: [sink],
-    )
-    stats = rt.run(handle_signals=False)
-    if stats["errors"]:
-        raise EvalError(f"{video.name}: {stats['errors'][0]}")
-    return stats["frames_out"][0]
+def dataset(name: str, root: str | Path | None, split: int = 1, subset: str = "test") -> list[Video]:
+    """The videos of dataset layout ``name`` (:data:`DATASETS`) under ``root``."""
+    if name not in DATASETS:
+        raise EvalError(f"unknown dataset {name!r}: {', '.join(DATASETS)}")
+    if root is None:
+        raise EvalError(f"dataset {name} needs its root folder")
+    return dhf1k_dataset(root) if name == "dhf1k" else av_dataset(root, name, split, subset)

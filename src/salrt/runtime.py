@@ -16,7 +16,6 @@ import collections
 import dataclasses
 import json
 import queue
-import re
 import signal
 import threading
 import time
@@ -30,49 +29,11 @@ from salrt.backends.base import to_numpy
 from salrt.errors import MediaError, RemoteError, SalrtError, UsageError
 from salrt.io import open_media
 from salrt.io.contract import InputContract
+from salrt.io.sources import Source, expected_frames, is_stream
+
+__all__ = ["RunOptions", "RunStats", "Runtime", "Source", "expected_frames", "is_stream", "open_source", "stream"]
 
 _END = object()
-_SEQUENCE = re.compile(r"%0?\d*d")  # printf-style frame number of an image sequence (img_%05d.png)
-
-
-@dataclasses.dataclass(frozen=True)
-class Source:
-    """One input and how to open it (the options of :func:`salrt.io.open_media`).
-
-    ``path``: a file, URL, ``"-"`` (stdin) or an image-sequence pattern (``img_%05d.png``, opened
-    with FFmpeg's ``image2`` demuxer); ``audio``: a separate audio file; ``fps``: the frame rate of
-    an image sequence (or an override); ``format``/``options``: passed to FFmpeg.
-    """
-
-    path: str
-    format: str | None = None
-    options: dict[str, str] | None = None
-    fps: float | None = None
-    audio: str | None = None
-
-    @classmethod
-    def of(cls, source: str | Source) -> Source:
-        if isinstance(source, Source):
-            return source
-        src = str(source)
-        if not is_stream(src) and _SEQUENCE.search(src):
-            return cls(src, format="image2")
-        return cls(src)
-
-    @property
-    def is_stream(self) -> bool:
-        return is_stream(self.path)
-
-    @property
-    def is_file(self) -> bool:
-        """A regular file that can be read again (for audio passthrough) and has a known length."""
-        return not self.is_stream and self.path != "-" and self.format is None
-
-    def open_kwargs(self) -> dict[str, Any]:
-        kw: dict[str, Any] = {"format": self.format, "options": self.options, "audio": self.audio}
-        if self.fps is not None:
-            kw["fps"] = self.fps
-        return kw
 
 
 @dataclasses.dataclass
@@ -610,42 +571,13 @@ def _shifted(clip: Any, frames: int, seconds: float) -> Any:
     )
 
 
-def expected_frames(sources: Sequence[str | Source]) -> int | None:
-    """Total frame count of file inputs when the containers say (for progress ETAs); None otherwise."""
-    import av
-
-    total = 0
-    for src in map(Source.of, sources):
-        if not src.is_file:
-            return None
-        try:
-            with av.open(src.path) as c:
-                vs = c.streams.video[0]
-                n = vs.frames or (
-                    int(float(vs.duration * vs.time_base) * float(vs.average_rate))
-                    if vs.duration and vs.average_rate
-                    else 0
-                )
-        except (av.FFmpegError, IndexError, OSError):
-            return None
-        if not n:
-            return None
-        total += n
-    return total
-
-
-def is_stream(source: str) -> bool:
-    """A network URL (not a local file)."""
-    return "://" in source and not source.startswith("file://")
-
-
 def stream(
     source: str | Source, *, model: Any = None, backend: Any = None, pipeline: Any = None, **options: Any
 ) -> Iterator[tuple[float, np.ndarray]]:
     """Iterate ``(timestamp_s, saliency)`` for every frame of ``source`` (saliency: (H, W) float32
     in 0..1 at the model's resolution). Pass a :class:`salrt.pipeline.Pipeline`, a loaded ``model``
     or any ``backend`` (with ``contract=`` among the options)."""
-    from salrt.backends import load_backend
+    from salrt.backends import for_model
 
     if pipeline is not None:
         backend = pipeline.backend
@@ -654,7 +586,7 @@ def stream(
     if backend is None:
         if model is None:
             raise UsageError("salrt.runtime.stream needs pipeline=, model= or backend=")
-        backend = load_backend("torch", model=model)
+        backend = for_model(model)
         options.setdefault("contract", InputContract.of(model.config))
     out: queue.Queue[Any] = queue.Queue(maxsize=64)
     rt = Runtime(backend, [source], RunOptions(**options), on_map=lambda i, idx, ts, m: out.put((ts, m)))
@@ -672,54 +604,3 @@ def stream(
         th.join(timeout=10)
     if result.get("errors"):
         raise SalrtError(result["errors"][0])
-
-
-def output_stems(sources: Sequence[str | Source]) -> list[str]:
-    """A distinct file-name stem per input: the file's stem, ``stdin`` for ``-``, ``stream<i>`` for
-    URLs; repeated stems (same name in different folders) get ``-2``, ``-3``, ..."""
-    stems: list[str] = []
-    seen: dict[str, int] = {}
-    for i, src in enumerate(map(Source.of, sources)):
-        if src.path == "-":
-            stem = "stdin"
-        elif src.is_stream:
-            stem = f"stream{i}"
-        else:
-            stem = _SEQUENCE.sub("", Path(src.path).stem).strip("_-.") or f"input{i}"
-        n = seen.get(stem, 0) + 1
-        seen[stem] = n
-        stems.append(stem if n == 1 else f"{stem}-{n}")
-    return stems
-
-
-def default_sinks(
-    outdir: Path,
-    outputs: Sequence[str],
-    settings: dict[str, Any],
-    source_size: bool = False,
-    sources: Sequence[str | Source] | None = None,
-    stems: Sequence[str] | None = None,
-) -> Callable[[int, Any], list[Any]]:
-    """The CLI's sinks: ``<outdir>/<stem>{_overlay.mp4, _maps/, _maps.npy, _maps.npz, .json}`` with a
-    distinct stem per input (:func:`output_stems`, or ``stems``); ``sources`` default to
-    ``settings["inputs"]``."""
-    from salrt import sinks as S
-
-    sources = [Source.of(s) for s in (settings["inputs"] if sources is None else sources)]
-    stems = list(stems) if stems is not None else output_stems(sources)
-
-    def make(i: int, info: Any) -> list[Any]:
-        src, stem = sources[i], stems[i]
-        size = (info.height, info.width) if source_size and info else None
-        out: list[Any] = []
-        if "overlay" in outputs:
-            out.append(S.OverlaySink(outdir / f"{stem}_overlay.mp4", info.fps if info else 25.0, src.audio or src.path))
-        if "png" in outputs:
-            out.append(S.PngSink(outdir / f"{stem}_maps", size))
-        for kind in ("npy", "npz"):
-            if kind in outputs:
-                out.append(S.NpySink(outdir / f"{stem}_maps.{kind}", size, compress=kind == "npz"))
-        out.append(S.JsonSidecar(outdir / f"{stem}.json", {**settings, "input": src.path}))
-        return out
-
-    return make

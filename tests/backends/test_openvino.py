@@ -8,10 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from salrt.backends import load_backend, pick_backend
+from salrt import backends
+from salrt.backends.onnxruntime_backend import OnnxRuntimeBackend
 from salrt.cli import main
 from salrt.errors import SalrtError, UsageError
 from salrt.io import make_clip
+from salrt.spec import RunSpec
 
 pytest.importorskip("openvino")
 from salrt.backends.openvino_backend import OpenVinoBackend  # noqa: E402
@@ -25,7 +27,7 @@ def export_dir(tiny_export: Path) -> Path:
 def test_maps_equal_onnxruntime(export_dir: Path, tmp_path: Path) -> None:
     ov = OpenVinoBackend(export_dir, cache_dir=tmp_path / "cache")
     assert ov.inference_precision in ("f32", "<Type: 'float32'>") or "32" in ov.inference_precision
-    ort = load_backend("onnxruntime", export_dir=str(export_dir))
+    ort = OnnxRuntimeBackend(str(export_dir))
     g = ort.manifest["graphs"]
     rng = np.random.default_rng(0)
     for b in (1, 3, 6):  # 6: above the export's range, split
@@ -39,9 +41,10 @@ def test_maps_equal_onnxruntime(export_dir: Path, tmp_path: Path) -> None:
 
 
 def test_default_backend_on_cpu_and_cli(export_dir: Path, tmp_path: Path) -> None:
-    assert pick_backend("cpu", str(export_dir)) == "openvino"
-    assert pick_backend("cpu", None) == "torch"
-    assert pick_backend("cpu", None, "http://x:8000") == "triton"
+    assert backends.resolve("auto", "cpu", str(export_dir), None, False).name == "openvino"
+    assert backends.resolve("auto", "cpu", None, None, can_export=True).name == "openvino"  # the cached export
+    assert backends.resolve("auto", "cpu", None, None, can_export=False).name == "torch"
+    assert backends.resolve("auto", "cpu", None, "http://x:8000", False).name == "triton"
     clip = make_clip(tmp_path / "a.mp4", seed=2, seconds=0.3, width=96, height=64)
     for backend in ("auto", "openvino", "onnxruntime"):
         out = tmp_path / backend
@@ -59,5 +62,5 @@ def test_errors(export_dir: Path, tmp_path: Path) -> None:
         OpenVinoBackend(export_dir, device="NPU")
     with pytest.raises(SalrtError, match="no manifest.json"):
         OpenVinoBackend(tmp_path)
-    with pytest.raises(UsageError, match="export directory"):
-        load_backend("openvino")
+    with pytest.raises(UsageError, match="export_dir"):
+        OpenVinoBackend.open(RunSpec(), export_dir=None)

@@ -3,19 +3,20 @@ one line before any weights load, and the bf16 path itself where this CPU comput
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from salrt import hardware
-from salrt.backends import export_precision, load_backend, precision_problem
+from salrt import backends, hardware
+from salrt.backends.onnxruntime_backend import OnnxRuntimeBackend
+from salrt.backends.torch_backend import TorchBackend
 from salrt.cli import main
 from salrt.errors import UsageError
 from salrt.io import make_clip
-from salrt.pipeline import load, load_weights
+from salrt.pipeline import build, load_weights
+from salrt.spec import RunSpec, SpecError
 
 AVX2 = "fpu sse sse2 avx avx2 fma"
 ZEN4 = AVX2 + " avx512f avx512bw avx512vl avx512_vnni avx512_bf16"
@@ -46,28 +47,32 @@ def test_cpuinfo_and_isa(cpu) -> None:
     assert hardware.cpu_native_bf16() and hardware.cpu_isa() == "AVX-512 (AMX)"
 
 
+def problem(backend: str, precision: str, device: str = "cpu") -> str | None:
+    return backends.get(backend).precision_problem(precision, device)
+
+
 def test_precision_rules(cpu) -> None:
     cpu(AVX2)
     for backend in ("torch", "torch-compile", "openvino"):
-        assert "AVX2" in precision_problem(backend, "bf16", "cpu") and "native bf16" in precision_problem(
-            backend, "bf16"
-        )
-        assert "fp16" in precision_problem(backend, "fp16", "cpu")
-        assert precision_problem(backend, "fp32", "cpu") is None
-    assert precision_problem("torch", "bf16", "cuda") is None and precision_problem("torch", "fp16", "cuda:1") is None
-    assert precision_problem("onnxruntime", "bf16", "cpu") is None  # the export decides (checked at load)
-    assert "unknown precision" in precision_problem("torch", "int4")
+        assert "AVX2" in problem(backend, "bf16") and "native bf16" in problem(backend, "bf16")
+        assert "fp16" in problem(backend, "fp16", "cpu")
+        assert problem(backend, "fp32", "cpu") is None
+    assert problem("torch", "bf16", "cuda") is None and problem("torch", "fp16", "cuda:1") is None
+    assert problem("onnxruntime", "bf16", "cpu") is None  # the export decides (checked at load)
+    with pytest.raises(SpecError, match="unknown precision"):
+        RunSpec(precision="int4").validated()
     cpu(ZEN4)
-    assert precision_problem("torch", "bf16", "cpu") is None and precision_problem("openvino", "bf16") is None
-    assert precision_problem("torch", "fp16", "cpu") is not None
+    assert problem("torch", "bf16", "cpu") is None and problem("openvino", "bf16") is None
+    assert problem("torch", "fp16", "cpu") is not None
 
 
 def test_refused_before_loading_weights(cpu, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cpu(AVX2)
-    with pytest.raises(UsageError, match="no native bf16"):
-        load("diffsal", checkpoint=str(tmp_path / "absent.pth"), precision="bf16")  # never reads the file
-    with pytest.raises(UsageError, match="unknown precision"):
-        load("diffsal", random_weights=True, config="tiny", precision="tf32")
+    with pytest.raises(SpecError, match="no native bf16") as e:  # never reads the file
+        build(RunSpec(checkpoint=str(tmp_path / "absent.pth"), precision="bf16", backend="torch"))
+    assert e.value.field == "precision"
+    with pytest.raises(SpecError, match="unknown precision"):
+        build(RunSpec(random_weights=True, config="tiny", precision="tf32"))
     clip = make_clip(tmp_path / "a.mp4", seed=1, seconds=0.2, width=96, height=64)
     assert main(["run", str(clip.path), "-o", str(tmp_path / "o"), *TINY, "--precision", "bf16"]) == 2
     err = capsys.readouterr().err.strip()
@@ -75,15 +80,14 @@ def test_refused_before_loading_weights(cpu, tmp_path: Path, capsys: pytest.Capt
 
 
 def test_export_backends_run_their_exports_precision(tiny_export: Path, tmp_path: Path) -> None:
-    man = json.loads((tiny_export / "manifest.json").read_text())
-    assert export_precision(man, "onnxruntime") == "fp32"
-    assert export_precision({**man, "tensorrt": {"precision": "bf16"}}, "tensorrt") == "bf16"
-    assert load_backend("onnxruntime", export_dir=str(tiny_export), precision="fp32") is not None
-    with pytest.raises(UsageError, match=r"runs its export's precision \(fp32\); export with --precision fp16"):
-        load_backend("onnxruntime", export_dir=str(tiny_export), precision="fp16")
-    model = load_weights("diffsal", random_weights=True, config="tiny")
+    ort = OnnxRuntimeBackend(str(tiny_export))
+    assert ort.export_precision() == "fp32"
+    ort.check_export("fp32")
+    with pytest.raises(UsageError, match=r"runs its export's precision \(fp32\)"):
+        ort.check_export("fp16")
+    model = load_weights(RunSpec(random_weights=True, config="tiny"))
     with pytest.raises(UsageError, match="weights are fp32"):  # cuda: the rule allows fp16, the weights do not
-        load_backend("torch", model=model, device="cuda", precision="fp16")
+        TorchBackend.open(RunSpec(device="cuda", precision="fp16"), model=model)
 
 
 @pytest.mark.skipif(
@@ -94,8 +98,8 @@ def test_bf16_runs_where_native(tiny_export: Path, tmp_path: Path) -> None:
     clip = make_clip(tmp_path / "a.mp4", seed=2, seconds=0.4, width=96, height=64)
     maps = {}
     runs = {
-        "torch fp32": [],
-        "torch bf16": ["--precision", "bf16"],
+        "torch fp32": ["--backend", "torch"],
+        "torch bf16": ["--backend", "torch", "--precision", "bf16"],
         "openvino bf16": ["--export-dir", str(tiny_export), "--backend", "openvino", "--precision", "bf16"],
     }
     for name, extra in runs.items():
@@ -111,5 +115,5 @@ def test_bf16_runs_where_native(tiny_export: Path, tmp_path: Path) -> None:
         assert np.corrcoef(got.ravel(), want.ravel())[0, 1] > 0.98
         assert np.abs(got - want).max() <= 20  # uint8 maps: bf16 moves values, not the picture
     assert not np.array_equal(maps["torch bf16"], maps["torch fp32"])  # bf16 really ran
-    net = load("diffsal", random_weights=True, config="tiny", precision="bf16").model
+    net = build(RunSpec(random_weights=True, config="tiny", precision="bf16", backend="torch")).model
     assert next(net.parameters()).dtype == torch.bfloat16

@@ -14,7 +14,8 @@ from salrt.cli import main
 from salrt.errors import RemoteError, UsageError
 from salrt.io import make_clip
 from salrt.io.contract import InputContract
-from salrt.runtime import RunOptions, Runtime, default_sinks
+from salrt.runtime import RunOptions, Runtime
+from salrt.sinks import default_sinks
 
 pytest.importorskip("tritonclient.http")
 from salrt.backends.triton_backend import TritonBackend, parse_url  # noqa: E402

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from salrt.app.serve import spawn
 from salrt.cli import main
 from salrt.io import make_clip
-from salrt.serve import spawn
 
 pytest.importorskip("tritonclient.http")
 ROOT = Path(__file__).resolve().parents[2]
@@ -114,7 +114,8 @@ def test_float_maps(served, protocol: str) -> None:
 def test_a_server_killed_mid_stream_is_reported_and_outputs_kept(served, tmp_path: Path) -> None:
     from salrt.backends.triton_backend import TritonBackend
     from salrt.io.contract import InputContract
-    from salrt.runtime import RunOptions, Runtime, default_sinks
+    from salrt.runtime import RunOptions, Runtime
+    from salrt.sinks import default_sinks
 
     _, _, server = served
     clip = make_clip(tmp_path / "long.mp4", seed=6, seconds=1.2, width=96, height=64)

@@ -58,7 +58,7 @@ def test_info_other_shape(capsys):
 @pytest.mark.parametrize(
     "argv,msg",
     [
-        (["info", "nomodel"], "invalid choice"),
+        (["info", "nomodel"], "unknown model"),
         (["info", "diffsal", "--video-shape", "3x16x100x384"], "multiple of 32"),
         (["info", "diffsal", "--video-shape", "abc"], "invalid shape"),
         (["info", "diffsal", "--audio-shape", "2x9x112x192"], "1xSxHxW"),

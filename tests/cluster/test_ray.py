@@ -19,9 +19,11 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from salrt.cli import main  # noqa: E402
-from salrt.cluster import Item, RunOutputs, connect, run_job  # noqa: E402
+from salrt.cluster import Item, connect, run_job  # noqa: E402
 from salrt.io import make_clip  # noqa: E402
 from salrt.runtime import Source  # noqa: E402
+from salrt.sinks.sets import RunOutputs  # noqa: E402
+from salrt.spec import RunSpec  # noqa: E402
 
 TINY = ["--config", "tiny", "--random-weights"]
 
@@ -105,7 +107,7 @@ def test_a_killed_worker_is_replaced_and_its_input_retried(cluster, videos: list
         items,
         RunOutputs(("npy",), {"inputs": []}),
         str(out),
-        pipeline_kwargs={"model": "diffsal", "config": "tiny", "random_weights": True},
+        spec=RunSpec(model="diffsal", config="tiny", random_weights=True, backend="torch"),
         options={"steps": 4},
         workers=2,
         on_event=on_event,

@@ -14,12 +14,14 @@ import pytest
 import torch
 from conftest import BLOCK_TORCH
 
-from salrt.backends import load_backend
+from salrt.backends.onnxruntime_backend import OnnxRuntimeBackend
+from salrt.backends.torch_backend import TorchBackend
 from salrt.cli import main
 from salrt.errors import MissingDependency, require
 from salrt.export.onnx import BatchSpec, ExportError, export_onnx
 from salrt.export.tensorrt import check_tensorrt_ops, supported_ops
 from salrt.models.synthetic import synthetic_inputs
+from salrt.spec import RunSpec
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +55,8 @@ def test_manifest_and_validation(exported: tuple[Path, dict]) -> None:
 
 def test_onnxruntime_backend_matches_torch(exported: tuple[Path, dict], tiny) -> None:
     out, _ = exported
-    ort_b = load_backend("onnxruntime", export_dir=str(out))
-    torch_b = load_backend("torch", model=tiny)
+    ort_b = OnnxRuntimeBackend(str(out))
+    torch_b = TorchBackend(tiny)
     c = tiny.config
     video, audio, noise = synthetic_inputs(c.video_shape, c.audio_shape, 2, seed=5)
     ref4 = torch_b.sample(video, audio, steps=4, noise=noise).numpy()
@@ -127,10 +129,10 @@ def test_batch_spec_and_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture
 def test_missing_optional_packages_name_the_extra() -> None:
     with pytest.raises(MissingDependency, match=r"pip install 'salrt\[tensorrt\]'"):
         require("tensorrt", "the TensorRT backend")
-    with pytest.raises(ValueError, match="export directory"):
-        load_backend("onnxruntime")
+    with pytest.raises(ValueError, match="export_dir"):
+        OnnxRuntimeBackend.open(RunSpec(), export_dir=None)
     with pytest.raises(Exception, match="no manifest.json"):
-        load_backend("onnxruntime", export_dir="/nonexistent")
+        OnnxRuntimeBackend("/nonexistent")
 
 
 def test_onnxruntime_path_runs_without_torch(exported: tuple[Path, dict], tmp_path: Path) -> None:
@@ -141,9 +143,9 @@ def test_onnxruntime_path_runs_without_torch(exported: tuple[Path, dict], tmp_pa
         + f"""
 import numpy as np
 from salrt.io import make_clip, open_media
-from salrt.backends import load_backend
+from salrt.backends.onnxruntime_backend import OnnxRuntimeBackend
 clip = make_clip({str(tmp_path / "c.mp4")!r}, seed=1, width=96, height=64, seconds=0.2)
-b = load_backend('onnxruntime', export_dir={str(out)!r})
+b = OnnxRuntimeBackend({str(out)!r})
 media = open_media(str(clip.path), size=(64, 128), audio_size=(32, 64))
 n = 0
 for c in media:

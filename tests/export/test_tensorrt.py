@@ -15,8 +15,8 @@ from conftest import BLOCK_TORCH
 from trt_stand_in import FakeCudart, Recorder, fake_pycuda_driver, make_trt  # tests/export/ (pytest's rootdir path)
 
 import salrt.export.tensorrt as T
-from salrt.backends import load_backend
 from salrt.backends.cuda_device import CudaPython, PyCuda
+from salrt.backends.onnxruntime_backend import OnnxRuntimeBackend
 from salrt.backends.tensorrt_backend import TensorRTNumpyBackend
 from salrt.errors import SalrtError, TensorRTError
 from salrt.export.onnx import export_onnx
@@ -159,7 +159,7 @@ def test_torch_free_runtime_equals_onnxruntime(
     out, trt, rec = _engines(exports["fp32"], tmp_path, monkeypatch)
     api = CudaPython(FakeCudart(rec)) if binding == "cuda-python" else PyCuda(fake_pycuda_driver(rec))
     b = TensorRTNumpyBackend(out, device_api=api, trt=trt)
-    ort = load_backend("onnxruntime", export_dir=str(out))
+    ort = OnnxRuntimeBackend(str(out))
     cfg = b.manifest["config"]
     v, a, n = _clip_inputs(b, 3, seed=4)
     for steps in (4, 2):
@@ -181,7 +181,7 @@ def test_fixed_batch_engine_pads_and_slices(
     v, a, n = _clip_inputs(b, 3, seed=5)
     got = b.sample(v, a, steps=4, noise=n)  # 3 clips on a batch-2 engine: 2 + (1 padded to 2)
     assert got.shape[0] == 3
-    ort = load_backend("onnxruntime", export_dir=str(out))
+    ort = OnnxRuntimeBackend(str(out))
     assert np.abs(got.astype(np.float32) - ort.sample(v, a, steps=4, noise=n).astype(np.float32)).max() == 0
     shapes = [c[1][1] for c in rec.calls if c[0] == "context.set_input_shape"]
     assert shapes and all(s[0] == 2 for s in shapes)
@@ -227,8 +227,8 @@ sys.modules['tensorrt'] = make_trt('11.4.0', rec)
 cuda = types.ModuleType('cuda'); bindings = types.ModuleType('cuda.bindings')
 bindings.runtime = FakeCudart(rec); cuda.bindings = bindings
 sys.modules.update({{'cuda': cuda, 'cuda.bindings': bindings, 'cuda.bindings.runtime': bindings.runtime}})
-from salrt.backends import load_backend
-b = load_backend('tensorrt', export_dir={str(out)!r})
+from salrt.backends.tensorrt_backend import load_tensorrt
+b = load_tensorrt({str(out)!r})
 m = b.manifest['config']
 v = np.zeros((2, 3, m['frames'], m['height'], m['width']), np.float32)
 a = np.zeros((2, 1, m['audio_slices'], m['audio_height'], m['audio_width']), np.float32)

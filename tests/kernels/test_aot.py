@@ -1,5 +1,5 @@
 """Ahead-of-time compile of every kernel at every real shape for sm_90 and sm_80 (no GPU): no
-spills, shared memory within the target's limit, each compile under 30 s (``salrt.kernels.aot``)."""
+spills, shared memory within the target's limit, each compile under 30 s (``salrt.app.aot``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from salrt.kernels.aot import SHARED_LIMIT, check  # imports no Triton itself
+from salrt.app.aot import SHARED_LIMIT, check  # imports no Triton itself
 
 pytest.importorskip("triton")
 
@@ -20,7 +20,7 @@ def _aot(tmp_path: Path, *args: str) -> tuple[int, dict]:
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}  # compile, do not interpret
     out = tmp_path / "aot.json"
     r = subprocess.run(
-        [sys.executable, "-m", "salrt.kernels.aot", *args, "--json", str(out)],
+        [sys.executable, "-m", "salrt.app.aot", *args, "--json", str(out)],
         env=env,
         capture_output=True,
         text=True,

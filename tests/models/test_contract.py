@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import salrt
+from salrt.backends.torch_backend import TorchBackend
 from salrt.cost import cost_report, paper_comparison
 from salrt.models.synthetic import load_synthetic_weights, synthetic_inputs
 
@@ -165,14 +166,13 @@ def test_declared_graphs_and_kernels(model: torch.nn.Module) -> None:
 
 
 def test_runtime_runs_the_model(model: torch.nn.Module, tmp_path) -> None:
-    from salrt.backends import load_backend
     from salrt.io import make_clip
     from salrt.io.contract import InputContract
     from salrt.pipeline import Pipeline
     from salrt.runtime import stream
 
     clip = make_clip(tmp_path / "a.mp4", seed=2, seconds=0.4, width=96, height=64)
-    pipe = Pipeline(load_backend("torch", model=model), InputContract.of(model.config))
+    pipe = Pipeline(TorchBackend(model), InputContract.of(model.config))
     maps = list(stream(str(clip.path), pipeline=pipe, steps=1))
     assert len(maps) == clip.n_frames
     assert all(m.shape == (model.config.height, model.config.width) for _, m in maps)

@@ -198,7 +198,7 @@ def test_clip_waveform_segments_are_hann_windowed() -> None:
 
 @pytest.mark.parametrize(("name", "overrides"), VARIANTS, ids=[f"{n}-{o}" if o else n for n, o in VARIANTS])
 def test_export_matches_torch_in_onnxruntime(tmp_path: Path, name: str, overrides: dict) -> None:
-    from salrt.backends import load_backend
+    from salrt.backends.onnxruntime_backend import OnnxRuntimeBackend
     from salrt.export.manifest import graph_order
     from salrt.export.onnx import export_onnx
 
@@ -221,7 +221,7 @@ def test_export_matches_torch_in_onnxruntime(tmp_path: Path, name: str, override
         cond["text"] = ids
     assert man["timestep_spacing"] == (c.timestep_spacing if m.kind == "diffusion" else None)
     ref = m.sample(v, a, steps=4, noise=n, **cond).numpy()
-    ort = load_backend("onnxruntime", export_dir=str(tmp_path))
+    ort = OnnxRuntimeBackend(str(tmp_path))
     got = ort.sample(v.numpy(), a.numpy(), steps=4, noise=n.numpy(), **{k: x.numpy() for k, x in cond.items()})
     assert np.abs(got - ref).max() < 1e-4
     if m.kind == "diffusion":  # other step counts: encoder + denoiser graphs with the numpy DDIM update

@@ -84,7 +84,7 @@ def test_lowest_supported_versions(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert np.load(out / "a_maps.npy").shape == (clip.n_frames, 64, 128)
     code = (
-        "import numpy as np; from salrt.encode import encode_with_maps, block_qps; "
+        "import numpy as np; from salrt.app.encode import encode_with_maps, block_qps; "
         f"encode_with_maps({str(clip.path)!r}, {str(tmp_path / 'roi.mp4')!r}, "
         f"np.random.default_rng(0).random(({clip.n_frames}, 64, 96)).astype('float32'), crf=28); "
         f"q = block_qps({str(tmp_path / 'roi.mp4')!r}); print(len(q))"

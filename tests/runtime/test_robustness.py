@@ -18,8 +18,8 @@ from support.faults import salrt_command
 from salrt.cli import main
 from salrt.io import make_clip
 from salrt.io.contract import InputContract
-from salrt.runtime import RunOptions, Runtime, Source, default_sinks, output_stems
-from salrt.sinks import NpyWriter
+from salrt.runtime import RunOptions, Runtime, Source
+from salrt.sinks import NpyWriter, default_sinks, output_stems
 
 SMALL = dict(width=96, height=64)
 TINY = ["--config", "tiny", "--random-weights", "--steps", "1"]

@@ -13,11 +13,12 @@ import av
 import numpy as np
 import pytest
 
-import salrt
+from salrt.backends.torch_backend import TorchBackend
 from salrt.cli import main
 from salrt.io import make_clip
 from salrt.io.contract import InputContract
-from salrt.runtime import RunOptions, Runtime, default_sinks, stream
+from salrt.runtime import RunOptions, Runtime, stream
+from salrt.sinks import default_sinks
 
 SMALL = dict(width=96, height=64)
 
@@ -64,7 +65,7 @@ def test_several_inputs_share_the_model_and_outputs_are_valid(tmp_path: Path, ti
     out = tmp_path / "out"
     out.mkdir()
     settings = {"inputs": [str(a.path), str(b.path)]}
-    backend = salrt.backends.load_backend("torch", model=tiny)
+    backend = TorchBackend(tiny)
     rt = Runtime(
         backend,
         settings["inputs"],
@@ -199,7 +200,7 @@ def test_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "mean CC against the synthetic ground truth" in out and "no better than chance" in out
     assert "centre-bias map" in out and "with another clip's soundtrack the CC falls from" in out
-    from salrt.demo import bundled_checkpoint
+    from salrt.app.demo import bundled_checkpoint
 
     if bundled_checkpoint() is not None:  # the demo runs the bundled trained model by default
         assert "the bundled demo model" in out

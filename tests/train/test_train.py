@@ -204,7 +204,7 @@ def test_cli_train_then_run_and_export_the_checkpoint(dataset: Path, tmp_path: P
     tuned = Trainer(_opts(tmp_path / "ft", model="diffsal", init_from=str(out / "best")), ClipDataset([]), None)
     for (k, a), b in zip(model.state_dict().items(), tuned.model.state_dict().values()):  # --init-from
         assert torch.equal(a, b), k
-    from salrt.backends import load_backend
+    from salrt.backends.onnxruntime_backend import OnnxRuntimeBackend
     from salrt.export.onnx import export_onnx
     from salrt.models.synthetic import synthetic_inputs
 
@@ -212,7 +212,7 @@ def test_cli_train_then_run_and_export_the_checkpoint(dataset: Path, tmp_path: P
     c = model.config
     v, a, n = synthetic_inputs(c.video_shape, c.audio_shape, 2, seed=1)
     ref = model.sample(v, a, steps=4, noise=n).numpy()
-    got = load_backend("onnxruntime", export_dir=str(tmp_path / "exp")).sample(
+    got = OnnxRuntimeBackend(str(tmp_path / "exp")).sample(
         v.numpy(), a.numpy(), steps=4, noise=n.numpy()
     )
     assert np.abs(got - ref).max() < 1e-4

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from salrt.backends.base import Backend
 from salrt.errors import SalrtError, UsageError
 from salrt.sampling.loop import ddim_loop, select_rows
 from salrt.sampling.schedule import NumpyDDIMScheduler, adaptive_step_count
 
 
-class GraphBackend:
+class GraphBackend(Backend):
     """A backend over exported graphs. Subclasses provide ``_run(graph, feed) -> {output name:
     array}``, ``_int(values)``, ``_float(values)``, ``_noise(shape, seed)``, ``_clip`` and ``_cat``.
     A batch outside the export's batch range is padded (repeating its last item) or split, and
@@ -24,6 +25,7 @@ class GraphBackend:
     """
 
     manifest: dict[str, Any]
+    needs_export = True
 
     def _setup(self, available: set[str], dtype: Any = None) -> None:
         m = self.manifest

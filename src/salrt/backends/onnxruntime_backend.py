@@ -3,18 +3,36 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from salrt.backends import register
 from salrt.backends.graph import GraphBackend, NumpyArrays
-from salrt.errors import SalrtError, require
+from salrt.errors import SalrtError, SpecError, require
 from salrt.export.manifest import read_manifest
 
 
+@register
 class OnnxRuntimeBackend(NumpyArrays, GraphBackend):
     """Runs the exported graphs in onnxruntime sessions (see :class:`GraphBackend` for sampling)."""
 
     name = "onnxruntime"
+    library = "onnxruntime"
+    devices = ("cpu", "cuda")
+
+    @classmethod
+    def auto_rank(cls, device: str, export: dict[str, Any] | None, url: str | None, can_export: bool) -> int | None:
+        # exact and 1.7x torch eager on CPU (benchmarks/results/cpu_paths_*); on CUDA behind TensorRT
+        if export is not None:
+            return 60
+        return 50 if can_export and str(device).startswith("cpu") else None
+
+    @classmethod
+    def open(cls, spec: Any, *, model: Any = None, export_dir: str | None = None, **options: Any) -> OnnxRuntimeBackend:
+        if not export_dir:
+            raise SpecError("export_dir", f"{{backend}} {cls.name} runs an export: give {{field}} (made by salrt export)")
+        return cls(export_dir, device=spec.device)
 
     def __init__(self, directory: str | Path, providers: list[str] | None = None, device: str = "cpu") -> None:
         ort = require("onnxruntime", "the onnxruntime backend")

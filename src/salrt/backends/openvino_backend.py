@@ -14,13 +14,15 @@ from typing import Any
 
 import numpy as np
 
+from salrt.backends import register
 from salrt.backends.graph import GraphBackend, NumpyArrays
-from salrt.errors import SalrtError, UsageError, require
+from salrt.errors import SalrtError, SpecError, UsageError, require
 from salrt.export.manifest import read_manifest
 
 _HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 
 
+@register
 class OpenVinoBackend(NumpyArrays, GraphBackend):
     """Runs the exported graphs as OpenVINO compiled models (see :class:`GraphBackend` for sampling).
 
@@ -30,6 +32,33 @@ class OpenVinoBackend(NumpyArrays, GraphBackend):
     ``perf_count``: keep per-layer timings (:meth:`profile`)."""
 
     name = "openvino"
+    library = "openvino"
+    devices = ("cpu",)
+    precision_at_load = True
+
+    @classmethod
+    def precision_problem(cls, precision: str, device: str) -> str | None:
+        from salrt.backends.torch_backend import cpu_precision_problem
+
+        return cpu_precision_problem(precision)
+
+    @classmethod
+    def graph_precision(cls, precision: str) -> str:
+        return "fp32"  # bf16 is an inference hint over fp32 graphs
+
+    @classmethod
+    def auto_rank(cls, device: str, export: dict[str, Any] | None, url: str | None, can_export: bool) -> int | None:
+        # the fastest exact CPU path measured (benchmarks/results/cpu_paths_*): 2.0-2.1x the authors' code
+        if export is not None:
+            return 70 if export.get("precision") == "fp32" else None
+        return 70 if can_export else None
+
+    @classmethod
+    def open(cls, spec: Any, *, model: Any = None, export_dir: str | None = None, **options: Any) -> OpenVinoBackend:
+        if not export_dir:
+            raise SpecError("export_dir", f"{{backend}} {cls.name} runs an export: give {{field}} (made by salrt export)")
+        device = "CPU" if spec.device == "cpu" else spec.device
+        return cls(export_dir, device=device, precision=spec.precision or "fp32")
 
     def __init__(
         self,

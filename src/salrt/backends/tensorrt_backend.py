@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from salrt.backends import register
 from salrt.backends.base import to_numpy
 from salrt.backends.graph import GraphBackend, NumpyArrays
-from salrt.errors import MissingDependency, SalrtError, require
+from salrt.errors import MissingDependency, SalrtError, SpecError, require
 from salrt.export.manifest import read_manifest
 
 
@@ -62,11 +63,47 @@ def load_tensorrt(directory: str | Path, device_api: str = "auto", trt: Any = No
     return TensorRTNumpyBackend(directory, device_api=device_api, trt=trt)
 
 
-class TensorRTBackend(GraphBackend):
+class _Engines:
+    """What both TensorRT backends say about themselves: engines built over exported graphs."""
+
+    name = "tensorrt"
+    library = "tensorrt"
+    devices = ("cuda",)
+    export_format = "tensorrt"
+    manifest: dict[str, Any]
+
+    def export_precision(self) -> str:
+        """TensorRT computes in its engines' precision (the graphs may be fp32 under fp16 engines)."""
+        return str(self.manifest.get("tensorrt", {}).get("precision", self.manifest["precision"]))
+
+
+@register
+class TensorRTBackend(_Engines, GraphBackend):
     """Runs ``<graph>.<precision>.engine`` files written by ``salrt export --format tensorrt``;
     sampling as :class:`GraphBackend` (the same loop as every backend)."""
 
-    name = "tensorrt"
+    @classmethod
+    def graph_precision(cls, precision: str) -> str:
+        from salrt.export.tensorrt import engine_plan
+
+        return str(engine_plan(require("tensorrt", "TensorRT"), precision)["graph_precision"])
+
+    @classmethod
+    def export_extra(cls, directory: Any, precision: str, log: Any = None, **options: Any) -> None:
+        from salrt.export.tensorrt import build_engines
+
+        build_engines(directory, precision=precision, log=log, **options)
+
+    @classmethod
+    def auto_rank(cls, device: str, export: dict[str, Any] | None, url: str | None, can_export: bool) -> int | None:
+        # an export with engines on CUDA: the fastest exact GPU path (engines are built by salrt export)
+        return 90 if export is not None and export.get("tensorrt", {}).get("engines") else None
+
+    @classmethod
+    def open(cls, spec: Any, *, model: Any = None, export_dir: str | None = None, **options: Any) -> GraphBackend:
+        if not export_dir:
+            raise SpecError("export_dir", f"{{backend}} {cls.name} runs an export: give {{field}} (salrt export --format tensorrt)")
+        return load_tensorrt(export_dir)
 
     def __init__(self, directory: str | Path, use_cuda_graph: bool = True, trt: Any = None) -> None:
         self.trt = trt or require("tensorrt", "the TensorRT backend")
@@ -159,12 +196,10 @@ class TensorRTBackend(GraphBackend):
         return self.torch.cat(parts)
 
 
-class TensorRTNumpyBackend(NumpyArrays, GraphBackend):
+class TensorRTNumpyBackend(_Engines, NumpyArrays, GraphBackend):
     """The TensorRT backend without torch: numpy arrays in and out, device buffers (grown as
     needed, reused per graph input/output), host<->device copies and one stream from a
     :class:`~salrt.backends.cuda_device.DeviceAPI`. Sampling as :class:`GraphBackend`."""
-
-    name = "tensorrt"
 
     def __init__(self, directory: str | Path, device_api: str | Any = "auto", trt: Any = None) -> None:
         from salrt.backends.cuda_device import device_api as make_api

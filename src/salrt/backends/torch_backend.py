@@ -2,16 +2,57 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import torch
+
+from salrt.backends import register
+from salrt.backends.base import Backend
+from salrt.errors import UsageError
+
+# torch is imported on use: the registry describes this backend on installs without torch
 
 
-class TorchBackend:
+def _inference_mode(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        import torch
+
+        with torch.inference_mode():
+            return fn(*args, **kwargs)
+
+    return run
+
+
+@register
+class TorchBackend(Backend):
     """``model.encode/denoise/sample`` with numpy or tensor inputs moved to the model's device/dtype."""
 
+    name = "torch"
+    library = "torch"
+    needs_weights = True
+    devices = ("cpu", "cuda")
+    precision_at_load = True
     steps = None
+
+    @classmethod
+    def precision_problem(cls, precision: str, device: str) -> str | None:
+        return cpu_precision_problem(precision) if str(device).startswith("cpu") else None
+
+    @classmethod
+    def auto_rank(cls, device: str, export: dict[str, Any] | None, url: str | None, can_export: bool) -> int | None:
+        return 10  # always possible from weights; the slowest exact path where an export runs
+
+    @classmethod
+    def open(cls, spec: Any, *, model: Any = None, export_dir: str | None = None, **options: Any) -> TorchBackend:
+        if model is None:
+            raise UsageError(f"backend {cls.name} runs a loaded model: pass model=")
+        backend = cls(model, **options)
+        if spec.precision and backend.precision != spec.precision:
+            raise UsageError(f"precision {spec.precision}: the model's weights are {backend.precision} (cast it first)")
+        return backend
 
     max_graphs = 4  # captured (batch, steps) shapes kept (each holds its activations and its memory pool)
 
@@ -22,7 +63,8 @@ class TorchBackend:
         self.cuda_graphs = cuda_graphs  # on CUDA: each clip one graph replay (encoders included)
         self.graph_encoders = graph_encoders
         self._graphs: dict[tuple[int, int], Any] = {}
-        self.name = "torch-compile" if compile else "torch"
+        import torch
+
         if compile:
             for part in ("video_encoder", "denoiser"):
                 if hasattr(model, part):
@@ -33,21 +75,25 @@ class TorchBackend:
             p.dtype, str(p.dtype)
         )
 
-    def _t(self, x: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
+    def _t(self, x: Any, dtype: Any = None) -> Any:
+        import torch
+
         t = torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x
         if self.device.type == "cuda" and t.device.type == "cpu":
             t = t.pin_memory()  # pinned host buffer: the copy overlaps the previous clip's compute
         return t.to(self.device, dtype or self.dtype, non_blocking=True)
 
-    @torch.inference_mode()
+    @_inference_mode
     def encode(self, video: Any, audio: Any) -> Any:
         return self.model.encode(self._t(video), self._t(audio))
 
-    @torch.inference_mode()
-    def denoise(self, x_t: Any, t: Any, features: Any) -> torch.Tensor:
+    @_inference_mode
+    def denoise(self, x_t: Any, t: Any, features: Any) -> Any:
+        import torch
+
         return self.model.denoise(self._t(x_t), self._t(t, torch.long), features)
 
-    @torch.inference_mode()
+    @_inference_mode
     def sample(
         self,
         video: Any,
@@ -56,7 +102,9 @@ class TorchBackend:
         noise: Any = None,
         seed: int | None = None,
         **conditions: Any,
-    ) -> torch.Tensor:
+    ) -> Any:
+        import torch
+
         cond = {k: self._t(v, torch.long) if not _is_float(v) else self._t(v) for k, v in conditions.items()}
         if self._graphs_apply(steps, noise):
             # CUDA: a whole clip (encoders + denoiser passes, or the one pass) is one graph replay
@@ -98,7 +146,35 @@ class TorchBackend:
         return self.model.passes(steps) if self.model.kind == "diffusion" else None
 
 
+@register
+class TorchCompileBackend(TorchBackend):
+    """:class:`TorchBackend` with the video encoder and denoiser under ``torch.compile``."""
+
+    name = "torch-compile"
+    auto_choice = False
+
+    def __init__(self, model: Any, cuda_graphs: bool = True, graph_encoders: bool = True) -> None:
+        super().__init__(model, compile=True, cuda_graphs=cuda_graphs, graph_encoders=graph_encoders)
+
+
+def cpu_precision_problem(precision: str) -> str | None:
+    """Why ``precision`` cannot run at speed on this CPU (None: it can): bf16 needs native bf16
+    (AVX-512 BF16 or AMX; emulated it runs ~100x slower than fp32), fp16 has no fast CPU kernels."""
+    from salrt.hardware import cpu_isa, cpu_native_bf16
+
+    if precision == "fp16":
+        return "fp16 has no fast CPU kernels in torch or OpenVINO; use fp32 (exact) or bf16 on a CPU with native bf16"
+    if precision == "bf16" and not cpu_native_bf16():
+        return (
+            f"this CPU ({cpu_isa()}) has no native bf16 (AVX-512 BF16 or AMX): bf16 would run emulated, far "
+            "slower than fp32; use fp32"
+        )
+    return None
+
+
 def _is_float(x: Any) -> bool:
+    import torch
+
     return (
         bool(x.is_floating_point()) if isinstance(x, torch.Tensor) else np.issubdtype(np.asarray(x).dtype, np.floating)
     )

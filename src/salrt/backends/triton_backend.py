@@ -21,8 +21,9 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from salrt.backends import register
 from salrt.backends.graph import GraphBackend, NumpyArrays
-from salrt.errors import RemoteError, SalrtError, UsageError, one_line, require
+from salrt.errors import RemoteError, SalrtError, SpecError, UsageError, one_line, require
 
 _DTYPES = {"float32": "FP32", "float16": "FP16", "int64": "INT64"}
 
@@ -36,10 +37,27 @@ def parse_url(url: str) -> tuple[str, str]:
     return u.scheme, f"{u.hostname}:{port}"
 
 
+@register
 class TritonBackend(NumpyArrays, GraphBackend):
     """Runs an export's graphs on a Triton server (see the module docstring)."""
 
     name = "triton"
+    library = "tritonclient"
+    needs_export = False  # the server holds it; a local export_dir is only a copy of its manifest
+    needs_server = True
+    devices = ("cpu", "cuda")  # the client's device: the server chooses its own
+
+    @classmethod
+    def auto_rank(cls, device: str, export: dict[str, Any] | None, url: str | None, can_export: bool) -> int | None:
+        return 100 if url else None
+
+    @classmethod
+    def open(cls, spec: Any, *, model: Any = None, export_dir: str | None = None, **options: Any) -> TritonBackend:
+        if not spec.url:
+            raise SpecError("url", f"{{backend}} {cls.name} runs on a server: give {{field}} (http://HOST:8000 or grpc://HOST:8001)")
+        return cls(
+            spec.url, spec.triton_model or spec.model, manifest=export_dir, timeout_s=spec.timeout_s, retries=spec.retries
+        )
 
     def __init__(
         self,

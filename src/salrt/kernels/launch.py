@@ -2,7 +2,7 @@
 constants and the tuning configs that apply to that shape. The wrappers in :mod:`salrt.kernels.eca`
 and :mod:`salrt.kernels.ddim` build one per call; inside :func:`recording` they hand it to the
 recorder instead of launching, so the real shapes of a whole model run (on meta tensors, no GPU)
-become a list of :class:`LaunchSpec` that :mod:`salrt.kernels.aot` compiles for a GPU target.
+become a list of :class:`LaunchSpec` that :mod:`salrt.app.aot` compiles for a GPU target.
 """
 
 from __future__ import annotations

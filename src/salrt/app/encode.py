@@ -1,119 +1,119 @@
-"""Saliency-driven ROI encoding through a real encoder, and tools to verify its effect.
-
-Mechanism: for every frame the QP offsets of :mod:`salrt.roi` become FFmpeg regions of interest
-(``AV_FRAME_DATA_REGIONS_OF_INTEREST`` side data, attached by ``addroi`` filters in a per-frame
-filter graph), which FFmpeg's libx264 and libx265 wrappers turn into per-block quantiser offsets.
-:func:`block_qps` reads the QP of every block back from the encoded stream (the decoder's
-``venc_params`` export) so the effect can be checked, not assumed.
+"""``salrt encode``: saliency-driven ROI encoding of a video through a real encoder, and the tools
+that check its effect (per-block QPs read back, PSNR/SSIM inside and outside the salient region).
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from salrt.errors import SalrtError
-from salrt.roi import BLOCKS, QpMapper, RoiConfig, addroi_filter_args, ffmpeg_regions
-from salrt.sinks import VideoFileSink, even_frame
-
-CODECS = {"libx264": "h264", "libx265": "hevc", "libsvtav1": "av1"}
-DEFAULT_ROI = RoiConfig()
-# Measured: FFmpeg's libsvtav1 wrapper ignores ROI side data (ROI and plain outputs are identical).
-ROI_CODECS = ("libx264", "libx265")
+from salrt.errors import SalrtError, UsageError
+from salrt.roi import RoiConfig
+from salrt.sinks.roi import CODECS, DEFAULT_ROI, RoiEncoderSink
+from salrt.spec import RunSpec
 
 
-class RoiEncoderSink(VideoFileSink):
-    """A runtime sink encoding the source frames with per-frame ROI offsets from the maps.
+@dataclasses.dataclass(frozen=True)
+class EncodeSettings:
+    """The encoder and its ROI: ``codec`` (:data:`salrt.sinks.roi.CODECS`), ``crf`` or ``bitrate``
+    (bits/s; CRF 28 when neither), ``roi`` (None: a plain encode, same settings otherwise); for a
+    model run: ``stride`` and ``batch``."""
 
-    ``roi=None`` encodes without ROI (the plain reference encode, same settings otherwise).
-    """
+    codec: str = "libx264"
+    crf: float | None = None
+    bitrate: int | None = None
+    roi: RoiConfig | None = DEFAULT_ROI
+    stride: int = 1
+    batch: int = 1
 
-    def __init__(
-        self,
-        path: Path,
-        fps: float,
-        source: str | None,
-        codec: str = "libx264",
-        crf: float | None = None,
-        bitrate: int | None = None,
-        roi: RoiConfig | None = DEFAULT_ROI,
-        preset: str | None = None,
-        options: dict[str, str] | None = None,
-    ) -> None:
-        import av
+    def __post_init__(self) -> None:
+        if self.codec not in CODECS:
+            raise UsageError(f"unsupported codec {self.codec!r}: {', '.join(CODECS)}")
+        if self.crf is not None and self.bitrate is not None:
+            raise UsageError("give a CRF or a bitrate, not both")
 
-        if codec not in CODECS:
-            raise SalrtError(f"unsupported codec {codec!r}: {', '.join(CODECS)}")
-        try:
-            av.codec.Codec(codec, "w")
-        except Exception:
-            raise SalrtError(f"this FFmpeg build has no {codec} encoder") from None
-        if (crf is None) == (bitrate is None):
-            raise SalrtError("give exactly one of crf or bitrate")
-        if roi is not None and codec not in ROI_CODECS:
-            raise SalrtError(
-                f"{codec}: FFmpeg's wrapper ignores regions of interest; ROI encoding works with "
-                f"{', '.join(ROI_CODECS)} (use --no-roi for a plain {codec} encode)"
-            )
-        super().__init__(path, fps, source)
-        self.codec, self.crf, self.bitrate, self.roi, self.preset = codec, crf, bitrate, roi, preset
-        self.extra = options or {}
-        self.mapper: QpMapper | None = None
-        self.offsets: list[np.ndarray] = []
+    def encoder_options(self) -> dict[str, Any]:
+        crf = 28.0 if self.crf is None and self.bitrate is None else self.crf
+        return {"codec": self.codec, "crf": crf, "bitrate": self.bitrate, "roi": self.roi}
 
-    def _open(self, h: int, w: int) -> None:
-        opts = dict(self.extra)
-        if self.codec == "libx264":
-            opts.setdefault("preset", self.preset or "veryfast")  # keeps adaptive quantisation (ROI needs it)
-        elif self.codec == "libx265":
-            opts.setdefault("preset", self.preset or "veryfast")
-            opts.setdefault("x265-params", "log-level=error")
-        elif self.codec == "libsvtav1":
-            opts.setdefault("preset", self.preset or "10")
-            opts.setdefault("svtav1-params", "log-level=1")
-        if self.crf is not None:
-            opts["crf"] = str(self.crf)
-        self._add_video(self.codec, h, w, opts, bit_rate=None if self.crf is not None else int(self.bitrate))
-        self.mapper = QpMapper((h, w), BLOCKS[CODECS[self.codec]], self.roi) if self.roi else None
 
-    def _with_roi(self, frame: Any, offsets: np.ndarray) -> Any:
-        import av
+def read_maps(path: str) -> np.ndarray:
+    """Per-frame maps (N, H, W) in 0..1 from an ``.npy``/``.npz`` (uint8 maps scaled by 1/255)."""
+    try:
+        data = np.load(path)
+        maps = data["maps"] if hasattr(data, "files") else data
+    except (OSError, ValueError, KeyError) as exc:
+        raise SalrtError(f"{path}: cannot read maps ({exc})") from None
+    if maps.ndim != 3:
+        raise SalrtError(f"{path}: maps must be N x H x W, got shape {maps.shape}")
+    return maps.astype(np.float32) / (255.0 if maps.dtype == np.uint8 else 1.0)
 
-        regions = ffmpeg_regions(offsets, self.mapper.block, (frame.height, frame.width))
-        if not regions:
-            return frame
-        g = av.filter.Graph()
-        src = g.add_buffer(width=frame.width, height=frame.height, format=frame.format.name, time_base=self.tb)
-        last = src
-        for args in addroi_filter_args(regions):
-            f = g.add("addroi", args)
-            last.link_to(f)
-            last = f
-        sink = g.add("buffersink")
-        last.link_to(sink)
-        g.configure()
-        g.push(frame)
-        return g.pull()
 
-    def write(self, index: int, time: float, frame: np.ndarray | None, sal: np.ndarray) -> None:
-        import av
+def encode(
+    spec: RunSpec | Any,
+    source: str,
+    output: str | Path,
+    settings: EncodeSettings = EncodeSettings(),
+    *,
+    maps: np.ndarray | None = None,
+    progress: Callable[[int], None] | None = None,
+    notes: Callable[[str], None] | None = None,
+) -> Any:
+    """Encode ``source`` into ``output`` with ROI offsets from ``spec``'s model (or a built
+    :class:`salrt.pipeline.Pipeline`) run now, or from given ``maps``, or none (``spec`` None and
+    ``roi`` None: the plain encode). The run's
+    :class:`salrt.runtime.RunStats` (None without a model)."""
+    if not Path(source).is_file():
+        raise SalrtError(f"{source}: no such file")
+    kw = settings.encoder_options()
+    if spec is None:
+        encode_with_maps(source, output, maps, **kw)
+        return None
+    from salrt import pipeline
+    from salrt.io import probe
+    from salrt.runtime import RunOptions, Runtime
 
-        if frame is None:
-            raise SalrtError("ROI encoding needs the source frames (keep_frames)")
-        if getattr(frame, "format", None) == "yuv420p":
-            vf = frame.av_frame()
-        else:  # RGB (a numpy array or an odd-sized source frame): odd sizes padded by one row/column
-            rgb = even_frame(frame.rgb() if hasattr(frame, "rgb") else frame)
-            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(format="yuv420p")
-        if self.stream is None:
-            self._open(vf.height, vf.width)
-        if self.mapper is not None:
-            off = self.mapper(sal)
-            self.offsets.append(off)
-            vf = self._with_roi(vf, off)
-        self._mux(vf, time)
+    pipe = pipeline.build(spec, progress=notes) if isinstance(spec, RunSpec) else spec
+    spec = pipe.spec
+    sink = RoiEncoderSink(Path(output), probe(source).fps, source, **kw)
+    rt = Runtime(
+        pipe.backend,
+        [source],
+        RunOptions(steps=spec.steps, stride=settings.stride, batch=settings.batch, contract=pipe.contract,
+                   captions=pipe.captions, seed=spec.seed),  # fmt: skip
+        sinks_for=lambda i, info: [sink],
+        keep_frames=True,
+        progress=progress,
+    )
+    return rt.run()
+
+
+def encode_ray(
+    spec: RunSpec, inputs: list[str], output: str, settings: EncodeSettings, ray: Any, *,
+    progress: Callable[[int], None] | None = None, log: Callable[[str], None] = lambda s: None,
+    started: bool = False,
+) -> Any:  # fmt: skip
+    """``encode`` over many files as a Ray job into the folder (or URL) ``output``; the job's report."""
+    from salrt.app.jobs import run_job
+    from salrt.cluster import Item
+    from salrt.io.sources import Source
+    from salrt.sinks import output_stems
+    from salrt.sinks.sets import EncodeOutputs
+
+    for path in inputs:
+        if not Path(path).is_file():
+            raise SalrtError(f"{path}: no such file")
+    sources = [Source.of(p) for p in inputs]
+    items = [Item(i, src, stem) for i, (src, stem) in enumerate(zip(sources, output_stems(sources)))]
+    options = {"steps": spec.steps, "stride": settings.stride, "batch": settings.batch}
+    return run_job(
+        spec, items, EncodeOutputs(settings.encoder_options()), output, options, ray, progress=progress, log=log,
+        started=started,
+    )  # fmt: skip
 
 
 def encode_with_maps(source: str, output: str | Path, maps: np.ndarray | None, **kwargs: Any) -> RoiEncoderSink:

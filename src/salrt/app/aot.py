@@ -1,7 +1,7 @@
 """Ahead-of-time compile of every Triton kernel at every real shape of every model that uses it,
 for a GPU target, without a GPU::
 
-    python -m salrt.kernels.aot --arch sm_90 [--dtype bf16,fp16,fp32] [--model diffsal] [--json out.json]
+    python -m salrt.app.aot --arch sm_90 [--dtype bf16,fp16,fp32] [--model diffsal] [--json out.json]
 
 The shapes come from running each model at its paper size on meta tensors with its kernels
 switched on and launches recorded (:func:`salrt.kernels.launch.recording`); every tuning config
@@ -196,7 +196,7 @@ def _dtypes(text: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
-        prog="python -m salrt.kernels.aot",
+        prog="python -m salrt.app.aot",
         description="Compile every Triton kernel at every real shape for a GPU target (no GPU needed).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     con = Console(width=max(Console().width, 150))
     unknown = [m for m in args.model or [] if m not in MODELS]
     if unknown:
-        print(f"salrt.kernels.aot: error: unknown model(s) {', '.join(unknown)}", file=sys.stderr)
+        print(f"salrt.app.aot: error: unknown model(s) {', '.join(unknown)}", file=sys.stderr)
         return 2
     try:
         with con.status(f"compiling for sm_{args.arch}") as status:
@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
                 progress=lambda r: status.update(f"{r['kernel']} {r['dtype']} {r['shape']} {r['config']}"),
             )
     except (SalrtError, ImportError) as exc:
-        print(f"salrt.kernels.aot: error: {exc}", file=sys.stderr)
+        print(f"salrt.app.aot: error: {exc}", file=sys.stderr)
         return 1
     t = Table(title=f"Triton kernels for {res['arch']} (Triton {res['triton']}), {res['total_s']:.1f} s in all")
     for col in ("kernel", "dtype", "shape", "config", "compile s", "regs", "spill B", "shared B", "models"):

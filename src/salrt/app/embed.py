@@ -10,6 +10,7 @@ newest frame repeated for the frames after it, as at the end of a stream; a last
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -18,30 +19,19 @@ import numpy as np
 from salrt.errors import SalrtError
 from salrt.io.clips import ClipAssembler
 from salrt.roi import QpMapper, RoiConfig
+from salrt.spec import RunSpec
 
 
 class Session:
     """One stream: push frames/audio, pull the newest map or its QP offsets."""
 
-    def __init__(
-        self,
-        model: str = "diffsal",
-        config: str = "paper",
-        checkpoint: str | None = None,
-        random_weights: bool = False,
-        device: str = "cpu",
-        steps: int = 4,
-        stride: int = 1,
-        fps: float = 25.0,
-        seed: int = 0,
-    ) -> None:
+    def __init__(self, spec: RunSpec, stride: int = 1, fps: float = 25.0) -> None:
         from salrt import pipeline
 
-        if steps < 1 or stride < 1 or not fps > 0:
-            raise SalrtError("steps and stride must be >= 1 and fps > 0")
-        self.pipe = pipeline.load(
-            model, checkpoint=checkpoint, random_weights=random_weights, config=config, device=device, seed=seed
-        )
+        if stride < 1 or not fps > 0:
+            raise SalrtError("stride must be >= 1 and fps > 0")
+        self.pipe = pipeline.build(spec)
+        steps, seed = self.pipe.spec.steps, spec.seed
         c = self.pipe.contract
         self.assembler = ClipAssembler(fps=fps, **c.media_options(), has_audio=True)
         self.assembler.audio_done()  # audio arrives with the frames: clips never wait for more
@@ -117,8 +107,11 @@ def from_json(options: str) -> Session:
         raise SalrtError(f"options are not valid JSON: {exc}") from None
     if not isinstance(opts, dict):
         raise SalrtError("options must be a JSON object")
-    known = {"model", "config", "checkpoint", "random_weights", "device", "steps", "stride", "fps", "seed"}
+    session = {k: opts.pop(k) for k in ("stride", "fps") if k in opts}
+    known = {f.name for f in dataclasses.fields(RunSpec)}
     unknown = set(opts) - known
     if unknown:
-        raise SalrtError(f"unknown options {sorted(unknown)}; known: {sorted(known)}")
-    return Session(**opts)
+        raise SalrtError(f"unknown options {sorted(unknown)}; known: {sorted(known | {'stride', 'fps'})}")
+    if "backbones" in opts and isinstance(opts["backbones"], dict):
+        opts["backbones"] = tuple(sorted(opts["backbones"].items()))
+    return Session(RunSpec(**opts), **session)

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import importlib.util
 import json
-import os
 import platform
 import resource
 import time
@@ -22,12 +20,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from salrt.backends.base import to_numpy
+from salrt.backends.base import Backend, to_numpy
 from salrt.errors import UsageError
 from salrt.hardware import cpu_isa, cpu_name
 from salrt.metrics import pearson
 from salrt.models.synthetic import synthetic_inputs
 from salrt.pipeline import load_weights
+from salrt.spec import RunSpec
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -101,30 +100,25 @@ class Config:
 
 
 def _skip_reason(c: Config, device: str) -> str | None:
-    if c.backend == "tensorrt":
-        if importlib.util.find_spec("tensorrt") is None:
-            return "tensorrt is not installed"
-        if not device.startswith("cuda"):
-            return "TensorRT needs a CUDA device"
+    from salrt import backends
+
+    if c.backend == "auto":
+        return "--backend auto is not timed by salrt bench: name the backends"
+    try:
+        cls = backends.get(c.backend)
+    except UsageError as exc:
+        return str(exc)
+    if not cls.installed():
+        return f"{cls.library} is not installed"
+    if not cls.runs_on(device):
+        return f"backend {cls.name} runs on {', '.join(cls.devices)}"
+    if cls.needs_server:
+        return f"backend {cls.name} runs on a server: benchmarks/bench_triton.py times it"
     if c.kernels == "triton" and not device.startswith("cuda"):
         return "Triton kernels need a CUDA device"
-    if c.backend in ("auto", "triton"):
-        return f"--backend {c.backend} is not timed by salrt bench (name the backend; a server: benchmarks/bench_triton.py)"
-    if c.backend == "openvino" and not device.startswith("cpu"):
-        return "the OpenVINO backend runs on CPU"
-    if c.backend in ("onnxruntime", "openvino"):
-        if importlib.util.find_spec(c.backend) is None:
-            return f"{c.backend} is not installed"
-        if c.precision == "bf16" and c.backend == "onnxruntime":
-            return "bf16 is a TensorRT build precision, not an ONNX export precision (OpenVINO takes it as a hint)"
-    from salrt.backends import precision_problem
-
-    problem = precision_problem(c.backend, c.precision, device)
-    if problem:
-        return problem
-    if c.backend == "torch-compile" and not hasattr(torch, "compile"):
-        return "torch.compile unavailable"
-    return None
+    if cls.needs_export and cls.graph_precision(c.precision) not in ("fp32", "fp16"):
+        return f"{c.precision} is not an ONNX export precision, and backend {cls.name} runs its export's"
+    return cls.precision_problem(c.precision, device)
 
 
 class Bench:
@@ -140,14 +134,15 @@ class Bench:
         stride: int = 1,
         checkpoint: str | None = None,
         log: Callable[[str], None] | None = None,
+        cache_dir: str | None = None,
     ) -> None:
         self.model_name, self.config_name, self.device = model_name, config, device
         self.reps, self.warmup, self.stride = max(1, reps), max(0, warmup), stride
-        # exported graphs (hundreds of MB at paper size) live in a cache, never in the results folder
-        self.cache = Path(os.environ.get("SALRT_CACHE", Path.home() / ".cache" / "salrt")) / "bench_exports"
+        self.checkpoint, self.cache_dir = checkpoint, cache_dir
         self.log = log or (lambda s: None)
         # timing does not depend on the weights: synthetic ones when no checkpoint is given
-        self.model = load_weights(model_name, checkpoint=checkpoint, random_weights=True, config=config, device=device)
+        spec = RunSpec(model=model_name, config=config, device=device, checkpoint=checkpoint, random_weights=checkpoint is None)
+        self.model = load_weights(spec.validated())
         self.cfg = self.model.config
         self._inputs: dict[int, list[tuple[torch.Tensor, ...]]] = {}
         self._fp32_ref: dict[tuple[int, int], np.ndarray] = {}
@@ -200,47 +195,45 @@ class Bench:
         return m
 
     def _callable(self, c: Config) -> Callable[[tuple[torch.Tensor, ...]], Any]:
-        from salrt.backends import load_backend
+        from salrt import backends
 
         if c.backend == "reference-style":
             if not hasattr(self.model, "reference_sample"):
                 raise UsageError(f"{self.model_name} has no public reference code to imitate")
             return lambda x: self.model.reference_sample(x[0], x[1], x[2], c.steps)
-        if c.backend in ("torch", "torch-compile"):
-            b = load_backend(c.backend, model=self.torch_model(c.precision, c.kernels), cuda_graphs=c.cuda_graphs)
+        cls = backends.get(c.backend)
+        spec = RunSpec(model=self.model_name, config=self.config_name, device=self.device, precision=c.precision)
+        if cls.needs_weights:
+            b = cls.open(spec, model=self.torch_model(c.precision, c.kernels), cuda_graphs=c.cuda_graphs)
             return lambda x: b.sample(x[0], x[1], steps=c.steps, noise=x[2], **x[3])
-        if c.backend in ("onnxruntime", "openvino", "tensorrt"):
-            from salrt.export.onnx import export_onnx
+        d = self.export_for(cls, c)
+        b = cls.open(spec.replace(precision=c.precision if cls.precision_at_load else None), export_dir=str(d))
+        return lambda x: b.sample(
+            *(to_numpy(t) for t in x[:2]),
+            steps=c.steps,
+            noise=to_numpy(x[2]),
+            **{k: v.cpu().numpy() for k, v in x[3].items()},
+        )
 
-            if c.backend == "tensorrt":  # the graphs' precision follows what this TensorRT builds from
-                from salrt.errors import require
-                from salrt.export.tensorrt import engine_plan
+    def export_for(self, cls: Any, c: Config) -> Path:
+        """The export ``cls`` runs at ``c``'s precision, batch and steps, made once into the cache
+        (hundreds of MB at paper size: never in the results folder)."""
+        from salrt.export.cache import cached, export_key
+        from salrt.export.onnx import export_onnx
 
-                graph_precision = engine_plan(require("tensorrt", "TensorRT"), c.precision)["graph_precision"]
-            elif c.backend == "openvino":  # OpenVINO takes bf16 as a hint over the fp32 graphs
-                graph_precision = "fp32" if c.precision == "bf16" else c.precision
-            else:
-                graph_precision = c.precision
-            key = c.precision if c.backend == "tensorrt" else graph_precision  # engines live beside their graphs
-            d = self.cache / f"{self.model_name}_{self.config_name}_{key}_b{c.batch}_s{c.steps}"
-            if not _current_export(d):
-                self.log(f"exporting {d.name} for {c.backend}")
-                export_onnx(self.model, d, precision=graph_precision, batch=str(c.batch), steps=c.steps)
-            if c.backend == "tensorrt":
-                from salrt.export.tensorrt import build_engines
+        graphs = cls.graph_precision(c.precision)
+        builds = cls.export_extra.__func__ is not Backend.export_extra.__func__  # engines on top of the graphs
+        key = export_key(
+            model=self.model_name, config=self.config_name, checkpoint=self.checkpoint, seed=0, backbones=(),
+            precision=graphs, batch=str(c.batch), steps=c.steps, extra=f"{cls.name}:{c.precision}" if builds else "",
+        )  # fmt: skip
 
-                build_engines(d, precision=c.precision)
-            precision = c.precision if c.backend == "openvino" else None
-            b = load_backend(c.backend, export_dir=str(d), device=self.device, precision=precision)
-            if c.backend in ("onnxruntime", "openvino"):
-                return lambda x: b.sample(
-                    *(to_numpy(t) for t in x[:2]),
-                    steps=c.steps,
-                    noise=to_numpy(x[2]),
-                    **{k: v.cpu().numpy() for k, v in x[3].items()},
-                )
-            return lambda x: b.sample(x[0], x[1], steps=c.steps, noise=x[2], **x[3])
-        raise UsageError(f"unknown backend {c.backend!r}")
+        def make(folder: Path) -> None:
+            export_onnx(self.model, folder, precision=graphs, batch=str(c.batch), steps=c.steps)
+            cls.export_extra(folder, c.precision)
+
+        d, _ = cached(key, make, cache_dir=self.cache_dir, what=f"{self.model_name} for {cls.name}", log=self.log)
+        return d
 
     def run_config(self, c: Config) -> dict[str, Any]:
         row: dict[str, Any] = dataclasses.asdict(c)
@@ -298,7 +291,7 @@ class Bench:
 def run(
     model: str = "diffsal",
     config: str = "paper",
-    backends: Sequence[str] = ("torch",),
+    backends: Sequence[str] | None = None,
     precisions: Sequence[str] = ("fp32",),
     batches: Sequence[int] = (1,),
     steps: Sequence[int] = (4,),
@@ -312,25 +305,28 @@ def run(
     video: str | None = None,
     log: Callable[[str], None] | None = None,
     cuda_graphs: Sequence[bool] = (True,),
+    cache_dir: str | None = None,
 ) -> dict[str, Any]:
     """Benchmark every combination; write ``bench.json``, ``bench.md`` and plots to ``out``.
     ``cuda_graphs``: with and/or without CUDA graphs for the torch backends (CUDA only)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     say = log or (lambda s: None)
-    b = Bench(model, config, device, reps, warmup, stride, checkpoint, say)
+    b = Bench(model, config, device, reps, warmup, stride, checkpoint, say, cache_dir)
+    eager = _eager(device)
+    backends = list(backends or (eager,))  # default: the eager backend alone
     rows = []
     for bs in batches:
         for st in steps if b.diffusion else (0,):  # one-pass models: steps do not apply
             say(f"baseline: reference-style, batch {bs}, {st} steps")
             base = b.run_config(Config("reference-style", "fp32", bs, st, "torch"))
             rows.append(base)
-            if "skipped" in base and "torch" in backends and "fp32" in precisions:  # then torch fp32 eager is the base
-                say(f"baseline: torch fp32, batch {bs}, {st} steps")
-                base = b.run_config(Config("torch", "fp32", bs, st, "torch"))
+            if "skipped" in base and eager in backends and "fp32" in precisions:  # then the eager fp32 row is the base
+                say(f"baseline: {eager} fp32, batch {bs}, {st} steps")
+                base = b.run_config(Config(eager, "fp32", bs, st, "torch"))
             for be in backends:
                 for pr in precisions:
-                    torch_be = be in ("torch", "torch-compile")
+                    torch_be = _runs_weights(be)
                     graph_opts = cuda_graphs if torch_be and device.startswith("cuda") else (True,)
                     for kn, gr in ((k, g) for k in (kernels if torch_be else ("-",)) for g in graph_opts):
                         c = Config(be, pr, bs, st, kn, gr)
@@ -361,7 +357,7 @@ def run(
         same = [
             r
             for r in rows
-            if r.get("backend") == "torch" and "skipped" not in r and r.get("cuda_graphs", True)
+            if r.get("backend") == eager and "skipped" not in r and r.get("cuda_graphs", True)
             and (r["precision"], r["kernels"], r["batch"], r["steps"]) == (pr, kn, batches[0], steps[0])
         ]  # fmt: skip
         if same:
@@ -378,14 +374,14 @@ def run(
 def end_to_end(
     b: Bench, video: str, batch: int, steps: int, stride: int, precision: str = "fp32", kernels: str = "torch"
 ) -> dict[str, Any]:
-    """The whole runtime on a video (decode to maps) with the torch backend in ``precision`` with
+    """The whole runtime on a video (decode to maps) with the eager backend in ``precision`` with
     ``kernels`` (the same model the model-only rows time)."""
-    from salrt.backends import load_backend
+    from salrt.backends import for_model
     from salrt.io.contract import InputContract
     from salrt.runtime import RunOptions, Runtime
 
     rt = Runtime(
-        load_backend("torch", model=b.torch_model(precision, kernels)),
+        for_model(b.torch_model(precision, kernels)),
         [video],
         RunOptions(steps=steps if b.diffusion else None, stride=stride, batch=batch, contract=InputContract.of(b.cfg)),
     )
@@ -458,7 +454,7 @@ def cross_model(results: dict[str, dict[str, Any]]) -> tuple[str, list[dict[str,
             (
                 x
                 for x in res["rows"]
-                if x["backend"] == "torch"
+                if x["backend"] == _eager(res["device"])
                 and x["precision"] == "fp32"
                 and x["kernels"] == "torch"
                 and "skipped" not in x
@@ -559,18 +555,17 @@ def plots(result: dict[str, Any], out: Path) -> list[Path]:
     return made
 
 
-def default_threads() -> int:
-    return os.cpu_count() or 1
+def _eager(device: str) -> str:
+    """The backend ``auto`` runs weights on without an export (eager torch): the baseline."""
+    from salrt import backends
+
+    return backends.resolve("auto", device, None, None, can_export=False).name
 
 
-def _current_export(directory: Path) -> bool:
-    """Whether ``directory`` holds an export this salrt reads (a cached export from an older
-    version is exported again)."""
-    from salrt.errors import SalrtError
-    from salrt.export.manifest import read_manifest
+def _runs_weights(name: str) -> bool:
+    from salrt import backends
 
     try:
-        read_manifest(directory)
-    except SalrtError:
+        return backends.get(name).needs_weights
+    except UsageError:
         return False
-    return True

@@ -20,23 +20,14 @@ import time as _time
 from array import array
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from salrt.errors import SalrtError
 from salrt.io.imaging import colormap_jet, resize_map, to_u8
 
-SINKS = ("overlay", "png", "npy", "npz")
 log = logging.getLogger("salrt.sinks")
-
-
-class Sink(Protocol):
-    """What the runtime writes maps to."""
-
-    def write(self, index: int, time: float, frame: Any, sal: np.ndarray) -> None: ...
-
-    def close(self) -> None: ...
 
 
 _JET_LUT = colormap_jet(np.arange(256) / 255.0)  # (256, 3): jet of each uint8 level

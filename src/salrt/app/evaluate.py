@@ -1,0 +1,161 @@
+"""``salrt eval``: score predicted maps (a folder, or a model run now) on a saliency dataset with
+the field's metrics, and show the paper's own figures for the same model and dataset."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from salrt import evaluation
+from salrt.errors import EvalError, UsageError
+from salrt.spec import RunSpec
+
+Progress = Callable[[Any, str, int | None], Any]  # (items, description, total) -> the items, shown
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalSettings:
+    """What to score: ``dataset`` layout (:data:`salrt.evaluation.DATASETS` or ``plain`` with
+    ``video``/``maps``/``fixations``) under ``root`` (``split``), a ``videos`` subset, ``metrics``;
+    ``allow_missing`` scores what exists; ``workers`` scoring processes (0: all cores); for a
+    model: ``batch`` and ``save_predictions`` (a folder that keeps the maps)."""
+
+    dataset: str
+    root: str | None = None
+    split: int = 1
+    video: str | None = None
+    maps: str | None = None
+    fixations: str | None = None
+    videos: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = evaluation.DEFAULT_METRICS
+    allow_missing: bool = False
+    workers: int = 0
+    batch: int = 1
+    save_predictions: str | None = None
+
+
+def videos(s: EvalSettings) -> list[evaluation.Video]:
+    """The dataset's videos, narrowed to ``s.videos``."""
+    if s.dataset == "plain":
+        if not (s.video and s.maps and s.fixations):
+            raise UsageError("the plain layout needs a video, a maps folder and a fixations folder")
+        found = evaluation.plain_dataset(s.video, s.maps, s.fixations)
+    else:
+        if s.root is None:
+            raise UsageError(f"dataset {s.dataset} needs its root folder")
+        found = evaluation.dataset(s.dataset, s.root, s.split)
+    if s.videos:
+        unknown = set(s.videos) - {v.name for v in found}
+        if unknown:
+            raise UsageError(f"videos not in the dataset: {', '.join(sorted(unknown))}")
+        found = [v for v in found if v.name in s.videos]
+    return found
+
+
+def predict_video(pipe: Any, video: evaluation.Video, out_dir: str | Path, steps: int | None = 4, batch: int = 1, seed: int = 0) -> int:
+    """Run a :class:`salrt.pipeline.Pipeline` over one dataset video through the same
+    :class:`~salrt.runtime.Runtime` as ``salrt run``, writing ``out_dir/<video>/<frame:05d>.png``
+    (1-based, what :func:`salrt.evaluation.match` reads). Text-conditioned models run their AV
+    variant (the saliency datasets have no captions)."""
+    from salrt.runtime import RunOptions, Runtime
+    from salrt.sinks import PngSink
+
+    sink = PngSink(Path(out_dir) / video.name)
+    rt = Runtime(
+        pipe.backend,
+        [evaluation.video_source(video)],
+        RunOptions(steps=steps, batch=batch, contract=pipe.contract, seed=seed),
+        sinks_for=lambda i, info: [sink],
+    )
+    stats = rt.run(handle_signals=False)
+    if stats["errors"]:
+        raise EvalError(f"{video.name}: {stats['errors'][0]}")
+    return stats["frames_out"][0]
+
+
+def evaluate(
+    settings: EvalSettings,
+    *,
+    predictions: str | None = None,
+    spec: RunSpec | None = None,
+    ray: Any = None,
+    paper: tuple[str, str] | None = None,
+    progress: Progress = lambda items, desc, total: items,
+    log: Callable[[str], None] = lambda s: None,
+) -> dict[str, Any]:
+    """Score ``predictions`` (a folder ``<video>/<frame>.png``) or ``spec``'s model run now (on Ray
+    with ``ray``: :class:`salrt.app.jobs.RayOptions`); ``paper``: (model, preset) whose published
+    figures for this dataset join the result. Returns the result dict (``mean``, ``videos``,
+    ``report``, ``paper``) that :func:`salrt.evaluation.write_results` writes."""
+    if (predictions is None) == (spec is None):
+        raise UsageError("give exactly one of predictions (a folder) or a model to run")
+    vids = videos(settings)
+    pred_dir, tmp = predictions, None
+    if spec is not None:
+        if settings.save_predictions:
+            pred_dir = settings.save_predictions
+        else:
+            tmp = tempfile.TemporaryDirectory()
+            pred_dir = tmp.name
+        _predict(spec, vids, str(pred_dir), settings, ray, progress, log)
+    try:
+        items, report = evaluation.match(vids, str(pred_dir), allow_missing=settings.allow_missing)
+        workers = settings.workers or max(1, os.cpu_count() or 1)
+        result = evaluation.evaluate(
+            items, tuple(settings.metrics), workers=workers, progress=lambda it, n: progress(it, "scoring", n)
+        )
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    result["report"] = report
+    if paper is not None:
+        from salrt.models.paper_results import paper_results
+
+        result["paper"] = paper_results(paper[0], paper[1], settings.dataset)
+    return result
+
+
+def _predict(
+    spec: RunSpec,
+    vids: Sequence[evaluation.Video],
+    pred_dir: str,
+    s: EvalSettings,
+    ray: Any,
+    progress: Progress,
+    log: Callable[[str], None],
+) -> None:
+    if ray is not None:
+        from salrt.app.jobs import run_job
+        from salrt.cluster import Item
+        from salrt.errors import SalrtError
+        from salrt.sinks.sets import PngOutputs
+
+        if "://" in pred_dir:
+            raise UsageError("predictions from a Ray job go to a local folder (the scores are computed here)")
+        items = [Item(i, evaluation.video_source(v), v.name) for i, v in enumerate(vids)]
+        report = run_job(spec, items, PngOutputs(), pred_dir, {"steps": spec.steps, "batch": s.batch}, ray, log=log)
+        if report.errors:
+            raise SalrtError(f"{len(report.errors)} video(s) could not be predicted: {report.errors[0]}")
+        return
+    from salrt import pipeline
+
+    pipe = pipeline.build(spec, progress=log)
+    for v in progress(vids, "predicting", len(vids)):
+        predict_video(pipe, v, pred_dir, steps=spec.steps, batch=s.batch, seed=spec.seed)
+
+
+def paper_reference(paper: str | None, spec: RunSpec | None) -> tuple[str, str] | None:
+    """The model and preset whose paper figures to show: ``paper`` (``MODEL[:PRESET]``) when scoring
+    a folder, else the spec's own model and config."""
+    if paper:
+        from salrt.models import MODELS
+
+        model, _, preset = paper.partition(":")
+        if model.lower() not in MODELS:
+            raise UsageError(f"unknown model {model!r}; available: {', '.join(sorted(MODELS))}")
+        return model.lower(), preset or "paper"
+    return (spec.model.lower(), spec.config) if spec is not None else None

@@ -1,0 +1,7 @@
+"""``python -m salrt.cli``: the ``salrt`` command."""
+
+import sys
+
+from salrt.cli import main
+
+sys.exit(main())
