@@ -257,7 +257,9 @@ def main() -> None:
     t0 = time.perf_counter()
     default = pipeline.build(default_spec)
     second_use_s = time.perf_counter() - t0
-    print(f"default path ({default.spec.backend}): first use {first_use_s:.1f} s, second {second_use_s:.1f} s", flush=True)
+    print(
+        f"default path ({default.spec.backend}): first use {first_use_s:.1f} s, second {second_use_s:.1f} s", flush=True
+    )
     del weights
     c = model.config
     video, audio, noise = synthetic_inputs(c.video_shape, c.audio_shape, max(batches), seed=100)

@@ -75,7 +75,9 @@ def resolve(spec: RunSpec) -> type[Backend]:
     except UsageError as exc:
         raise SpecError("backend", str(exc)) from None
     if not cls.runs_on(spec.device):
-        raise SpecError("device", f"backend {cls.name} does not run on {spec.device} (it runs on {', '.join(cls.devices)})")
+        raise SpecError(
+            "device", f"backend {cls.name} does not run on {spec.device} (it runs on {', '.join(cls.devices)})"
+        )
     return cls
 
 
@@ -97,7 +99,9 @@ def prepare(spec: RunSpec, *, progress: Callable[[str], None] | None = None) -> 
     elif cls.needs_export and chosen:  # auto picked an export backend because it can export into the cache
         spec = spec.replace(export_dir=str(cached_export(spec, cls, progress)))
     elif cls.needs_export:
-        raise SpecError("export_dir", f"{{backend}} {cls.name} needs {{field}} (made by salrt export), or use {{backend}} auto")
+        raise SpecError(
+            "export_dir", f"{{backend}} {cls.name} needs {{field}} (made by salrt export), or use {{backend}} auto"
+        )
     return spec
 
 
@@ -142,7 +146,9 @@ def _prepared_model(spec: RunSpec) -> Any:
         from salrt.kernels import enable
 
         if not on_cuda and os.environ.get("TRITON_INTERPRET") != "1":
-            raise SpecError("kernels", "triton needs a cuda device (or TRITON_INTERPRET=1 to run them interpreted on CPU)")
+            raise SpecError(
+                "kernels", "triton needs a cuda device (or TRITON_INTERPRET=1 to run them interpreted on CPU)"
+            )
         enable(net, force=not on_cuda)
     return net
 

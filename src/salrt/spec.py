@@ -95,7 +95,9 @@ class RunSpec:
             raise SpecError("precision", f"unknown precision {spec.precision!r}: {', '.join(PRECISIONS)}")
         if spec.kernels is not None and spec.kernels not in KERNELS:
             raise SpecError("kernels", f"unknown kernels {spec.kernels!r}: {' or '.join(KERNELS)}")
-        if spec.steps is not None and (isinstance(spec.steps, bool) or not isinstance(spec.steps, int) or spec.steps < 1):
+        if spec.steps is not None and (
+            isinstance(spec.steps, bool) or not isinstance(spec.steps, int) or spec.steps < 1
+        ):
             raise SpecError("steps", f"a positive integer or None (the model's own count), got {spec.steps!r}")
         if not (isinstance(spec.timeout_s, (int, float)) and math.isfinite(spec.timeout_s) and spec.timeout_s > 0):
             raise SpecError("timeout_s", f"seconds > 0, got {spec.timeout_s!r}")

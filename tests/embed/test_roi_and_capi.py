@@ -150,8 +150,15 @@ def c_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     examples = "ON" if _has_x264() else "OFF"  # the example encoder needs libx264; the library does not
     cfg = subprocess.run(
-        ["cmake", "-S", str(ROOT), "-B", str(build), f"-DPython3_EXECUTABLE={sys.executable}",
-         f"-DSALRT_BUILD_EXAMPLES={examples}"],  # fmt: skip
+        [
+            "cmake",
+            "-S",
+            str(ROOT),
+            "-B",
+            str(build),
+            f"-DPython3_EXECUTABLE={sys.executable}",
+            f"-DSALRT_BUILD_EXAMPLES={examples}",
+        ],  # fmt: skip
         capture_output=True,
         text=True,
     )

@@ -25,7 +25,9 @@ def test_docs_build_strict(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr[-3000:]
     pages = {p.stem for p in (ROOT / "docs").glob("*.md")}
     assert {"index", "architecture", "run", "export", "what-was-run"} <= pages
-    assert all((tmp_path / "site" / (p if p == "index" else f"{p}/index")).with_suffix(".html").is_file() for p in pages)
+    assert all(
+        (tmp_path / "site" / (p if p == "index" else f"{p}/index")).with_suffix(".html").is_file() for p in pages
+    )
 
 
 def test_readme_links_resolve() -> None:

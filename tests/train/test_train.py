@@ -212,9 +212,7 @@ def test_cli_train_then_run_and_export_the_checkpoint(dataset: Path, tmp_path: P
     c = model.config
     v, a, n = synthetic_inputs(c.video_shape, c.audio_shape, 2, seed=1)
     ref = model.sample(v, a, steps=4, noise=n).numpy()
-    got = OnnxRuntimeBackend(str(tmp_path / "exp")).sample(
-        v.numpy(), a.numpy(), steps=4, noise=n.numpy()
-    )
+    got = OnnxRuntimeBackend(str(tmp_path / "exp")).sample(v.numpy(), a.numpy(), steps=4, noise=n.numpy())
     assert np.abs(got - ref).max() < 1e-4
     clip = dataset / "video_frames" / "Synthetic" / "syn0002" / "img_%05d.jpg"
     rc = main(

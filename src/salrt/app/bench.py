@@ -141,7 +141,9 @@ class Bench:
         self.checkpoint, self.cache_dir = checkpoint, cache_dir
         self.log = log or (lambda s: None)
         # timing does not depend on the weights: synthetic ones when no checkpoint is given
-        spec = RunSpec(model=model_name, config=config, device=device, checkpoint=checkpoint, random_weights=checkpoint is None)
+        spec = RunSpec(
+            model=model_name, config=config, device=device, checkpoint=checkpoint, random_weights=checkpoint is None
+        )
         self.model = load_weights(spec.validated())
         self.cfg = self.model.config
         self._inputs: dict[int, list[tuple[torch.Tensor, ...]]] = {}

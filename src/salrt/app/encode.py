@@ -83,8 +83,14 @@ def encode(
     rt = Runtime(
         pipe.backend,
         [source],
-        RunOptions(steps=spec.steps, stride=settings.stride, batch=settings.batch, contract=pipe.contract,
-                   captions=pipe.captions, seed=spec.seed),  # fmt: skip
+        RunOptions(
+            steps=spec.steps,
+            stride=settings.stride,
+            batch=settings.batch,
+            contract=pipe.contract,
+            captions=pipe.captions,
+            seed=spec.seed,
+        ),  # fmt: skip
         sinks_for=lambda i, info: [sink],
         keep_frames=True,
         progress=progress,

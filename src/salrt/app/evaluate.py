@@ -56,7 +56,9 @@ def videos(s: EvalSettings) -> list[evaluation.Video]:
     return found
 
 
-def predict_video(pipe: Any, video: evaluation.Video, out_dir: str | Path, steps: int | None = 4, batch: int = 1, seed: int = 0) -> int:
+def predict_video(
+    pipe: Any, video: evaluation.Video, out_dir: str | Path, steps: int | None = 4, batch: int = 1, seed: int = 0
+) -> int:
     """Run a :class:`salrt.pipeline.Pipeline` over one dataset video through the same
     :class:`~salrt.runtime.Runtime` as ``salrt run``, writing ``out_dir/<video>/<frame:05d>.png``
     (1-based, what :func:`salrt.evaluation.match` reads). Text-conditioned models run their AV

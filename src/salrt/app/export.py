@@ -89,7 +89,9 @@ def export(
     return manifest
 
 
-def triton_repository(export_dir: str, output: str, settings: ExportSettings, onnx_done: bool = False) -> dict[str, Any]:
+def triton_repository(
+    export_dir: str, output: str, settings: ExportSettings, onnx_done: bool = False
+) -> dict[str, Any]:
     """A Triton model repository in ``output`` from ``export_dir`` (the ONNX graphs just exported
     into the output folder are moved into the repository's model folders); the repository index."""
     from salrt.export.triton import write_repository

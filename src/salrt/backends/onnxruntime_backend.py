@@ -31,7 +31,9 @@ class OnnxRuntimeBackend(NumpyArrays, GraphBackend):
     @classmethod
     def open(cls, spec: Any, *, model: Any = None, export_dir: str | None = None, **options: Any) -> OnnxRuntimeBackend:
         if not export_dir:
-            raise SpecError("export_dir", f"{{backend}} {cls.name} runs an export: give {{field}} (made by salrt export)")
+            raise SpecError(
+                "export_dir", f"{{backend}} {cls.name} runs an export: give {{field}} (made by salrt export)"
+            )
         return cls(export_dir, device=spec.device)
 
     def __init__(self, directory: str | Path, providers: list[str] | None = None, device: str = "cpu") -> None:

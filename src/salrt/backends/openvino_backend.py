@@ -56,7 +56,9 @@ class OpenVinoBackend(NumpyArrays, GraphBackend):
     @classmethod
     def open(cls, spec: Any, *, model: Any = None, export_dir: str | None = None, **options: Any) -> OpenVinoBackend:
         if not export_dir:
-            raise SpecError("export_dir", f"{{backend}} {cls.name} runs an export: give {{field}} (made by salrt export)")
+            raise SpecError(
+                "export_dir", f"{{backend}} {cls.name} runs an export: give {{field}} (made by salrt export)"
+            )
         device = "CPU" if spec.device == "cpu" else spec.device
         return cls(export_dir, device=device, precision=spec.precision or "fp32")
 

@@ -102,7 +102,9 @@ class TensorRTBackend(_Engines, GraphBackend):
     @classmethod
     def open(cls, spec: Any, *, model: Any = None, export_dir: str | None = None, **options: Any) -> GraphBackend:
         if not export_dir:
-            raise SpecError("export_dir", f"{{backend}} {cls.name} runs an export: give {{field}} (salrt export --format tensorrt)")
+            raise SpecError(
+                "export_dir", f"{{backend}} {cls.name} runs an export: give {{field}} (salrt export --format tensorrt)"
+            )
         return load_tensorrt(export_dir)
 
     def __init__(self, directory: str | Path, use_cuda_graph: bool = True, trt: Any = None) -> None:

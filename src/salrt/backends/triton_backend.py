@@ -54,9 +54,15 @@ class TritonBackend(NumpyArrays, GraphBackend):
     @classmethod
     def open(cls, spec: Any, *, model: Any = None, export_dir: str | None = None, **options: Any) -> TritonBackend:
         if not spec.url:
-            raise SpecError("url", f"{{backend}} {cls.name} runs on a server: give {{field}} (http://HOST:8000 or grpc://HOST:8001)")
+            raise SpecError(
+                "url", f"{{backend}} {cls.name} runs on a server: give {{field}} (http://HOST:8000 or grpc://HOST:8001)"
+            )
         return cls(
-            spec.url, spec.triton_model or spec.model, manifest=export_dir, timeout_s=spec.timeout_s, retries=spec.retries
+            spec.url,
+            spec.triton_model or spec.model,
+            manifest=export_dir,
+            timeout_s=spec.timeout_s,
+            retries=spec.retries,
         )
 
     def __init__(

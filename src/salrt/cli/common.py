@@ -98,7 +98,9 @@ class SpecOption:
 SPEC_OPTIONS: tuple[SpecOption, ...] = (
     SpecOption("model", "--model", {"default": "diffsal", "help": MODEL_HELP}),
     SpecOption(
-        "checkpoint", "--checkpoint", {"help": "model weights (.pth of the authors, a state dict, or a salrt directory)"}
+        "checkpoint",
+        "--checkpoint",
+        {"help": "model weights (.pth of the authors, a state dict, or a salrt directory)"},
     ),
     SpecOption(
         "random_weights",
@@ -118,7 +120,10 @@ SPEC_OPTIONS: tuple[SpecOption, ...] = (
     SpecOption(
         "config",
         "--config",
-        {"default": "paper", "help": "model config preset: paper or tiny (a salrt checkpoint directory carries its own)"},
+        {
+            "default": "paper",
+            "help": "model config preset: paper or tiny (a salrt checkpoint directory carries its own)",
+        },
     ),
     SpecOption(
         "steps",
@@ -250,7 +255,10 @@ def output_arg(p: argparse.ArgumentParser, default: str | None, what: str) -> No
 
 def quiet_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "-q", "--quiet", action="store_true", help="no progress display or progress notes (warnings and errors are still shown)"
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress display or progress notes (warnings and errors are still shown)",
     )
 
 
@@ -299,7 +307,9 @@ def gather_inputs(args: argparse.Namespace, what: str = "INPUT") -> None:
 
     ray = getattr(args, "ray", None)
     looks_like_address = ray is not None and (
-        ray == "auto" or ray.startswith("ray://") or (re.fullmatch(r"[\w.\-]+:\d+", ray) is not None and not os.path.exists(ray))
+        ray == "auto"
+        or ray.startswith("ray://")
+        or (re.fullmatch(r"[\w.\-]+:\d+", ray) is not None and not os.path.exists(ray))
     )
     if ray not in (None, "local") and not looks_like_address:
         args.inputs = [ray, *args.inputs]

@@ -16,7 +16,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--codec", default="libx264", help="libx264, libx265 or libsvtav1")
     p.add_argument("--crf", type=C.NONNEG_FLOAT, help="constant quality (28 unless --bitrate)")
     p.add_argument("--bitrate", type=C.bitrate, help="target bit rate instead of --crf: 2M, 800k, 2000000")
-    p.add_argument("--roi-strength", type=C.NONNEG_FLOAT, default=3.0, help="QP offset per standard deviation of saliency")
+    p.add_argument(
+        "--roi-strength", type=C.NONNEG_FLOAT, default=3.0, help="QP offset per standard deviation of saliency"
+    )
     p.add_argument("--max-offset", type=C.POS_FLOAT, default=8.0, help="largest QP decrease")
     p.add_argument("--floor", type=C.NONNEG_FLOAT, default=4.0, help="largest QP increase (nothing is starved)")
     p.add_argument("--smoothing", type=float, default=0.5, help="temporal EMA of the offsets (0..1)")
@@ -25,8 +27,25 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--maps", help="use these maps (.npy/.npz, N x H x W, one per frame) instead of running a model")
     C.add_spec_args(
         p,
-        ("model", "checkpoint", "random_weights", "backbones", "config", "steps", "captions", "bpe", "device",
-         "backend", "export_dir", "url", "triton_model", "kernels", "precision", "seed", "cache_dir"),  # fmt: skip
+        (
+            "model",
+            "checkpoint",
+            "random_weights",
+            "backbones",
+            "config",
+            "steps",
+            "captions",
+            "bpe",
+            "device",
+            "backend",
+            "export_dir",
+            "url",
+            "triton_model",
+            "kernels",
+            "precision",
+            "seed",
+            "cache_dir",
+        ),  # fmt: skip
     )
     p.add_argument("--stride", type=C.POS_INT, default=1, help="a clip every N frames")
     p.add_argument("--batch", type=C.POS_INT, default=1, help="clips per model call")

@@ -22,8 +22,22 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--predictions", help="folder of predicted maps: <video>/<frame>.png")
     C.add_spec_args(
         p,
-        ("model", "checkpoint", "random_weights", "config", "device", "steps", "backend", "export_dir", "url",
-         "triton_model", "kernels", "precision", "seed", "cache_dir"),  # fmt: skip
+        (
+            "model",
+            "checkpoint",
+            "random_weights",
+            "config",
+            "device",
+            "steps",
+            "backend",
+            "export_dir",
+            "url",
+            "triton_model",
+            "kernels",
+            "precision",
+            "seed",
+            "cache_dir",
+        ),  # fmt: skip
         model={"default": None, "help": "predict with this model instead of --predictions"},
     )
     p.add_argument("--batch", type=C.POS_INT, default=1, help="clips per model call")
@@ -104,7 +118,9 @@ def render(result: dict[str, Any], names: tuple[str, ...], dataset: str) -> None
     Console(width=max(100, 12 * (len(names) + 2))).print(table)
 
 
-def render_paper(result: dict[str, Any], names: tuple[str, ...], paper: tuple[str, str], dataset: str, split: int) -> None:
+def render_paper(
+    result: dict[str, Any], names: tuple[str, ...], paper: tuple[str, str], dataset: str, split: int
+) -> None:
     """The paper's figures for this dataset under salrt's own mean, with table and line cited."""
     from rich.console import Console
     from rich.table import Table
@@ -122,7 +138,9 @@ def render_paper(result: dict[str, Any], names: tuple[str, ...], paper: tuple[st
     fold = "" if dataset in ("dhf1k", "plain") else f", split {split}"
     t.add_row(f"salrt (this run{fold})", *(f"{result['mean'][n]:.3f}" for n in shown), style="bold")
     for r in rows:
-        t.add_row(f"{r['variant']}: {r['source']} ({r['split']})", *("-" if r[n] is None else f"{r[n]:.3f}" for n in shown))
+        t.add_row(
+            f"{r['variant']}: {r['source']} ({r['split']})", *("-" if r[n] is None else f"{r[n]:.3f}" for n in shown)
+        )
     Console(width=max(100, 12 * (len(shown) + 4))).print(t)
     for r in rows:
         if r["note"]:

@@ -47,7 +47,9 @@ def handle(args: argparse.Namespace) -> int:
         return 0
     if args.model is None:
         raise UsageError("give a MODEL (salrt info --list shows them)")
-    with contextlib.nullcontext() if args.json else args.console.status("counting parameters and FLOPs on meta tensors"):
+    with (
+        contextlib.nullcontext() if args.json else args.console.status("counting parameters and FLOPs on meta tensors")
+    ):
         res = app.model_info(
             args.model,
             args.config,

@@ -65,7 +65,15 @@ def handle(args: argparse.Namespace) -> int:
         total = expected_frames(app.sources(args.inputs, settings))
         with C.new_bar(args, "frames", total, "frame") as bar:
             job = app.run_ray(
-                spec, args.inputs, args.output, settings, ray, record=record, progress=bar.advance, log=log, started=True
+                spec,
+                args.inputs,
+                args.output,
+                settings,
+                ray,
+                record=record,
+                progress=bar.advance,
+                log=log,
+                started=True,
             )
         return report_job(job, args.output)
     srcs = app.sources(args.inputs, settings)

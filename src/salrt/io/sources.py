@@ -50,11 +50,9 @@ class Source:
         return kw
 
 
-
 def is_stream(source: str) -> bool:
     """A network URL (not a local file)."""
     return "://" in source and not source.startswith("file://")
-
 
 
 def expected_frames(sources: Sequence[str | Source]) -> int | None:
