@@ -47,10 +47,7 @@ def message(exc: BaseException) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     from salrt.console import cli_logging, stderr_console
 
-    try:
-        args = build_parser().parse_args(argv)  # a usage error prints one line here
-    except SystemExit as exc:  # --help, --version (0) and usage errors (2) as return codes
-        return exc.code if isinstance(exc.code, int) else 2
+    args = build_parser().parse_args(argv)  # usage errors exit 2 here
     args.console = stderr_console()
     try:
         with cli_logging(args.console, getattr(args, "quiet", False)):

@@ -64,16 +64,18 @@ def shape(text: str) -> tuple[int, ...]:
     return dims
 
 
-def steps_value(text: str) -> int | None:
+def steps_value(text: str | int | None) -> int | None:
     """``--steps N`` or ``--steps auto`` (the model's own choice: MUBiC's adaptive count)."""
-    if str(text) == "auto":
+    from salrt.errors import UsageError
+
+    if text is None or str(text) == "auto":
         return None
     try:
         n = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer or 'auto', got {text!r}") from None
+        raise UsageError(f"--steps must be a positive integer or 'auto', got {text!r}") from None
     if n < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
+        raise UsageError(f"--steps must be >= 1, got {n}")
     return n
 
 
@@ -128,11 +130,7 @@ SPEC_OPTIONS: tuple[SpecOption, ...] = (
     SpecOption(
         "steps",
         "--steps",
-        {
-            "type": steps_value,
-            "default": 4,
-            "help": "DDIM steps, or 'auto' (MUBiC picks per clip); one-pass models ignore it",
-        },
+        {"default": "4", "help": "DDIM steps, or 'auto' (MUBiC picks per clip); one-pass models ignore it"},
     ),
     SpecOption("captions", "--captions", {"help": "TAVDiff: captions file or folder (see salrt.captions)"}),
     SpecOption("bpe", "--bpe", {"help": "TAVDiff: CLIP BPE merges file for --captions"}),
@@ -194,6 +192,8 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
     """The RunSpec of the parsed flags (fields without a flag keep their defaults)."""
     values = {o.field: getattr(args, o.field) for o in SPEC_OPTIONS if hasattr(args, o.field)}
     values["backbones"] = tuple(values.get("backbones") or ())
+    if "steps" in values:
+        values["steps"] = steps_value(values["steps"])
     return RunSpec(**values)
 
 
