@@ -36,6 +36,17 @@ def read_torch_file(path: str | os.PathLike[str]) -> Any:
         return torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # any failure to unpickle user data is reported as such
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "weights_only" in msg or "Weights only load failed" in msg:
+            # torch's hint (re-run with weights_only=False) is unsafe advice and false for a damaged
+            # file: say what the file is instead
+            with open(p, "rb") as fh:
+                head = fh.read(4)
+            if head[:2] != b"PK" and head[:1] != b"\x80":
+                raise CheckpointError(f"{p}: not a PyTorch checkpoint (neither a zip archive nor a pickle)") from None
+            raise CheckpointError(
+                f"{p}: holds objects other than tensors and plain containers, which salrt does not unpickle "
+                "(it loads weights only, never code)"
+            ) from None
         if (
             isinstance(exc, zipfile.BadZipFile)
             or "zip archive" in msg
@@ -112,6 +123,12 @@ def is_salrt_checkpoint(path: str | os.PathLike[str]) -> bool:
     )
 
 
+def config_path(path: str | os.PathLike[str]) -> Path:
+    """The ``config.json`` of a salrt checkpoint directory (or of its .safetensors file)."""
+    p = Path(path)
+    return (p if p.is_dir() else p.parent) / _CONFIG_FILE
+
+
 def read_salrt(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """(config JSON, tensors) of a salrt checkpoint directory (or its .safetensors file)."""
     from safetensors import SafetensorError
@@ -124,6 +141,10 @@ def read_salrt(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, 
         meta = json.loads((root / _CONFIG_FILE).read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{root / _CONFIG_FILE}: unreadable salrt config ({exc})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("model"), str) or not isinstance(meta.get("config"), dict):
+        raise CheckpointError(
+            f"{root / _CONFIG_FILE}: not a salrt config (a JSON object with a 'model' name and a 'config' object)"
+        )
     if not weights.exists():
         raise CheckpointError(f"{weights}: no such file")
     try:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from salrt.errors import SalrtError, require
+from salrt.errors import SalrtError, UsageError, require
 
 BLOCKS = {"h264": 16, "hevc": 16, "hevc-ctu": 64, "av1": 64}
 FFMPEG_ROI_QP_RANGE = 25.0  # libx264/libx265 multiply the ROI qoffset by this many QP
@@ -39,12 +39,13 @@ class RoiConfig:
     dilation: int = 0  # pixels of max-filter on the saliency map before averaging per block
 
     def __post_init__(self) -> None:
+        # a bad value is a usage error (exit 2), found before anything opens
         if self.strength < 0 or self.max_offset <= 0 or self.floor < 0:
-            raise SalrtError("roi strength >= 0, max_offset > 0 and floor >= 0 are required")
+            raise UsageError("roi strength >= 0, max_offset > 0 and floor >= 0 are required")
         if not 0.0 <= self.smoothing < 1.0:
-            raise SalrtError(f"roi smoothing must be in [0, 1), got {self.smoothing}")
+            raise UsageError(f"roi smoothing must be in [0, 1), got {self.smoothing}")
         if self.dilation < 0:
-            raise SalrtError(f"roi dilation must be >= 0, got {self.dilation}")
+            raise UsageError(f"roi dilation must be >= 0, got {self.dilation}")
         if self.dilation > 0:
             require("scipy", "ROI dilation")
 

@@ -159,3 +159,32 @@ print(n)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip() == "5"
+
+
+def test_validation_rejects_nan_and_constant_outputs() -> None:
+    """A graph whose outputs are NaN/inf or constant fails validation in every precision (fp16's CC
+    check used to let NaN through: CC of NaN is NaN)."""
+    from salrt.export.onnx import check_validation, output_errors
+
+    rng = np.random.default_rng(0)
+    ref = rng.standard_normal((2, 1, 8, 8)).astype(np.float32)
+
+    def check(got: np.ndarray, precision: str, want: np.ndarray = ref) -> None:
+        check_validation("sampler", [{"batch": 2, "outputs": {"map": output_errors(got, want)}}], precision)
+
+    for precision in ("fp32", "fp16"):
+        check(ref.copy(), precision)  # equal: passes
+        bad_nan = ref.copy()
+        bad_nan[0, 0, 0, 0] = np.nan
+        with pytest.raises(ExportError, match="non-finite"):
+            check(bad_nan, precision)
+        with pytest.raises(ExportError, match="non-finite"):
+            check(np.full_like(ref, np.inf), precision)
+        with pytest.raises(ExportError, match="constant where PyTorch"):
+            check(np.full_like(ref, 0.5), precision)
+    flat = np.full_like(ref, 0.25)
+    check(flat + 1e-3, "fp16", flat)  # PyTorch's output is constant too: values agree to fp16 rounding
+    with pytest.raises(ExportError, match="fp16 CC"):
+        check(flat + 0.5, "fp16", flat)
+    with pytest.raises(ExportError, match="fp16 CC"):
+        check(ref + rng.standard_normal(ref.shape).astype(np.float32) * 3, "fp16")

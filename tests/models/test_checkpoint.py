@@ -149,3 +149,50 @@ def test_vggish_pretrained_loader(tmp_path, tiny):
     torch.save(sd, tmp_path / "vggish_bad.pth")
     with pytest.raises(CheckpointError, match=r"features\.13\.bias"):
         load_vggish_pretrained(fresh, tmp_path / "vggish_bad.pth")
+
+
+@pytest.mark.parametrize(
+    "change, needle",
+    [
+        (lambda meta: meta["config"].update(frames="sixteen"), "'frames'"),
+        (lambda meta: meta["config"].update(frames=True), "'frames'"),
+        (lambda meta: meta["config"].update(no_such_field=1), "no_such_field"),
+        (lambda meta: meta["config"].update(frames=-16), "config.json"),
+        (lambda meta: meta.pop("config"), "not a salrt config"),
+        (lambda meta: None, "not a salrt config"),  # the whole file a JSON list (below)
+    ],
+)
+def test_a_bad_config_json_is_a_bad_file(tmp_path, capsys, change, needle: str) -> None:
+    """A checkpoint folder whose config.json is wrong ends in one line naming the file (and the
+    field), exit 1: a bad file, not a usage mistake and never an internal error."""
+    import json
+
+    from conftest import tiny_model
+
+    from salrt.checkpoint import save_salrt
+    from salrt.cli import main
+
+    d = save_salrt(tiny_model(), tmp_path / "ck")
+    meta = json.loads((d / "config.json").read_text())
+    change(meta)
+    (d / "config.json").write_text(json.dumps([meta] if needle == "not a salrt config" and "config" in meta else meta))
+    clip = tmp_path / "missing.mp4"
+    from salrt.io import make_clip
+
+    make_clip(clip, seed=1, seconds=0.2, width=96, height=64)
+    rc = main(["run", str(clip), "-o", str(tmp_path / "o"), "--checkpoint", str(d), "--backend", "torch", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and err.count("\n") == 0 and "internal error" not in err, err
+    assert needle in err and "config.json" in err, err
+
+
+def test_random_bytes_are_named_without_torchs_unsafe_hint(tmp_path) -> None:
+    import numpy as np
+
+    from salrt.checkpoint import read_torch_file
+
+    p = tmp_path / "random.pth"
+    p.write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(CheckpointError) as e:
+        read_torch_file(p)
+    assert "weights_only" not in str(e.value) and "not a PyTorch checkpoint" in str(e.value)

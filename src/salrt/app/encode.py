@@ -5,6 +5,7 @@ that check its effect (per-block QPs read back, PSNR/SSIM inside and outside the
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import numpy as np
 
 from salrt.errors import SalrtError, UsageError
 from salrt.roi import RoiConfig
-from salrt.sinks.roi import CODECS, DEFAULT_ROI, RoiEncoderSink
+from salrt.sinks.roi import CODECS, CRF_RANGE, DEFAULT_ROI, ROI_CODECS, RoiEncoderSink
 from salrt.spec import RunSpec
 
 
@@ -35,10 +36,32 @@ class EncodeSettings:
             raise UsageError(f"unsupported codec {self.codec!r}: {', '.join(CODECS)}")
         if self.crf is not None and self.bitrate is not None:
             raise UsageError("give a CRF or a bitrate, not both")
+        low, high = CRF_RANGE[self.codec]
+        if self.crf is not None and not low <= self.crf <= high:
+            raise UsageError(f"{self.codec} takes a CRF from {low:g} to {high:g}, got {self.crf:g}")
+        if self.roi is not None and self.codec not in ROI_CODECS:
+            raise UsageError(
+                f"{self.codec}: FFmpeg's wrapper ignores regions of interest; ROI encoding works with "
+                f"{', '.join(ROI_CODECS)} (a plain {self.codec} encode: no ROI)"
+            )
 
     def encoder_options(self) -> dict[str, Any]:
         crf = 28.0 if self.crf is None and self.bitrate is None else self.crf
         return {"codec": self.codec, "crf": crf, "bitrate": self.bitrate, "roi": self.roi}
+
+
+def refuse_overwriting_input(source: str | Path, output: str | Path) -> None:
+    """Refuse an ``output`` that is ``source`` (the same path, a symlink to it, or a hard link):
+    encoding would overwrite the input while reading it."""
+    src, out = Path(source), Path(output)
+    same = src.resolve() == out.resolve()
+    if not same and out.exists():
+        try:
+            same = os.path.samefile(src, out)
+        except OSError:
+            same = False
+    if same:
+        raise UsageError(f"{output}: the output is the input {source}; write the encode to another file")
 
 
 def read_maps(path: str) -> np.ndarray:
@@ -69,6 +92,7 @@ def encode(
     :class:`salrt.runtime.RunStats` (None without a model)."""
     if not Path(source).is_file():
         raise SalrtError(f"{source}: no such file")
+    refuse_overwriting_input(source, output)
     kw = settings.encoder_options()
     if spec is None:
         encode_with_maps(source, output, maps, **kw)

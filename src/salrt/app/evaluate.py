@@ -37,6 +37,13 @@ class EvalSettings:
     batch: int = 1
     save_predictions: str | None = None
 
+    def __post_init__(self) -> None:
+        from salrt import metrics
+
+        unknown = [n for n in self.metrics if n not in metrics.METRICS]
+        if unknown or not self.metrics:
+            raise UsageError(f"unknown metric {unknown[0] if unknown else ''!r}; known: {', '.join(metrics.METRICS)}")
+
 
 def videos(s: EvalSettings) -> list[evaluation.Video]:
     """The dataset's videos, narrowed to ``s.videos``."""

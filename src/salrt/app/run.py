@@ -101,6 +101,12 @@ def run(
     note = say_passes(pipe.backend, spec.steps)
     if note and notes:
         notes(note)
+    files = [s.path for s in srcs if s.is_file]
+    if settings.live and files and notes:
+        notes(
+            f"live mode on a file ({files[0]}{' and more' if len(files) > 1 else ''}): clips are dropped whenever the "
+            "model is slower than the video's frame rate, as for a live source; leave live off to map every frame"
+        )
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     opts = RunOptions(

@@ -45,6 +45,14 @@ def message(exc: BaseException) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # during start-up (imports, parsing): as later, one line and 130
+        sys.stderr.write("salrt: error: interrupted\n")
+        return 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
     from salrt.console import cli_logging, stderr_console
 
     args = build_parser().parse_args(argv)  # usage errors exit 2 here

@@ -81,6 +81,7 @@ def handle(args: argparse.Namespace) -> int:
 
         return report_job(report, args.output)
     source = args.inputs[0]
+    app.refuse_overwriting_input(source, args.output)  # before anything opens
     if args.maps or args.no_roi:  # given maps, or a plain encode: no model involved
         maps = app.read_maps(args.maps) if args.maps else None
         if not Path(source).is_file():

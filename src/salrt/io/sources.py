@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -30,7 +31,8 @@ class Source:
         if isinstance(source, Source):
             return source
         src = str(source)
-        if not is_stream(src) and SEQUENCE.search(src):
+        # a file that exists is a file, even with "%d" in its name (50%discount.mp4)
+        if not is_stream(src) and SEQUENCE.search(src) and not os.path.isfile(src):
             return cls(src, format="image2")
         return cls(src)
 

@@ -6,7 +6,7 @@ import os
 
 import torch
 
-from salrt.errors import SalrtError
+from salrt.errors import CheckpointError, SalrtError
 from salrt.models.avrsp import AVRSP, AVRSPConfig
 from salrt.models.diffsal import DiffSal, DiffSalConfig, DiffSalFeatures
 from salrt.models.dtfsal import DTFSal, DTFSalConfig
@@ -51,7 +51,10 @@ def load_model(
         meta, state = ckpt.read_salrt(checkpoint)
         if meta.get("model") != key:
             raise SalrtError(f"{checkpoint}: holds a {meta.get('model')!r} model, not {key!r}")
-        cfg = cfg_cls.from_dict(meta["config"])
+        try:  # the file's config is data: a bad one is a bad file (exit 1), named with the field
+            cfg = cfg_cls.from_dict(meta["config"])
+        except (SalrtError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{ckpt.config_path(checkpoint)}: {exc}") from None
     model = model_cls(cfg)
     try:
         if state is not None:

@@ -10,6 +10,7 @@ bench treat every model alike.
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,6 +54,7 @@ class ConfigMixin:
         unknown = set(data) - fields
         if unknown:
             raise UsageError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
+        check_field_types(cls, data)
         kw: dict[str, Any] = {}
         for k, v in data.items():
             sub = hints.get(k)
@@ -333,3 +335,30 @@ class DiffusionModel(SaliencyModel):
             "denoiser": {"inputs": {"x_t": x, "t": (batch,), **fspec}, "outputs": {"x0": x}},
             "sampler": {"inputs": {**ins, "noise": x}, "outputs": {"map": x}},
         }
+
+
+def check_field_types(cls: type, data: dict[str, Any]) -> None:
+    """Refuse a config dict (from JSON) whose values cannot be ``cls``'s field types, naming the field."""
+    hints = typing.get_type_hints(cls)
+    for k, v in data.items():
+        problem = _type_problem(v, hints.get(k))
+        if problem:
+            raise UsageError(f"{cls.__name__} field {k!r}: {problem}")
+
+
+def _type_problem(value: Any, hint: Any) -> str | None:
+    """Why ``value`` (from JSON) cannot be a field typed ``hint`` (None: it can)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if any(_type_problem(value, a) is None for a in args):
+            return None
+        return f"expected {hint}, got {type(value).__name__} {value!r}"
+    kinds = {int: (int,), float: (int, float), str: (str,), bool: (bool,), tuple: (list, tuple)}
+    want = kinds.get(origin or hint)
+    if hint is type(None):
+        return None if value is None else f"expected null, got {value!r}"
+    if want is None:  # a nested config or an unusual type: its constructor checks it
+        return None
+    if isinstance(value, bool) and hint in (int, float):
+        return f"expected {hint.__name__}, got a boolean"
+    return None if isinstance(value, want) else f"expected {getattr(hint, '__name__', hint)}, got {type(value).__name__} {value!r}"

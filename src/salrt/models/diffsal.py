@@ -18,7 +18,7 @@ from torch import nn
 
 from salrt.checkpoint import check_and_load, extract_state_dict, read_torch_file
 from salrt.errors import CheckpointError, UsageError
-from salrt.models.base import DiffusionModel, MViTVGGishConfig
+from salrt.models.base import DiffusionModel, MViTVGGishConfig, check_field_types
 from salrt.models.mvit import MViT, MViTConfig, reference_attention
 from salrt.models.recipe import TrainingRecipe, diffusion_x0_loss
 from salrt.models.saliency_unet import SaliencyUNet, UNetConfig
@@ -83,6 +83,7 @@ class DiffSalConfig(MViTVGGishConfig):
         unknown = set(data) - fields
         if unknown:
             raise UsageError(f"unknown DiffSal config keys: {sorted(unknown)}")
+        check_field_types(cls, data)
         return cls(mvit=mvit, **{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
     @classmethod

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time as _time
 from array import array
 from fractions import Fraction
@@ -352,6 +353,12 @@ class PngSink:
     def __init__(self, directory: Path, size: tuple[int, int] | None = None) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.dir, self.size = directory, size
+        # an earlier run's frames must not mix with this run's (a shorter input would leave its tail)
+        stale = [p for p in directory.glob("*.png") if re.fullmatch(r"\d{5}\.png", p.name)]
+        for p in stale:
+            p.unlink()
+        if stale:
+            log.warning("%s: replaced the %d PNG maps of an earlier run", directory, len(stale))
 
     def write(self, index: int, time: float, frame: np.ndarray | None, sal: np.ndarray) -> None:
         m = resize_map(sal, self.size) if self.size else sal

@@ -22,6 +22,8 @@ CODECS = {"libx264": "h264", "libx265": "hevc", "libsvtav1": "av1"}
 DEFAULT_ROI = RoiConfig()
 # Measured: FFmpeg's libsvtav1 wrapper ignores ROI side data (ROI and plain outputs are identical).
 ROI_CODECS = ("libx264", "libx265")
+# each encoder's CRF scale (x264 and x265: 0-51; SVT-AV1: 0-63), from the encoders' documentation
+CRF_RANGE = {"libx264": (0.0, 51.0), "libx265": (0.0, 51.0), "libsvtav1": (0.0, 63.0)}
 
 
 class RoiEncoderSink(VideoFileSink):
