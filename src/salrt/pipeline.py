@@ -130,6 +130,8 @@ def build(spec: RunSpec, *, progress: Callable[[str], None] | None = None) -> Pi
         backend = cls.open(spec, export_dir=spec.export_dir)
         backend.check_export(spec.precision)
         contract = InputContract.from_manifest(backend.manifest)
+    if spec.steps is None and not backend.chooses_steps:
+        raise SpecError("steps", f"auto: model {spec.model} has no adaptive step count; give a number of steps")
     return Pipeline(backend, contract, conditions_for(contract, spec), net, spec)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -70,3 +71,18 @@ def test_cli_errors_one_line(argv, msg):
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and msg in lines[0] and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("command", ["run", "encode", "eval", "export", "bench", "train", "demo", "info", "serve"])
+def test_help_states_each_default_once(command: str) -> None:
+    """No option's help says "(default: ...)" twice or "(default: None)" (argparse's formatter adds one
+    to text that already names its default)."""
+    import re
+
+    from salrt.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    text = sub.choices[command].format_help()
+    options = re.split(r"\n  (?=-)", text)
+    assert [o.split()[0] for o in options if o.count("default") > 1] == []
+    assert "(default: None)" not in text and "(default: False)" not in text

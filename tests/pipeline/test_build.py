@@ -45,3 +45,21 @@ def test_refusals_before_any_work(tmp_path: Path) -> None:
         pipeline.build(RunSpec(config="tiny", random_weights=True, backend="onnxruntime"))
     assert e.value.field == "export_dir"
     assert not (tmp_path / "exports").exists()
+
+
+def test_steps_auto_needs_an_adaptive_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``steps=None`` (``--steps auto``) is for models that choose their own count: refused up front
+    (a usage error, exit 2) for the others, never a failure in the middle of a run."""
+    from salrt.cli import main
+    from salrt.io import make_clip
+
+    with pytest.raises(SpecError) as e:
+        pipeline.build(RunSpec(config="tiny", random_weights=True, backend="torch", steps=None))
+    assert e.value.field == "steps" and "adaptive" in str(e.value)
+    for model in ("mubic", "avrsp"):  # adaptive, and one-pass: both accept it
+        assert pipeline.build(RunSpec(model=model, config="tiny", random_weights=True, backend="torch", steps=None))
+    clip = make_clip(tmp_path / "a.mp4", seed=1, seconds=0.2, width=96, height=64)
+    args = ["run", str(clip.path), "-o", str(tmp_path / "o"), "--config", "tiny", "--random-weights", "--quiet"]
+    assert main([*args, "--backend", "torch", "--steps", "auto"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--steps" in err and "adaptive" in err

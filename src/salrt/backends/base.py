@@ -97,6 +97,12 @@ class Backend:
         return None if manifest is None else str(manifest["precision"])
 
     # -- running ------------------------------------------------------------------------------
+    @property
+    def chooses_steps(self) -> bool:
+        """Whether ``sample(..., steps=None)`` works: the model picks its own count (MUBiC's adaptive
+        one) or runs in one pass."""
+        return False
+
     def passes(self, steps: int | None) -> int | None:
         """Denoiser passes that ``steps`` runs under the model's timestep plan (None: one-pass)."""
         return None

@@ -75,6 +75,10 @@ class GraphBackend(Backend):
     def passes(self, steps: int | None) -> int | None:
         return None if steps is None or self.scheduler is None else len(self.scheduler.timesteps(steps))
 
+    @property
+    def chooses_steps(self) -> bool:
+        return "predictor" in self.roles or bool(self.manifest.get("adaptive_max_steps"))
+
     # -- sampling ------------------------------------------------------------------------------
     def sample(
         self,

@@ -145,6 +145,10 @@ class TorchBackend(Backend):
     def passes(self, steps: int | None) -> int | None:
         return self.model.passes(steps) if self.model.kind == "diffusion" else None
 
+    @property
+    def chooses_steps(self) -> bool:
+        return self.model.kind != "diffusion" or hasattr(self.model, "raw_step_count")
+
 
 @register
 class TorchCompileBackend(TorchBackend):
