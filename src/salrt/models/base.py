@@ -361,4 +361,8 @@ def _type_problem(value: Any, hint: Any) -> str | None:
         return None
     if isinstance(value, bool) and hint in (int, float):
         return f"expected {hint.__name__}, got a boolean"
-    return None if isinstance(value, want) else f"expected {getattr(hint, '__name__', hint)}, got {type(value).__name__} {value!r}"
+    return (
+        None
+        if isinstance(value, want)
+        else f"expected {getattr(hint, '__name__', hint)}, got {type(value).__name__} {value!r}"
+    )
