@@ -155,8 +155,17 @@ def _prepared_model(spec: RunSpec) -> Any:
     return net
 
 
-def cached_export(spec: RunSpec, cls: type[Backend], progress: Callable[[str], None] | None = None) -> Any:
-    """The export ``cls`` runs for ``spec``, made once into the cache (:mod:`salrt.export.cache`)."""
+def cached_export(
+    spec: RunSpec,
+    cls: type[Backend],
+    progress: Callable[[str], None] | None = None,
+    *,
+    batch: int = 1,
+    steps: int = EXPORT_STEPS,
+    model: Any = None,
+) -> Any:
+    """The export ``cls`` runs for ``spec`` (``batch``, ``steps`` unrolled), made once into the cache
+    (:mod:`salrt.export.cache`); ``model``: the spec's weights already loaded (else loaded to export)."""
     from salrt.export.cache import cached, export_key
 
     precision = spec.precision or "fp32"
@@ -168,8 +177,8 @@ def cached_export(spec: RunSpec, cls: type[Backend], progress: Callable[[str], N
         seed=spec.seed if spec.random_weights else None,
         backbones=spec.backbones,
         precision=graphs,
-        batch="1",
-        steps=EXPORT_STEPS,
+        batch=str(batch),
+        steps=steps,
         # a backend that builds on the graphs (TensorRT engines) keeps its own entry
         extra=f"{cls.name}:{precision}" if cls.export_extra.__func__ is not Backend.export_extra.__func__ else "",
     )
@@ -179,10 +188,10 @@ def cached_export(spec: RunSpec, cls: type[Backend], progress: Callable[[str], N
 
         from salrt.export.onnx import export_onnx
 
-        model = load_weights(spec.replace(device="cpu"))
+        net = model if model is not None else load_weights(spec.replace(device="cpu"))
         with warnings.catch_warnings():  # the exporter's own notes (tracer, constant folding) are not the user's
             warnings.simplefilter("ignore")
-            export_onnx(model, folder, precision=graphs, batch="1", steps=EXPORT_STEPS, log=None)
+            export_onnx(net, folder, precision=graphs, batch=str(batch), steps=steps, log=None)
         cls.export_extra(folder, precision)
 
     what = f"{spec.model} ({spec.config}) for the {cls.name} backend"

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from salrt.backends.base import Backend, to_numpy
+from salrt.backends.base import to_numpy
 from salrt.errors import UsageError
 from salrt.hardware import cpu_isa, cpu_name
 from salrt.metrics import pearson
@@ -220,22 +220,13 @@ class Bench:
     def export_for(self, cls: Any, c: Config) -> Path:
         """The export ``cls`` runs at ``c``'s precision, batch and steps, made once into the cache
         (hundreds of MB at paper size: never in the results folder)."""
-        from salrt.export.cache import cached, export_key
-        from salrt.export.onnx import export_onnx
+        from salrt.pipeline import cached_export
 
-        graphs = cls.graph_precision(c.precision)
-        builds = cls.export_extra.__func__ is not Backend.export_extra.__func__  # engines on top of the graphs
-        key = export_key(
-            model=self.model_name, config=self.config_name, checkpoint=self.checkpoint, seed=0, backbones=(),
-            precision=graphs, batch=str(c.batch), steps=c.steps, extra=f"{cls.name}:{c.precision}" if builds else "",
+        spec = RunSpec(
+            model=self.model_name, config=self.config_name, checkpoint=self.checkpoint,
+            random_weights=self.checkpoint is None, precision=c.precision, cache_dir=self.cache_dir,
         )  # fmt: skip
-
-        def make(folder: Path) -> None:
-            export_onnx(self.model, folder, precision=graphs, batch=str(c.batch), steps=c.steps)
-            cls.export_extra(folder, c.precision)
-
-        d, _ = cached(key, make, cache_dir=self.cache_dir, what=f"{self.model_name} for {cls.name}", log=self.log)
-        return d
+        return Path(cached_export(spec, cls, self.log, batch=c.batch, steps=c.steps, model=self.model))
 
     def run_config(self, c: Config) -> dict[str, Any]:
         row: dict[str, Any] = dataclasses.asdict(c)
