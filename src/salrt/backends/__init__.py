@@ -13,7 +13,7 @@ import importlib
 from typing import Any
 
 from salrt.backends.base import Backend
-from salrt.errors import UsageError
+from salrt.errors import MissingDependency, UsageError
 
 __all__ = ["Backend", "describe", "for_format", "for_model", "get", "names", "register", "resolve"]
 
@@ -67,7 +67,17 @@ def resolve(name: str, device: str, export_dir: str | None, url: str | None, can
             if rank is not None:
                 ranked.append((rank, cls))
     if not ranked:
-        raise UsageError(f"no installed backend runs on {device} with what was given")
+        here = [c for c in _registry().values() if c.auto_choice and c.runs_on(device)]
+        missing = [f"{c.name} needs {c.library}" for c in here if not c.installed()]
+        wants = [
+            f"{c.name} needs {'an export' if c.needs_export else 'a server url' if c.needs_server else 'weights'}"
+            for c in here
+            if c.installed()
+        ]
+        text = f"no backend can run on {device} with what was given ({'; '.join(missing + wants)})"
+        if missing:  # a missing package, named with its extra: exit 1 as every missing dependency
+            raise MissingDependency(f"{text}: pip install 'salrt[torch]' for the model's own weights")
+        raise UsageError(text)
     return max(ranked, key=lambda r: r[0])[1]
 
 
