@@ -7,7 +7,10 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
+import types
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -171,6 +174,63 @@ def test_torch_free_runtime_equals_onnxruntime(
     copies = "cudaMemcpyAsync" if binding == "cuda-python" else "memcpy_htod_async"
     assert copies in names
     b.close()
+
+
+@pytest.mark.parametrize("binding", ["cuda-python", "pycuda"])
+def test_torch_free_runtime_runs_in_another_thread_than_it_loaded(
+    binding: str, exports: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """salrt run loads the backend in one thread and samples in its model thread: CUDA contexts are
+    current per thread, so every call makes the device's context current where it runs (the
+    stand-ins refuse work on a thread without it). Closing destroys the stream and releases the
+    context; the loading thread is left with no context of ours current."""
+    out, trt, rec = _engines(exports["fp32"], tmp_path, monkeypatch)
+    if binding == "cuda-python":
+        rt = FakeCudart(rec, devices=2)
+        api = CudaPython(rt, device=1)  # not the device a fresh thread would use
+    else:
+        driver = fake_pycuda_driver(rec)
+        api = PyCuda(driver)
+        assert driver.current_stack() == []  # made, then popped: the loading thread holds nothing
+    b = TensorRTNumpyBackend(out, device_api=api, trt=trt)
+    ort = OnnxRuntimeBackend(str(out))
+    v, a, n = _clip_inputs(b, 2, seed=6)
+    got: dict[str, Any] = {}
+
+    def model_thread() -> None:
+        try:
+            got["maps"] = b.sample(v, a, steps=4, noise=n)
+        except BaseException as exc:  # reported below, in the test's thread
+            got["error"] = exc
+
+    for _ in range(2):  # a second thread reuses the buffers made on the first
+        t = threading.Thread(target=model_thread)
+        t.start()
+        t.join()
+        assert "error" not in got, got.get("error")
+        assert np.array_equal(got["maps"], ort.sample(v, a, steps=4, noise=n))
+    b.close()
+    b.close()  # idempotent
+    if binding == "cuda-python":
+        assert "cudaStreamDestroy" in rec.names() and rt.streams == {} and rt.mem == {}
+    else:
+        assert driver.current_stack() == []
+    with pytest.raises(SalrtError, match="closed"):
+        b.sample(v, a, steps=4, noise=n)
+
+
+def test_owned_pycuda_context_is_detached_on_close(
+    exports: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out, trt, rec = _engines(exports["fp32"], tmp_path, monkeypatch)
+    driver = fake_pycuda_driver(rec)
+    monkeypatch.setitem(sys.modules, "pycuda", types.SimpleNamespace(driver=driver))
+    monkeypatch.setitem(sys.modules, "pycuda.driver", driver)
+    b = TensorRTNumpyBackend(out, device_api="pycuda", trt=trt)
+    v, a, n = _clip_inputs(b, 1, seed=7)
+    b.sample(v, a, steps=4, noise=n)
+    b.close()
+    assert rec.names().count("Context.detach") == 1 and driver.current_stack() == []
 
 
 def test_fixed_batch_engine_pads_and_slices(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import threading
 import types
 from typing import Any
 
@@ -228,44 +229,106 @@ def make_trt(version: str, rec: Recorder, fail: dict[str, Any] | None = None) ->
 
 
 class FakeCudart:
-    """cuda-python's runtime module: ``(status, *values)`` results; device memory is host memory."""
+    """cuda-python's runtime module: ``(status, *values)`` results; device memory is host memory.
+    Like CUDA, the current device is per thread (0 until the thread calls ``cudaSetDevice``), and
+    memory and streams belong to the device they were made on: using them from a thread whose
+    current device differs fails with cudaErrorInvalidValue (1)."""
 
     def __init__(self, rec: Recorder, devices: int = 1) -> None:
         self.rec, self.devices, self.mem = rec, devices, {}
+        self.streams: dict[int, int] = {}
+        self.local = threading.local()
         self.cudaMemcpyKind = types.SimpleNamespace(cudaMemcpyHostToDevice=1, cudaMemcpyDeviceToHost=2)
+
+    def _device(self) -> int:
+        return getattr(self.local, "device", 0)
 
     def cudaGetDeviceCount(self) -> tuple:
         return (0, self.devices)
 
+    def cudaSetDevice(self, device: int) -> tuple:
+        if not 0 <= device < self.devices:
+            return (101,)  # cudaErrorInvalidDevice
+        self.local.device = device
+        return (0,)
+
     def cudaMalloc(self, n: int) -> tuple:
         buf = np.zeros(n, np.uint8)
-        self.mem[buf.ctypes.data] = buf
+        self.mem[buf.ctypes.data] = (buf, self._device())
         self.rec.calls.append(("cudaMalloc", (n,), {}))
         return (0, buf.ctypes.data)
 
     def cudaFree(self, ptr: int) -> tuple:
         self.rec.calls.append(("cudaFree", (ptr,), {}))
-        return (0,) if self.mem.pop(ptr, None) is not None else (1,)
+        if ptr not in self.mem or self.mem[ptr][1] != self._device():
+            return (1,)
+        del self.mem[ptr]
+        return (0,)
 
     def cudaStreamCreate(self) -> tuple:
-        return (0, 77)
+        handle = 77 + len(self.streams)
+        self.streams[handle] = self._device()
+        return (0, handle)
+
+    def cudaStreamDestroy(self, stream: int) -> tuple:
+        self.rec.calls.append(("cudaStreamDestroy", (stream,), {}))
+        return (0,) if self.streams.pop(stream, None) == self._device() else (1,)
 
     def cudaMemcpyAsync(self, dst: int, src: int, n: int, kind: int, stream: int) -> tuple:
         self.rec.calls.append(("cudaMemcpyAsync", (kind, n, stream), {}))
+        dev = dst if kind == self.cudaMemcpyKind.cudaMemcpyHostToDevice else src
+        if self.mem.get(dev, (None, -1))[1] != self._device() or self.streams.get(stream) != self._device():
+            return (1,)
         ctypes.memmove(dst, src, n)
         return (0,)
 
     def cudaStreamSynchronize(self, stream: int) -> tuple:
         self.rec.calls.append(("cudaStreamSynchronize", (stream,), {}))
-        return (0,)
+        return (0,) if self.streams.get(stream) == self._device() else (1,)
 
 
 def fake_pycuda_driver(rec: Recorder) -> types.SimpleNamespace:
-    """PyCUDA's ``pycuda.driver`` with host memory as device memory."""
+    """PyCUDA's ``pycuda.driver`` with host memory as device memory. Like CUDA, contexts are current
+    per thread (a stack per thread: ``make_context`` and ``push`` put one on the calling thread,
+    ``Context.pop`` takes it off); allocating, copying or making a stream with no current context
+    raises ``LogicError``, as PyCUDA does."""
     mem: dict[int, np.ndarray] = {}
+    local = threading.local()
+
+    class LogicError(RuntimeError):
+        pass
+
+    def stack() -> list:
+        if not hasattr(local, "stack"):
+            local.stack = []
+        return local.stack
+
+    def need_context(what: str) -> None:
+        if not stack():
+            raise LogicError(f"cu{what} failed: invalid device context")
+
+    class Context:
+        def __init__(self) -> None:
+            self.detached = False
+
+        def push(self) -> None:
+            assert not self.detached
+            rec.calls.append(("Context.push", (), {}))
+            stack().append(self)
+
+        @staticmethod
+        def pop() -> None:
+            if not stack():
+                raise LogicError("cuCtxPopCurrent failed: invalid device context")
+            stack().pop()
+
+        def detach(self) -> None:
+            rec.calls.append(("Context.detach", (), {}))
+            self.detached = True
 
     class Alloc:
         def __init__(self, n: int) -> None:
+            need_context("MemAlloc")
             self.buf = np.zeros(n, np.uint8)
             mem[self.buf.ctypes.data] = self.buf
 
@@ -273,12 +336,19 @@ def fake_pycuda_driver(rec: Recorder) -> types.SimpleNamespace:
             return self.buf.ctypes.data
 
         def free(self) -> None:
+            need_context("MemFree")
             mem.pop(int(self))
 
     class Stream:
-        handle = 5
+        count = 0
+
+        def __init__(self) -> None:
+            need_context("StreamCreate")
+            Stream.count += 1
+            self.handle = 4 + Stream.count
 
         def synchronize(self) -> None:
+            need_context("StreamSynchronize")
             rec.calls.append(("Stream.synchronize", (), {}))
 
     class Device:
@@ -290,22 +360,29 @@ def fake_pycuda_driver(rec: Recorder) -> types.SimpleNamespace:
             pass
 
         def make_context(self) -> Any:
-            return types.SimpleNamespace(pop=lambda: None)
+            ctx = Context()
+            stack().append(ctx)
+            return ctx
 
     def htod(dst: int, src: np.ndarray, stream: Stream) -> None:
+        need_context("MemcpyHtoDAsync")
         rec.calls.append(("memcpy_htod_async", (src.nbytes,), {}))
         ctypes.memmove(int(dst), src.ctypes.data, src.nbytes)
 
     def dtoh(dst: np.ndarray, src: int, stream: Stream) -> None:
+        need_context("MemcpyDtoHAsync")
         rec.calls.append(("memcpy_dtoh_async", (dst.nbytes,), {}))
         ctypes.memmove(dst.ctypes.data, int(src), dst.nbytes)
 
     return types.SimpleNamespace(
         init=lambda: None,
         Device=Device,
+        Context=Context,
         Error=RuntimeError,
+        LogicError=LogicError,
         mem_alloc=Alloc,
         Stream=Stream,
         memcpy_htod_async=htod,
         memcpy_dtoh_async=dtoh,
+        current_stack=stack,
     )

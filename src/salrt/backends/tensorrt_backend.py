@@ -207,10 +207,12 @@ class TensorRTNumpyBackend(_Engines, NumpyArrays, GraphBackend):
         from salrt.backends.cuda_device import device_api as make_api
 
         self.trt = trt or require("tensorrt", "the TensorRT backend")
-        self.api = make_api(device_api) if isinstance(device_api, str) else device_api
+        self._owns_api = isinstance(device_api, str)
+        self.api = make_api(device_api) if self._owns_api else device_api
         self.dir = Path(directory)
-        self.manifest, self.engines, self.contexts = load_engines(self.trt, self.dir)
-        self.stream = self.api.stream()
+        with self.api.current():  # engines and their contexts belong to the device's CUDA context
+            self.manifest, self.engines, self.contexts = load_engines(self.trt, self.dir)
+        self.stream: int | None = self.api.stream()
         self._buffers: dict[tuple[str, str], tuple[int, int]] = {}
         precision = self.manifest["tensorrt"].get("precision", "fp32")
         self.float = np.float16 if self.manifest["precision"] == "fp16" or precision == "fp16" else np.float32
@@ -234,7 +236,15 @@ class TensorRTNumpyBackend(_Engines, NumpyArrays, GraphBackend):
         return ptr
 
     def run(self, graph: str, inputs: dict[str, Any]) -> dict[str, np.ndarray]:
-        """Copy the inputs to the device, bind every I/O tensor by name, enqueue, copy back."""
+        """Copy the inputs to the device, bind every I/O tensor by name, enqueue, copy back, all
+        with the device's context current on the calling thread (the runtime's model thread is
+        not the thread that loaded the engines)."""
+        if self.stream is None:
+            raise SalrtError("the TensorRT backend was closed")
+        with self.api.current():
+            return self._run_current(graph, inputs)
+
+    def _run_current(self, graph: str, inputs: dict[str, Any]) -> dict[str, np.ndarray]:
         trt = self.trt
         if graph not in self.engines:
             raise SalrtError(f"{self.dir}: no {graph} engine")
@@ -273,10 +283,19 @@ class TensorRTNumpyBackend(_Engines, NumpyArrays, GraphBackend):
         return {k: y for k, (y, _) in outs.items()}
 
     def close(self) -> None:
-        """Free the device buffers."""
-        for ptr, _ in self._buffers.values():
-            self.api.free(ptr)
-        self._buffers.clear()
+        """Free the device buffers, destroy the stream, release the binding (idempotent)."""
+        if self.stream is None:
+            return
+        with self.api.current():
+            for ptr, _ in self._buffers.values():
+                self.api.free(ptr)
+            self._buffers.clear()
+            self.api.destroy_stream(self.stream)
+            self.stream = None
+            self.contexts.clear()  # execution contexts and engines before the CUDA context goes
+            self.engines.clear()
+        if self._owns_api:
+            self.api.close()
 
     def _run(self, graph: str, feed: dict[str, Any]) -> dict[str, Any]:
         return self.run(graph, feed)
