@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from salrt.errors import CheckpointError
+from salrt.errors import CheckpointError, require
 
 _CONFIG_FILE = "config.json"
 _WEIGHTS_FILE = "model.safetensors"
@@ -105,7 +105,7 @@ def check_and_load(
 
 def save_salrt(model: nn.Module, directory: str | os.PathLike[str]) -> Path:
     """Write ``model.safetensors`` + ``config.json`` into ``directory``."""
-    from safetensors.torch import save_file
+    save_file = require("safetensors.torch", "writing a salrt checkpoint").save_file
 
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
@@ -131,8 +131,8 @@ def config_path(path: str | os.PathLike[str]) -> Path:
 
 def read_salrt(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """(config JSON, tensors) of a salrt checkpoint directory (or its .safetensors file)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    SafetensorError = require("safetensors", "reading a salrt checkpoint").SafetensorError
+    load_file = require("safetensors.torch", "reading a salrt checkpoint").load_file
 
     p = Path(path)
     root = p if p.is_dir() else p.parent

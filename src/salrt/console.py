@@ -83,6 +83,21 @@ class Bar:
             with self._lock:
                 self._progress.advance(self._task, n)
 
+    @contextlib.contextmanager
+    def status(self, text: str) -> Iterator[None]:
+        """``text`` in place of the bar's description for the ``with`` block: a status line while
+        the bar is shown (rich allows one live display at a time, so no second spinner)."""
+        if self._progress is None:
+            yield
+            return
+        desc = self._progress.tasks[0].description
+        self._progress.update(self._task, description=text)
+        try:
+            yield
+        finally:
+            if self._progress is not None:
+                self._progress.update(self._task, description=desc)
+
     def close(self) -> None:
         if self._progress is not None:
             self._progress.stop()

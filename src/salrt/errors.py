@@ -8,6 +8,7 @@ Anything else is a bug and is shown as one.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Any
 
 
@@ -101,6 +102,15 @@ def one_line(exc: BaseException, limit: int = 500) -> str:
     """An exception's message on one line (whitespace collapsed), cut to ``limit`` characters."""
     text = " ".join(str(exc).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def installed(module: str) -> bool:
+    """Whether ``module`` can be imported here, without importing it (a finder that refuses the name
+    counts as not installed)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def require(module: str, feature: str) -> Any:

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from salrt.errors import UsageError
+from salrt.errors import UsageError, require
 
 EPS = 2.220446049250313e-16
 METRICS = ("cc", "nss", "sim", "auc_judd", "auc_borji", "auc_shuffled", "kld")
@@ -33,10 +33,7 @@ Rng = np.random.RandomState | np.random.Generator | None
 
 
 def _resize(x: np.ndarray, shape: tuple[int, ...], order: int | None) -> np.ndarray:
-    try:
-        from skimage.transform import resize
-    except ImportError:
-        raise ImportError("resizing predictions needs scikit-image: pip install 'salrt[eval]'") from None
+    resize = require("skimage.transform", "resizing predictions to the ground truth's size").resize
     if order is None:
         return resize(x, shape)
     return resize(x, shape, order=order, mode="reflect")

@@ -12,14 +12,13 @@ server. ``salrt run/encode/eval/bench``, Ray workers and the C embedding all bui
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import logging
 import os
 from collections.abc import Callable
 from typing import Any
 
 from salrt.backends.base import Backend
-from salrt.errors import SalrtError, UsageError, require
+from salrt.errors import SalrtError, UsageError, installed, require
 from salrt.io.contract import InputContract
 from salrt.spec import RunSpec, SpecError
 
@@ -63,7 +62,7 @@ def load_weights(spec: RunSpec) -> Any:
 def can_export(spec: RunSpec) -> bool:
     """Whether an export of ``spec``'s model can be made here (weights given, exporter installed)."""
     has_weights = spec.checkpoint is not None or spec.random_weights
-    return has_weights and all(importlib.util.find_spec(m) is not None for m in ("torch", "onnx", "onnxruntime"))
+    return has_weights and all(installed(m) for m in ("torch", "onnx", "onnxruntime"))
 
 
 def resolve(spec: RunSpec) -> type[Backend]:

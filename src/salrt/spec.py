@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from salrt.errors import SpecError
+from salrt.errors import SpecError, installed
 
 __all__ = ["KERNELS", "PRECISIONS", "RunSpec", "SpecError"]
 
@@ -129,9 +129,7 @@ class RunSpec:
 
 def _model_names() -> list[str] | None:
     """The registry's model names (None without torch: the name is then checked when loading)."""
-    import importlib.util
-
-    if importlib.util.find_spec("torch") is None:
+    if not installed("torch"):
         return None
     from salrt.models import MODELS
 

@@ -2,8 +2,9 @@
 
 pyproject.toml declares numpy>=1.24, av>=16.1, rich>=13, pillow>=9.4, onnxruntime>=1.17; this
 installs exactly those floors (from PyPI) next to salrt and runs the torch-free path end to end:
-``salrt run --backend onnxruntime`` with every output, and a ROI encode with its QP read-back (the
-PyAV 16.1 APIs salrt needs). It needs the package index, so it runs in CI (``CI`` set) or with
+``salrt run --backend onnxruntime`` with every output, a ROI encode with its QP read-back (the
+PyAV 16.1 APIs salrt needs), and ``salrt demo`` (the package's main job from a plain install: the
+bundled model's ONNX export, no torch). It needs the package index, so it runs in CI (``CI`` set) or with
 ``SALRT_TEST_FLOORS=1``; elsewhere it is skipped.
 """
 
@@ -91,4 +92,15 @@ def test_lowest_supported_versions(tmp_path: Path) -> None:
     )
     r = subprocess.run([py, "-c", code], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and r.stdout.strip() == str(clip.n_frames), r.stderr
+    r = subprocess.run(
+        [py, "-m", "salrt.cli", "demo", "-o", str(tmp_path / "demo"), "--seconds", "0.8"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "mean CC against the synthetic ground truth" in r.stdout + r.stderr
+    r = subprocess.run(
+        [py, "-m", "salrt.cli", "demo", "-o", str(tmp_path / "demo2"), "--backend", "torch"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert r.returncode == 1 and "pip install 'salrt[torch]'" in r.stderr and "internal error" not in r.stderr
     assert sys.version_info >= (3, 10)

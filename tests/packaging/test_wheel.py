@@ -35,6 +35,7 @@ def test_wheel_carries_package_data_and_c_sources(tmp_path: Path) -> None:
     (whl,) = tmp_path.glob("salrt-*.whl")
     names = set(zipfile.ZipFile(whl).namelist())
     for f in ("salrt/cli/__init__.py", "salrt/app/run.py", "salrt/demo_model/model.safetensors",
+              "salrt/demo_model/onnx/manifest.json", "salrt/demo_model/onnx/sampler.onnx",
               "salrt/models/paper_results.csv", "salrt/export/tensorrt_onnx_ops.json"):  # fmt: skip
         assert f in names, f
     shared = {n.split("/data/share/salrt/", 1)[1] for n in names if "/data/share/salrt/" in n}

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from salrt.errors import SalrtError, UsageError
-from salrt.io.imaging import colormap_jet
+from salrt.io.imaging import colormap_jet, resize_map
 from salrt.sinks.files import VideoFileSink, even_frame
 from salrt.spec import RunSpec
 
@@ -32,7 +32,6 @@ def centre_bias(shape: tuple[int, int], sigma: float = 0.25) -> np.ndarray:
 
 def _heat(m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """A map (any range) as a jet-coloured (H, W, 3) uint8 image of ``size``, scaled to its maximum."""
-    from salrt.io.imaging import resize_map
 
     m = np.asarray(m, np.float64)
     top = m.max()
@@ -117,6 +116,28 @@ def bundled_checkpoint() -> Path | None:
     return d if (d / "model.safetensors").is_file() else None
 
 
+def bundled_export() -> Path | None:
+    """The bundled demo model's ONNX export (``demo_model/onnx``, made by ``salrt export`` from
+    the bundled weights; ``TRAINING.md`` has the command), which runs without torch, or None."""
+    checkpoint = bundled_checkpoint()
+    d = None if checkpoint is None else checkpoint / "onnx"
+    return d if d is not None and (d / "manifest.json").is_file() else None
+
+
+def _bundled_graphs(spec: RunSpec) -> RunSpec:
+    """``spec`` on the bundled export instead of the bundled weights where that is the same model
+    and ``auto`` would have exported it anyway (CPU, fp32): no torch needed, no export to wait for.
+    A backend named by the user, a GPU or another precision keep the weights."""
+    export, bundled = bundled_export(), bundled_checkpoint()
+    same = bundled is not None and spec.checkpoint == str(bundled) and not spec.backbones
+    plain = (
+        spec.backend == "auto" and spec.export_dir is None and spec.device == "cpu" and spec.precision in (None, "fp32")
+    )
+    if export is None or not (same and plain):
+        return spec
+    return spec.replace(checkpoint=None, export_dir=str(export))
+
+
 def _decoded(contract: Any, path: Path, stride: int) -> list[Any]:
     from salrt.io import open_media
 
@@ -136,8 +157,9 @@ def map_ccs(
     audio = np.stack([c.audio for c in audio_of[:n]])
     noise = np.random.default_rng(seed).standard_normal((n, 1, *video.shape[-2:])).astype(np.float32)
     cond = {"text": np.zeros((n, contract.text_context), np.int64)} if contract.text_context else {}
-    maps = np.asarray(to_numpy(backend.sample(video, audio, steps=steps, noise=noise, **cond)), np.float64)[:, 0]
-    return [metrics.cc(m, gt[c.target_index]) for m, c in zip(maps, clips[:n])]
+    maps = np.asarray(to_numpy(backend.sample(video, audio, steps=steps, noise=noise, **cond)), np.float32)[:, 0]
+    size = gt.shape[1:]  # to the ground truth's size as salrt run writes maps (Pillow; no scikit-image needed)
+    return [metrics.cc(resize_map(np.clip(m, 0, 1), size), gt[c.target_index]) for m, c in zip(maps, clips[:n])]
 
 
 def sounding_object_scores(
@@ -234,6 +256,7 @@ def demo(
         if spec.checkpoint is None
         else ("the bundled demo model" if spec.checkpoint == str(bundled_checkpoint()) else str(spec.checkpoint))
     )
+    spec = _bundled_graphs(spec)
     clip = make_clip(out / "demo_input.mp4", seed=spec.seed, seconds=seconds)
     if notes:
         notes(f"wrote a synthetic clip with a sounding object: {clip.path} ({clip.n_frames} frames)")

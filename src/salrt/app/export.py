@@ -4,14 +4,13 @@ Inference Server model repository."""
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from salrt.errors import SalrtError, UsageError
+from salrt.errors import SalrtError, UsageError, installed
 from salrt.spec import RunSpec
 
 FORMATS = ("onnx", "tensorrt", "triton")
@@ -49,7 +48,7 @@ def export(
 ) -> dict[str, Any]:
     """Export ``spec``'s model into ``output``; the manifest (``format`` triton: the repository index)."""
     needed = ("torch", "onnx", "onnxruntime")  # onnxsim: used when installed (a warning otherwise)
-    missing = [m for m in needed if importlib.util.find_spec(m) is None]
+    missing = [m for m in needed if not installed(m)]
     if missing:
         raise SalrtError(f"salrt export needs {', '.join(missing)}: pip install 'salrt[export]'")
     import warnings

@@ -8,10 +8,9 @@ A backend module defines one subclass of :class:`Backend` per backend name and r
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Any, ClassVar
 
-from salrt.errors import UsageError
+from salrt.errors import UsageError, installed
 
 
 class Backend:
@@ -48,7 +47,7 @@ class Backend:
     @classmethod
     def installed(cls) -> bool:
         """Whether this backend's library is importable here."""
-        return cls.library is None or importlib.util.find_spec(cls.library) is not None
+        return cls.library is None or installed(cls.library)
 
     @classmethod
     def runs_on(cls, device: str) -> bool:

@@ -40,7 +40,7 @@ def handle(args: argparse.Namespace) -> int:
     with C.new_bar(args, "frames", None, "frame") as bar:
         res = demo(
             args.output, spec, seconds=args.seconds, stride=args.stride, batch=args.batch, progress=bar.advance,
-            notes=C.say, status=args.console.status,
+            notes=C.say, status=bar.status,
         )  # fmt: skip
     rc = report(res.stats, args.output, 1)
     if rc:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from salrt.errors import ExportError
+from salrt.errors import ExportError, installed
 from salrt.export.manifest import file_sha256, graph_order
 from salrt.io.contract import InputContract
 from salrt.metrics import pearson
@@ -232,8 +232,6 @@ def export_onnx(
 
     ``simplify``: True requires onnxsim, False skips it, None (default) uses it when installed and
     otherwise exports the graphs unsimplified with a warning (they are validated either way)."""
-    import importlib.util
-
     import onnx
 
     from salrt.io import audio as A
@@ -243,7 +241,7 @@ def export_onnx(
         raise ExportError(f"unknown precision {precision!r}: use fp32 or fp16 (bf16 is a TensorRT build flag)")
     check_opset(opset)
     if simplify is None:
-        simplify = importlib.util.find_spec("onnxsim") is not None
+        simplify = installed("onnxsim")
         if not simplify:
             import logging
 
