@@ -106,6 +106,9 @@ class RunStats:
     stream_gaps_s: list[list[float]]  # seconds without data before each reconnect, per input
     warnings: list[str]
     errors: list[str]
+    # streaming models: times each input's state was reset after its start (frames not consecutive:
+    # clips dropped by --live, a reconnect, a seek)
+    state_resets: list[int] = dataclasses.field(default_factory=list)
 
     def __getitem__(self, key: str) -> Any:
         return getattr(self, key)
@@ -190,6 +193,10 @@ class Runtime:
         self.gaps: list[list[float]] = [[] for _ in self.sources]  # seconds without data before each reconnect
         self.infos: list[Any] = [None] * len(self.sources)
         self.stats = {"decode": _StageStats(), "model": _StageStats(), "write": _StageStats()}
+        # a streaming model's state per input and the frame it follows (owned by the model thread)
+        self.streaming = bool(getattr(backend, "streaming", False))
+        self.states: dict[int, tuple[int, dict[str, Any]]] = {}
+        self.state_resets = [0] * len(self.sources)
         self._t0 = time.perf_counter()
         self._cpu0 = time.process_time()
 
@@ -343,6 +350,7 @@ class Runtime:
                 eof += 1
                 self._flush(pending, rng)
                 pending = []
+                self.states.pop(item[1], None)  # an ended input's state is freed
                 self.outs[item[1]].put(_END)
                 continue
             if item is not None and self.failed[item.source]:  # its input failed: nothing more is sampled
@@ -382,6 +390,9 @@ class Runtime:
                         self.budget.release(jobs[k].nbytes)
 
     def _sample(self, jobs: list[_Job], noise: np.ndarray) -> None:
+        if self.streaming:
+            self._steps(jobs)
+            return
         t = time.perf_counter()
         self.stats["model"].depth(self.clips.qsize())
         video = np.stack([j.clip.video for j in jobs])
@@ -403,6 +414,41 @@ class Runtime:
         self.stats["model"].count += len(jobs)
         for j, m in zip(jobs, maps):
             self.outs[j.source].put((j, np.asarray(m[0], np.float32)))
+
+    def _steps(self, jobs: list[_Job]) -> None:
+        """A streaming model: waves of at most one frame per input (an input's frames depend on each
+        other, in order; different inputs share a call), each with its input's state. A frame that
+        does not follow the previous one by the stride (clips dropped, a reconnect) starts from the
+        start state again: context from before a gap would describe another moment."""
+        waiting = list(jobs)
+        while waiting:
+            wave: list[_Job] = []
+            later: list[_Job] = []
+            for j in waiting:
+                (later if any(w.source == j.source for w in wave) else wave).append(j)
+            waiting = later
+            t = time.perf_counter()
+            self.stats["model"].depth(self.clips.qsize())
+            zeros = {k: np.zeros(s, np.float32) for k, s in self.backend.state_shapes(1).items()}
+            parts = []
+            for j in wave:
+                prev = self.states.get(j.source)
+                if prev is not None and j.clip.target_index - prev[0] == self.opt.stride:
+                    parts.append(prev[1])
+                else:
+                    self.state_resets[j.source] += prev is not None
+                    parts.append(zeros)
+            state = {k: np.concatenate([p[k] for p in parts]) for k in zeros}
+            video = np.stack([j.clip.video for j in wave])
+            audio = np.stack([j.clip.audio for j in wave])
+            maps, nxt = self.backend.step(video, audio, state)
+            maps = to_numpy(maps)
+            nxt = {k: np.asarray(to_numpy(v), np.float32) for k, v in nxt.items()}
+            self.stats["model"].busy_s += time.perf_counter() - t
+            self.stats["model"].count += len(wave)
+            for r, j in enumerate(wave):
+                self.states[j.source] = (j.clip.target_index, {k: v[r : r + 1].copy() for k, v in nxt.items()})
+                self.outs[j.source].put((j, np.asarray(maps[r, 0], np.float32)))
 
     def _write(self, i: int) -> None:
         sinks: list[Any] = []
@@ -521,6 +567,7 @@ class Runtime:
             stream_gaps_s=[list(g) for g in self.gaps],
             warnings=list(self.warnings),
             errors=list(self.errors),
+            state_resets=list(self.state_resets),
         )
 
     def _save_stats(self, stats: RunStats) -> None:

@@ -106,6 +106,21 @@ class Backend:
         """Denoiser passes that ``steps`` runs under the model's timestep plan (None: one-pass)."""
         return None
 
+    # -- streaming models (one frame per call, state carried by the caller) --------------------
+    @property
+    def streaming(self) -> bool:
+        """Whether the model runs one frame at a time with explicit state (:meth:`step`)."""
+        return False
+
+    def state_shapes(self, batch: int) -> dict[str, tuple[int, ...]]:
+        """Shape of each state tensor for ``batch`` streams (streaming models)."""
+        raise UsageError(f"backend {self.name}: this model keeps no state")
+
+    def step(self, video: Any, audio: Any, state: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """One frame of ``B`` streams: video (B,3,1,H,W), audio (B,1,S,h,w), ``state`` {name: (B,...)}
+        -> (maps (B,1,H,W), the next state). Streaming models only."""
+        raise UsageError(f"backend {self.name} runs no streaming model")
+
     def close(self) -> None:
         """Free what the backend holds (device memory, sessions); idempotent."""
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from salrt.backends.base import Backend
 from salrt.errors import SalrtError, UsageError
 from salrt.sampling.loop import ddim_loop, select_rows
@@ -34,7 +36,7 @@ class GraphBackend(Backend):
         self.graph_outputs = {k: list(g["outputs"]) for k, g in m["graphs"].items()}
         self.available = available
         sampler = self.roles.get("sampler")
-        self.steps = m["steps"] if sampler in available and "predictor" not in self.roles else None
+        self.steps = m["steps"] if sampler in available and not {"predictor", "step"} & set(self.roles) else None
         cfg = m["config"]
         self.map_shape = (1, cfg["height"], cfg["width"])
         self.scheduler = (
@@ -77,7 +79,25 @@ class GraphBackend(Backend):
 
     @property
     def chooses_steps(self) -> bool:
-        return "predictor" in self.roles or bool(self.manifest.get("adaptive_max_steps"))
+        return bool({"predictor", "step"} & set(self.roles)) or bool(self.manifest.get("adaptive_max_steps"))
+
+    # -- streaming models: the step graph, state as explicit inputs and outputs -----------------
+    @property
+    def streaming(self) -> bool:
+        return "step" in self.roles
+
+    def state_shapes(self, batch: int) -> dict[str, tuple[int, ...]]:
+        if not self.streaming:
+            return super().state_shapes(batch)
+        ins = self.manifest["graphs"][self.roles["step"]]["inputs"]
+        return {k: (batch, *ins[k]["shape"][1:]) for k in self.roles["state"]}
+
+    def step(self, video: Any, audio: Any, state: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        if not self.streaming:
+            return super().step(video, audio, state)
+        g = self.roles["step"]
+        out = self._call(g, self._feed(g, {"video": video, "audio": audio, **state}))
+        return out["map"], {k: out[f"{k}_next"] for k in self.roles["state"]}
 
     # -- sampling ------------------------------------------------------------------------------
     def sample(
@@ -90,6 +110,9 @@ class GraphBackend(Backend):
         **conditions: Any,
     ) -> Any:
         cond = {k: self._int(v) for k, v in conditions.items()}
+        if self.streaming:  # a frame without history: one step from the start state
+            zeros = {k: self._float(np.zeros(s, np.float32)) for k, s in self.state_shapes(len(video)).items()}
+            return self.step(video, audio, zeros)[0]
         if "predictor" in self.roles:  # one-pass model: steps and noise do not apply
             g = self.roles["predictor"]
             return self._call(g, self._feed(g, {"video": video, "audio": audio, **cond}))[self.graph_outputs[g][0]]

@@ -121,6 +121,25 @@ class TorchBackend(Backend):
             **cond,
         )
 
+    @property
+    def streaming(self) -> bool:
+        return getattr(self.model, "kind", None) == "streaming"
+
+    def state_shapes(self, batch: int) -> dict[str, tuple[int, ...]]:
+        if not self.streaming:
+            return super().state_shapes(batch)
+        return self.model.state_shapes(batch)
+
+    def step(self, video: Any, audio: Any, state: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        import torch
+
+        if not self.streaming:
+            return super().step(video, audio, state)
+        names = self.model.state_names
+        with torch.no_grad():
+            m, *nxt = self.model.step(self._t(video), self._t(audio), *(self._t(state[k]) for k in names))
+        return m, dict(zip(names, nxt))
+
     def _graphs_apply(self, steps: int | None, noise: Any) -> bool:
         """CUDA graphs on CUDA for one-pass models, and for diffusion models with a fixed step
         count and given noise (adaptive counts and seeded draws run eagerly)."""

@@ -36,9 +36,9 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
 
 
 def graph_order(roles: dict[str, Any]) -> tuple[str, ...]:
-    """Graph names in export order: encoders, denoiser, sampler, predictor."""
+    """Graph names in export order: encoders, denoiser, sampler, predictor, step."""
     names: list[str] = list(roles.get("encoders", []))
-    names += [roles[k] for k in ("denoiser", "sampler", "predictor") if roles.get(k)]
+    names += [roles[k] for k in ("denoiser", "sampler", "predictor", "step") if roles.get(k)]
     return tuple(names)
 
 

@@ -11,6 +11,7 @@ from salrt.models.avrsp import AVRSP, AVRSPConfig
 from salrt.models.diffsal import DiffSal, DiffSalConfig, DiffSalFeatures
 from salrt.models.dtfsal import DTFSal, DTFSalConfig
 from salrt.models.mubic import MUBiC, MUBiCConfig
+from salrt.models.student import Student, StudentConfig
 from salrt.models.tavdiff import TAVDiff, TAVDiffConfig
 
 MODELS: dict[str, tuple[type, type]] = {
@@ -19,6 +20,7 @@ MODELS: dict[str, tuple[type, type]] = {
     "mubic": (MUBiC, MUBiCConfig),
     "avrsp": (AVRSP, AVRSPConfig),
     "tavdiff": (TAVDiff, TAVDiffConfig),
+    "student": (Student, StudentConfig),
 }
 
 
@@ -130,6 +132,8 @@ __all__ = [
     "MODELS",
     "MUBiC",
     "MUBiCConfig",
+    "Student",
+    "StudentConfig",
     "TAVDiff",
     "TAVDiffConfig",
     "load_model",
