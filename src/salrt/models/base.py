@@ -168,6 +168,12 @@ class SaliencyModel(nn.Module):
     def predict(self, video: torch.Tensor, audio: torch.Tensor, **conditions: Any) -> torch.Tensor:
         raise NotImplementedError
 
+    def validation_maps(self, batch: dict[str, Any], steps: int, generator: torch.Generator) -> torch.Tensor:
+        """The maps validation scores against ``batch["map"]`` (flattened to (N,1,H,W)): one pass."""
+        from salrt.models.recipe import conditions
+
+        return self.predict(batch["video"], batch["audio"], **conditions(self, batch))
+
     def load_authors_checkpoint(self, path: str) -> None:
         """Load a checkpoint file of this model (the default: a state dict in salrt's names, as
         no authors' release exists; a model with one overrides this with its name mapping)."""
@@ -287,6 +293,14 @@ class DiffusionModel(SaliencyModel):
             if generator is None and eta > 0:
                 generator = torch.Generator(device=p.device).manual_seed(0)
         return ddim_loop(self, self.scheduler, feats, x_T, steps, eta=eta, generator=generator).clamp(0.0, 1.0)
+
+    def validation_maps(self, batch: dict[str, Any], steps: int, generator: torch.Generator) -> torch.Tensor:
+        """``steps`` DDIM steps from noise drawn from ``generator`` (the same every epoch)."""
+        from salrt.models.recipe import conditions
+
+        gt = batch["map"]
+        noise = torch.randn((gt.shape[0], 1, *gt.shape[2:]), generator=generator, device=gt.device)
+        return self.sample(batch["video"], batch["audio"], steps=steps, noise=noise, **conditions(self, batch))
 
     # -- the sampling loop's denoiser protocol (salrt.sampling.loop.Denoiser) ------------------
     def select(self, features: Any, idx: list[int]) -> Any:

@@ -296,6 +296,9 @@ def distillation_loss(model: Student, batch: dict[str, Any], gen: torch.Generato
 
     pred = model.sequence(batch["video"], batch["audio"]).flatten(0, 1)
     flat = {"map": batch["map"].flatten(0, 1), "fixations": batch["fixations"].flatten(0, 1)}
+    if "has" in batch:  # only frames with a teacher map (a teacher stride > 1 leaves gaps)
+        keep = batch["has"].flatten()
+        pred, flat = pred[keep], {k: v[keep] for k, v in flat.items()}
     weights = {"kld": 1.0, "cc": -0.5}
     if bool(flat["fixations"].flatten(1).amax(1).gt(0).all()):
         weights["nss"] = -0.1

@@ -25,7 +25,6 @@ import torch
 from torch import nn
 
 from salrt.errors import SalrtError, UsageError
-from salrt.models.recipe import conditions
 from salrt.train.data import ClipDataset, collate
 
 
@@ -352,16 +351,14 @@ class Trainer:
         order = list(range(len(self.val_set)))[self.rank :: self.world]
         for i in range(0, len(order), self.batch):
             b = _to(collate([self.val_set[j] for j in order[i : i + self.batch]]), self.device)
-            cond = conditions(self.model, b)
-            if self.model.kind == "diffusion":
-                shape = (b["map"].shape[0], 1, *b["map"].shape[2:])
-                noise = torch.randn(shape, generator=gen, device=self.device)
-                pred = self.model.sample(b["video"], b["audio"], steps=self.opts.val_steps, noise=noise, **cond)
-            else:
-                pred = self.model.predict(b["video"], b["audio"], **cond)
+            pred = self.model.validation_maps(b, self.opts.val_steps, gen)  # (N,1,H,W)
+            lead = b["map"].dim() - 3  # sequences (B,L,1,H,W) score every frame
             p = pred.float().cpu().numpy()[:, 0]
-            g = b["map"].float().cpu().numpy()[:, 0]
-            f = b["fixations"].cpu().numpy()[:, 0] > 0.5
+            g = b["map"].float().flatten(0, lead - 1).cpu().numpy()[:, 0]
+            f = b["fixations"].flatten(0, lead - 1).cpu().numpy()[:, 0] > 0.5
+            if "has" in b:  # frames without a target (a teacher stride > 1) are not scored
+                keep = b["has"].flatten().cpu().numpy()
+                p, g, f = p[keep], g[keep], f[keep]
             for k in range(p.shape[0]):
                 vals = {
                     "cc": M.cc(p[k], g[k]),
