@@ -89,11 +89,10 @@ class CostReport:
 
 
 def _one_pass(model: nn.Module, inputs: dict[str, torch.Tensor], x_t: torch.Tensor, t: torch.Tensor) -> None:
-    """What the papers profile: one forward of a direct model; encoders + one denoiser pass otherwise."""
-    if model.kind == "direct":
-        model.predict(**inputs)
-    else:
-        model.denoise(x_t, t, model.encode(**inputs))
+    """What the papers profile: one pass of each part the model names (:meth:`cost_parts`): one
+    forward of a direct model, encoders + one denoiser pass of a diffusion model, one step of a
+    streaming one."""
+    model.cost_parts(lambda name, fn: fn(), inputs, x_t, t)
 
 
 def paper_convention(
@@ -161,7 +160,7 @@ def cost_report(config: object = None, batch: int = 1, steps: int = 4, model: st
         t = torch.zeros(batch, dtype=torch.long)
     macs, pparams = paper_convention(net, inputs, x_t, t)
     flops = full_flops(net, inputs, x_t, t)
-    return CostReport(net.parameter_counts(), macs, pparams, flops, steps if net.kind != "direct" else 0)
+    return CostReport(net.parameter_counts(), macs, pparams, flops, steps if "denoiser_step" in flops else 0)
 
 
 def paper_comparison(model: str, report: CostReport, batch: int = 1, preset: str = "paper") -> list[dict[str, object]]:

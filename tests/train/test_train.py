@@ -279,3 +279,15 @@ def test_distributed_data_parallel_on_cpu(dataset: Path, tmp_path: Path) -> None
     per_rank = -(-n_train // 2)  # each rank takes half of the clips (padded to equal halves)
     assert st["step"] == per_rank // 2 and st["epoch"] == 1  # two per step (a lone last clip joins the batch before)
     assert (out / "best" / "model.safetensors").is_file()
+
+
+def test_a_last_single_clip_joins_the_batch_before_it() -> None:
+    """No clip lost or repeated when the last batch would hold one clip (it joins the one before)."""
+    from types import SimpleNamespace
+
+    from salrt.train.trainer import Trainer
+
+    for n, batch in ((5, 2), (3, 2), (9, 4), (4, 2), (1, 2)):
+        got = Trainer._batches(SimpleNamespace(batch=batch), list(range(n)))
+        assert sorted(i for b in got for i in b) == list(range(n)), (n, batch, got)
+        assert all(len(b) > 1 for b in got) or n == 1

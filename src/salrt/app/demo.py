@@ -109,17 +109,44 @@ def comparison_video(
     return output
 
 
-def bundled_checkpoint() -> Path | None:
-    """The demo model shipped in the package (a tiny DiffSal trained by ``salrt train`` on the
-    synthetic sounding-object task; ``demo_model/TRAINING.md`` says how), or None if absent."""
-    d = Path(__file__).parent.parent / "demo_model"
-    return d if (d / "model.safetensors").is_file() else None
+def bundled_checkpoint(model: str = "diffsal") -> Path | None:
+    """The demo model of ``model`` shipped in the package, or None: the tiny DiffSal trained by
+    ``salrt train`` on the synthetic sounding-object task (``demo_model/``), and the real-time
+    student distilled from it (``demo_model/student/``); ``demo_model/TRAINING.md`` says how.
+    Found by the ``model`` each folder's ``config.json`` names."""
+    import json
+
+    root = Path(__file__).parent.parent / "demo_model"
+    for folder in (root, *sorted(p for p in root.iterdir() if p.is_dir())) if root.is_dir() else ():
+        try:
+            meta = json.loads((folder / "config.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(meta, dict) and meta.get("model") == model and (folder / "model.safetensors").is_file():
+            return folder
+    return None
 
 
-def bundled_export() -> Path | None:
-    """The bundled demo model's ONNX export (``demo_model/onnx``, made by ``salrt export`` from
-    the bundled weights; ``TRAINING.md`` has the command), which runs without torch, or None."""
-    checkpoint = bundled_checkpoint()
+def bundled_config(model: str = "diffsal") -> str | None:
+    """The config preset whose sizes the bundled ``model`` has (what ``--config`` must say), or None."""
+    import json
+
+    from salrt.models import MODELS
+
+    folder = bundled_checkpoint(model)
+    if folder is None or model not in MODELS:
+        return None
+    have = json.loads((folder / "config.json").read_text())["config"]
+    cfg_cls = MODELS[model][1]
+    return next(
+        (n for n in cfg_cls.preset_names() if cfg_cls.preset(n).to_dict() == cfg_cls.from_dict(have).to_dict()), None
+    )
+
+
+def bundled_export(model: str = "diffsal") -> Path | None:
+    """The bundled ``model``'s ONNX export (``onnx/`` beside its weights, made by ``salrt export``
+    from them; ``TRAINING.md`` has the command), which runs without torch, or None."""
+    checkpoint = bundled_checkpoint(model)
     d = None if checkpoint is None else checkpoint / "onnx"
     return d if d is not None and (d / "manifest.json").is_file() else None
 
@@ -128,7 +155,7 @@ def _bundled_graphs(spec: RunSpec) -> RunSpec:
     """``spec`` on the bundled export instead of the bundled weights where that is the same model
     and ``auto`` would have exported it anyway (CPU, fp32): no torch needed, no export to wait for.
     A backend named by the user, a GPU or another precision keep the weights."""
-    export, bundled = bundled_export(), bundled_checkpoint()
+    export, bundled = bundled_export(spec.model), bundled_checkpoint(spec.model)
     same = bundled is not None and spec.checkpoint == str(bundled) and not spec.backbones
     plain = (
         spec.backend == "auto" and spec.export_dir is None and spec.device == "cpu" and spec.precision in (None, "fp32")
@@ -155,9 +182,18 @@ def map_ccs(
     n = min(len(clips), len(audio_of))
     video = np.stack([c.video for c in clips[:n]])
     audio = np.stack([c.audio for c in audio_of[:n]])
-    noise = np.random.default_rng(seed).standard_normal((n, 1, *video.shape[-2:])).astype(np.float32)
-    cond = {"text": np.zeros((n, contract.text_context), np.int64)} if contract.text_context else {}
-    maps = np.asarray(to_numpy(backend.sample(video, audio, steps=steps, noise=noise, **cond)), np.float32)[:, 0]
+    if getattr(backend, "streaming", False):  # one frame at a time, its state carried (clips in order)
+        state = {k: np.zeros(s, np.float32) for k, s in backend.state_shapes(1).items()}
+        out = []
+        for k in range(n):
+            m, state = backend.step(video[k : k + 1], audio[k : k + 1], state)
+            state = {name: np.asarray(to_numpy(v), np.float32) for name, v in state.items()}
+            out.append(np.asarray(to_numpy(m), np.float32)[0, 0])
+        maps = np.stack(out)
+    else:
+        noise = np.random.default_rng(seed).standard_normal((n, 1, *video.shape[-2:])).astype(np.float32)
+        cond = {"text": np.zeros((n, contract.text_context), np.int64)} if contract.text_context else {}
+        maps = np.asarray(to_numpy(backend.sample(video, audio, steps=steps, noise=noise, **cond)), np.float32)[:, 0]
     size = gt.shape[1:]  # to the ground truth's size as salrt run writes maps (Pillow; no scikit-image needed)
     return [metrics.cc(resize_map(np.clip(m, 0, 1), size), gt[c.target_index]) for m, c in zip(maps, clips[:n])]
 
@@ -236,7 +272,8 @@ def demo(
     status: Callable[[str], Any] | None = None,
 ) -> DemoResult:
     """Write a synthetic clip into ``output``, run ``spec`` on it (no checkpoint and no random
-    weights: the bundled demo model), and measure what :class:`DemoResult` holds."""
+    weights: the bundled demo model of ``spec.model``; ``spec.config`` None: its preset), and
+    measure what :class:`DemoResult` holds."""
     import contextlib
 
     from salrt import metrics
@@ -246,15 +283,22 @@ def demo(
     show = status or (lambda text: contextlib.nullcontext())
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
+    if spec.config is None:  # the bundled model's own preset, else the small one
+        spec = spec.replace(config=bundled_config(spec.model) or "tiny")
     if spec.checkpoint is None and not spec.random_weights:
-        bundled = bundled_checkpoint()
-        if bundled is not None and spec.config != "tiny":
-            raise UsageError("the bundled demo model is a tiny DiffSal: use config tiny, or pass a checkpoint")
+        bundled = bundled_checkpoint(spec.model)
+        preset = bundled_config(spec.model)
+        if bundled is not None and spec.config != preset:
+            raise UsageError(
+                f"the bundled {spec.model} demo model has the {preset!r} config: use config {preset}, or pass a checkpoint"
+            )
         spec = spec.replace(checkpoint=None if bundled is None else str(bundled), random_weights=bundled is None)
     weights = (
         "random weights"
         if spec.checkpoint is None
-        else ("the bundled demo model" if spec.checkpoint == str(bundled_checkpoint()) else str(spec.checkpoint))
+        else (
+            "the bundled demo model" if spec.checkpoint == str(bundled_checkpoint(spec.model)) else str(spec.checkpoint)
+        )
     )
     spec = _bundled_graphs(spec)
     clip = make_clip(out / "demo_input.mp4", seed=spec.seed, seconds=seconds)
@@ -275,7 +319,7 @@ def demo(
         clip.path, maps, clip.saliency, out / "demo_comparison.mp4",
         f"{spec.model} ({spec.config} config, {weights}): input | predicted | ground truth",
     )  # fmt: skip
-    check = max(stride, 4)
+    check = 1 if pipe.backend.streaming else max(stride, 4)  # a streaming model needs every frame in order
     with show("running the clip again with another clip's soundtrack"):
         other = make_clip(out / "demo_other_audio.mp4", seed=spec.seed + 1, seconds=seconds)
         own = _decoded(pipe.contract, clip.path, check)

@@ -56,8 +56,8 @@ class DistillSettings:
     quiet: bool = False
 
     def __post_init__(self) -> None:
-        if self.student_config not in ("s", "m", "paper"):
-            raise UsageError(f"student config {self.student_config!r}: choose s or m")
+        if self.student_config not in ("s", "m", "paper", "tiny"):
+            raise UsageError(f"student config {self.student_config!r}: choose s or m (tiny: tests)")
         for name in ("epochs", "batch", "sequence", "hop", "teacher_stride", "teacher_batch"):
             if getattr(self, name) < 1:
                 raise UsageError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -180,13 +180,13 @@ def stream_maps(model: Any, video: np.ndarray, audio: np.ndarray) -> np.ndarray:
     return np.stack(out)
 
 
-def report(
-    model: Any, folders: list[Path], teacher_videos: dict[str, Any], truth: bool
-) -> dict[str, Any]:
+def report(model: Any, folders: list[Path], teacher_videos: dict[str, Any], truth: bool) -> dict[str, Any]:
     """Student and teacher on the held-out videos' cached frames (see the module docstring)."""
     rows: dict[str, list[dict[str, float]]] = {"student_vs_teacher": [], "student_vs_truth": [],
                                                "teacher_vs_truth": [], "student_swapped_vs_truth": []}  # fmt: skip
-    cached = [{k: np.load(f / f"{k}.npy", mmap_mode="r") for k in ("video", "audio", "teacher", "has")} for f in folders]
+    cached = [
+        {k: np.load(f / f"{k}.npy", mmap_mode="r") for k in ("video", "audio", "teacher", "has")} for f in folders
+    ]
     metas = [json.loads((f / "meta.json").read_text()) for f in folders]
     for i, (arr, meta) in enumerate(zip(cached, metas)):
         maps = stream_maps(model, arr["video"], arr["audio"])
@@ -346,12 +346,19 @@ def distill(
     scores = report(model, [folders[it.name] for it in held], by_name, has_truth) if held else {}
     rep = {
         "teacher": teacher.to_dict(),
-        "student": {"config": settings.student_config, "parameters": sum(p.numel() for p in model.parameters()),
-                    "gflops_per_map": round(student_gflops(model), 4),
-                    **measure_student_speed(model)},  # fmt: skip
+        "student": {
+            "config": settings.student_config,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "gflops_per_map": round(student_gflops(model), 4),
+            **measure_student_speed(model),
+        },  # fmt: skip
         "teacher_cost": teacher_cost,
-        "videos": {"train": [it.name for it in train_items], "held_out": [it.name for it in held],
-                   "unreadable": bad_train + bad_held, "silent": silent},  # fmt: skip
+        "videos": {
+            "train": [it.name for it in train_items],
+            "held_out": [it.name for it in held],
+            "unreadable": bad_train + bad_held,
+            "silent": silent,
+        },  # fmt: skip
         "training": {k: result.get(k) for k in ("step", "epochs", "best_cc")},
         "held_out": scores,
         "settings": dataclasses.asdict(settings),

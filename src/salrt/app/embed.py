@@ -5,7 +5,8 @@ as ``salrt run``'s decoder, so every model of the registry runs with the same pr
 audio windows and clip rules. Every ``stride``-th frame the model runs on the clip of the newest
 frame, without look-ahead (low latency): a median-frame model (DiffSal, MUBiC, TAVDiff) sees the
 newest frame repeated for the frames after it, as at the end of a stream; a last-frame model
-(AVRSP, DTFSal) gets exactly the clips of ``salrt run``.
+(AVRSP, DTFSal) gets exactly the clips of ``salrt run``. A streaming model (the student) steps on
+every ``stride``-th frame with its state carried, as ``salrt run`` does.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ class Session:
         self.map_pts = 0
         self.mappers: dict[tuple[int, int, int, float], QpMapper] = {}
         self.rng = np.random.default_rng(seed)
+        # a streaming model (the student): its state, carried from map to map as salrt run does
+        b = self.pipe.backend
+        self.state = {k: np.zeros(v, np.float32) for k, v in b.state_shapes(1).items()} if b.streaming else None
 
     # -- input ---------------------------------------------------------------------------------
     def push_frame(self, data: bytes, width: int, height: int, fmt: str, pts_us: int) -> None:
@@ -71,6 +75,12 @@ class Session:
         from salrt.backends.base import to_numpy
 
         clip = self.assembler.newest_clip()
+        if self.state is not None:
+            m, state = self.pipe.backend.step(clip.video[None], clip.audio[None], self.state)
+            self.state = {k: np.asarray(to_numpy(v), np.float32) for k, v in state.items()}
+            self.map = np.asarray(to_numpy(m)[0, 0], np.float32)
+            self.map_pts = pts_us
+            return
         c = self.pipe.contract
         cond = {"text": np.zeros((1, c.text_context), np.int64)} if c.text_context else {}  # AV variant
         noise = self.rng.standard_normal((1, 1, *self.size)).astype(np.float32)

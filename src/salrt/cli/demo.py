@@ -17,8 +17,8 @@ def add_parser(sub: Any) -> None:
          "seed", "cache_dir"),  # fmt: skip
         checkpoint={"help": "weights (default: the bundled demo model)"},
         random_weights={"help": "run untrained weights instead of the demo model"},
-        config={"default": "tiny", "help": "model config preset: the demo runs the small 'tiny' preset (seconds on "
-                "a CPU); 'paper' needs real weights and minutes on a CPU"},
+        config={"default": None, "help": "model config preset (default: the bundled model's: tiny for diffsal, s for "
+                "the student; 'paper' needs real weights and minutes on a CPU)"},
         seed={"help": "seed of the clip and of the starting noise"},
     )  # fmt: skip
     p.add_argument("--seconds", type=C.POS_FLOAT, default=2.0, help="length of the synthetic clip")
@@ -52,7 +52,8 @@ def handle(args: argparse.Namespace) -> int:
     listens = res.cc_own_audio - res.cc_swapped_audio > 0.05
     C.say(
         f"with another clip's soundtrack the CC falls from {res.cc_own_audio:.3f} to {res.cc_swapped_audio:.3f} "
-        f"(every {res.stride_check}th frame): the model {'uses' if listens else 'ignores'} the sound"
+        f"({'every frame' if res.stride_check == 1 else f'every {res.stride_check}th frame'}): the model "
+        f"{'uses' if listens else 'ignores'} the sound"
     )
     C.say(f"side by side (input | predicted | ground truth): {res.comparison}; overlay: {res.overlay}")
     return 0

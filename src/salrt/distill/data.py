@@ -97,7 +97,12 @@ def cache_student_video(
             if k + 1 in fix:
                 f = read_fixations(fix[k + 1])
                 ys, xs = np.nonzero(f)
-                fx[k, 0, np.minimum(ys * size[0] // f.shape[0], size[0] - 1), np.minimum(xs * size[1] // f.shape[1], size[1] - 1)] = 1
+                fx[
+                    k,
+                    0,
+                    np.minimum(ys * size[0] // f.shape[0], size[0] - 1),
+                    np.minimum(xs * size[1] // f.shape[1], size[1] - 1),
+                ] = 1
         np.save(tmp / "truth.npy", gt)
         np.save(tmp / "fixations.npy", fx)
     meta = {"video": name, "key": key, "frames": n, "teacher_frames": int(has.sum()), "truth": truth is not None}

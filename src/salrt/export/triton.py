@@ -38,14 +38,16 @@ _CLIENT_KEYS = (
 
 
 def servable_graph(manifest: dict[str, Any]) -> str:
-    """The graph that maps a clip to its map in one call: the unrolled sampler or the predictor."""
+    """The graph that maps a clip to its map in one call: the unrolled sampler, the predictor, or a
+    streaming model's step (its state in and out as ordinary tensors: the client keeps each stream's
+    state, so the server stays stateless: any instance serves any stream, and a restart loses none)."""
     roles = manifest["graph_roles"]
-    for role in ("predictor", "sampler"):
+    for role in ("predictor", "sampler", "step"):
         g = roles.get(role)
         if g and g in manifest["graphs"]:
             return g
     raise ExportError(
-        f"this export of {manifest['model']} has no sampler or predictor graph: Triton serves the whole clip -> "
+        f"this export of {manifest['model']} has no sampler, predictor or step graph: Triton serves the whole clip -> "
         "map path as one model (export it again without --graphs)"
     )
 

@@ -136,6 +136,7 @@ class SaliencyModel(nn.Module):
     name = "model"
     kind = "direct"
     conditions: tuple[str, ...] = ()  # extra per-clip inputs beyond video and audio (e.g. "text")
+    has_paper: typing.ClassVar[bool] = True  # False: salrt's own model (no published figures to quote)
     config: Any
     # what the model's paper reports per preset, in its own convention: rows (quantity, value, unit,
     # key) with key one of paper_params / paper_macs (thop convention), params, size_mb

@@ -53,6 +53,16 @@ class StudentConfig(ConfigMixin):
     PRESETS: typing.ClassVar[dict[str, dict[str, Any]]] = {
         "m": {},
         "s": {"height": 128, "width": 224, "widths": (12, 16, 32, 64), "expand": 3, "hidden": 48, "decoder": 24},
+        # tests: the smallest that exercises every part
+        "tiny": {
+            "height": 64,
+            "width": 128,
+            "widths": (8, 8, 16, 16),
+            "expand": 2,
+            "hidden": 16,
+            "audio_dim": 8,
+            "decoder": 8,
+        },
     }
 
     def __post_init__(self) -> None:
@@ -60,7 +70,9 @@ class StudentConfig(ConfigMixin):
         if self.frames != 1:
             raise UsageError(f"StudentConfig.frames must be 1 (one frame per step), got {self.frames}")
         if self.height % 16 or self.width % 16 or self.height < 32 or self.width < 32:
-            raise UsageError(f"StudentConfig height and width must be multiples of 16 (>= 32), got {self.height}x{self.width}")
+            raise UsageError(
+                f"StudentConfig height and width must be multiples of 16 (>= 32), got {self.height}x{self.width}"
+            )
 
 
 class InvertedResidual(nn.Module):
@@ -98,7 +110,9 @@ class FrameEncoder(nn.Module):
         self.s4 = nn.Sequential(InvertedResidual(w0, w1, 2, expand), InvertedResidual(w1, w1, 1, expand))
         self.s8 = nn.Sequential(InvertedResidual(w1, w2, 2, expand), InvertedResidual(w2, w2, 1, expand))
         self.s16 = nn.Sequential(
-            InvertedResidual(w2, w3, 2, expand), InvertedResidual(w3, w3, 1, expand), InvertedResidual(w3, w3, 1, expand)
+            InvertedResidual(w2, w3, 2, expand),
+            InvertedResidual(w3, w3, 1, expand),
+            InvertedResidual(w3, w3, 1, expand),
         )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -148,13 +162,14 @@ class Student(SaliencyModel):
 
     name = "student"
     kind = "streaming"
+    has_paper = False
     state_names = ("h",)
 
     def __init__(self, config: StudentConfig | None = None) -> None:
         super().__init__()
         self.config = cfg = config or StudentConfig()
         w0, w1, w2, w3 = cfg.widths
-        self.frame_encoder = FrameEncoder(cfg.widths, cfg.expand)
+        self.video_encoder = FrameEncoder(cfg.widths, cfg.expand)
         self.audio_branch = AudioBranch(cfg.audio_dim)
         fuse = w3 + cfg.audio_dim + 2
         self.fuse = nn.Sequential(nn.Conv2d(fuse, cfg.hidden, 1), nn.ReLU(inplace=True))
@@ -185,15 +200,16 @@ class Student(SaliencyModel):
         s = audio.shape[2]
         return audio[:, :, s // 2]
 
-    def step(
-        self, video: torch.Tensor, audio: torch.Tensor, h: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def step(self, video: torch.Tensor, audio: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One frame of each stream: video (B,3,1,H,W), audio (B,1,S,h,w), h (B,C,H/16,W/16) ->
         (map (B,1,H,W) in 0..1, h_next)."""
         cfg = self.config
         self.check("video", video, cfg.video_shape)
         self.check("audio", audio, cfg.audio_shape)
-        f4, f8, f16 = self.frame_encoder(video[:, :, 0])
+        if not video.shape[0] == audio.shape[0] == h.shape[0]:
+            raise ValueError(f"batch of video {video.shape[0]}, audio {audio.shape[0]} and state {h.shape[0]} differ")
+        self.check("h", h, self.state_shapes(1)["h"][1:])
+        f4, f8, f16 = self.video_encoder(video[:, :, 0])
         a = self.audio_branch(self.audio_example(audio))
         b, _, hh, ww = f16.shape
         c16 = self.coords16.to(f16.dtype).expand(b, 2, hh, ww)
@@ -227,7 +243,7 @@ class Student(SaliencyModel):
     # -- what the engine asks of a model -------------------------------------------------------
     def parts(self) -> dict[str, nn.Module]:
         return {
-            "frame_encoder": self.frame_encoder,
+            "video_encoder": self.video_encoder,
             "audio_branch": self.audio_branch,
             "temporal": nn.ModuleList([self.fuse, self.film, self.temporal]),
             "decoder": nn.ModuleList([self.up8, self.up4, self.head]),

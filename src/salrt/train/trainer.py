@@ -225,7 +225,8 @@ class Trainer:
         train on a single value per channel, and no clip is left out)."""
         batches = [order[i : i + self.batch] for i in range(0, len(order), self.batch)]
         if len(batches) > 1 and len(batches[-1]) == 1 and self.batch > 1:
-            batches[-2] = batches[-2] + batches.pop()
+            last = batches.pop()  # (popped first: an index taken before the pop would name another batch)
+            batches[-1] = batches[-1] + last
         return batches
 
     def _loader(self, order: list[int], start: int) -> Any:
