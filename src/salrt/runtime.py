@@ -295,6 +295,17 @@ class Runtime:
                     f"{missing} more expected from its declared duration {info.duration_s:.2f} s "
                     f"(truncated or damaged file)"
                 )
+        if st.clips_short_audio > max(1, 0.01 * st.clips):  # the last clip may end a few samples short
+            self.warnings.append(
+                f"{name}: {st.clips_short_audio} of {st.clips} clips had less audio than their window (the audio "
+                "starts late, ends early, or comes more than a few seconds behind the picture in the file); "
+                "the missing part is silence"
+            )
+        if st.excerpts_cropped:
+            self.warnings.append(
+                f"{name}: {st.excerpts_cropped} clips' audio excerpts were longer than the model's buffer and were "
+                "centre-cropped (a sample rate above ~48 kHz or a frame rate below ~20 fps)"
+            )
         if st.corrupt_packets or st.read_errors:
             self.warnings.append(
                 f"{name}: skipped {st.corrupt_packets} corrupt packet(s), {st.read_errors} read "

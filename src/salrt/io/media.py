@@ -214,6 +214,7 @@ class MediaClips:
         separate = self._audio_container is not None
         streams = [s for s in (self._vs, None if separate else self._as) if s is not None]
         demux = self._container.demux(*streams)
+        unwrap = self._timestamp_unwrapper()
         while True:
             try:
                 packet = next(demux)
@@ -234,7 +235,23 @@ class MediaClips:
                 self.stats.corrupt_packets += 1
                 continue
             for frame in frames:
+                unwrap(frame)
                 yield ("v" if packet.stream is self._vs else "a"), frame
+
+    def _timestamp_unwrapper(self) -> Any:
+        """MPEG-TS/PS timestamps are 33-bit 90 kHz ticks: a slightly negative one (AAC's priming
+        frame, -1024 samples) reads as ~95443 s. Such a frame time, more than half the wrap period
+        past the container's start, is moved back by one period, so audio and video stay aligned."""
+        if self._container.format.name not in ("mpegts", "mpeg", "mpegtsraw"):
+            return lambda frame: None
+        wrap_s = 2**33 / 90000
+        start = (self._container.start_time or 0) / 1e6
+
+        def unwrap(frame: Any) -> None:
+            if frame.pts is not None and frame.time_base and float(frame.pts * frame.time_base) - start > wrap_s / 2:
+                frame.pts -= int(round(wrap_s / frame.time_base))
+
+        return unwrap
 
     @staticmethod
     def _audio_samples(frame: Any) -> np.ndarray:

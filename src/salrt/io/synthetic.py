@@ -128,6 +128,20 @@ def make_clip(
         astream = None
         if sample_rate is not None:
             astream = container.add_stream(audio_codec, rate=sample_rate, layout=_LAYOUTS[channels])
+        # the audio packets, muxed in time order with the video's as a real muxer interleaves them
+        # (muxed after the video, MKV and MPEG-TS files would carry the audio ~10 s behind it)
+        audio = (
+            _audio_packets(astream, speaker, n / fps, sample_rate, channels, width, fps) if astream is not None else []
+        )
+        pending = iter(audio)
+        nxt = next(pending, None)
+
+        def mux_audio_until(t: float | None) -> None:
+            nonlocal nxt
+            while nxt is not None and (t is None or nxt.pts is None or float(nxt.pts * nxt.time_base) <= t):
+                container.mux(nxt)
+                nxt = next(pending, None)
+
         for i in range(n):
             img = bg.copy()
             for k in range(n_objects):
@@ -136,12 +150,12 @@ def make_clip(
             frame = av.VideoFrame.from_ndarray(img.astype(np.uint8), format="rgb24")
             frame.pts = int(round(times[i] / tb))
             frame.time_base = tb
+            mux_audio_until(float(times[i]))
             for p in vs.encode(frame):
                 container.mux(p)
         for p in vs.encode(None):
             container.mux(p)
-        if astream is not None:
-            _write_audio(container, astream, speaker, times, n / fps, sample_rate, channels, width, fps)
+        mux_audio_until(None)
     finally:
         container.close()
     return SyntheticClip(
@@ -157,8 +171,11 @@ def make_clip(
     )
 
 
-def _write_audio(container, stream, speaker, times, duration, rate, channels, width, fps) -> None:
+def _audio_packets(stream, speaker, duration, rate, channels, width, fps) -> list:
+    """The encoded packets of the sounding object's tone (pitch follows its x, loudness its speed)."""
     import av
+
+    packets = []
 
     total = int(round(duration * rate))
     t = np.arange(total) / rate
@@ -181,13 +198,11 @@ def _write_audio(container, stream, speaker, times, duration, rate, channels, wi
         fr.time_base = Fraction(1, rate)
         pts += part.shape[1]
         for r_ in res.resample(fr):
-            for p in stream.encode(r_):
-                container.mux(p)
+            packets += stream.encode(r_)
     for r_ in res.resample(None):
-        for p in stream.encode(r_):
-            container.mux(p)
-    for p in stream.encode(None):
-        container.mux(p)
+        packets += stream.encode(r_)
+    packets += stream.encode(None)
+    return packets
 
 
 def make_dataset(
