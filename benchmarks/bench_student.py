@@ -125,7 +125,7 @@ def end_to_end(student_dir: Path, tmp: Path, seconds: float) -> dict:
     wall = time.perf_counter() - t
     stats = json.loads((tmp / "run" / "run_stats.json").read_text())
     return {
-        "input": "1920x1080 30 fps H.264 + AAC, %g s (%d frames)" % (seconds, clip.n_frames),
+        "input": f"1920x1080 30 fps H.264 + AAC, {seconds:g} s ({clip.n_frames} frames)",
         "command": "salrt run hd.mp4 --model student --checkpoint STUDENT --outputs npz",
         "frames_out": stats["frames_out"][0],
         "fps_in_run": stats["fps_out"],
