@@ -54,6 +54,23 @@ def test_kld_definition() -> None:
     assert M.kld(g, g) == pytest.approx(0.0, abs=1e-9)
 
 
+def test_kld_reference_values() -> None:
+    """Values fixed outside the formula: a closed form (uniform prediction, one-pixel truth: log 4),
+    the order of the arguments (KL(truth || prediction), the MIT benchmark's), and scipy's own
+    relative entropy where no value is near zero (eps is then negligible)."""
+    from scipy.stats import entropy
+
+    uniform, point = np.ones((2, 2)), np.array([[1.0, 0.0], [0.0, 0.0]])
+    assert M.kld(uniform, point) == pytest.approx(np.log(4.0), rel=1e-12)  # 1 * log(1 / 0.25)
+    # reversed: three pixels of truth 0.25 where the prediction is 0, bounded by eps (MIT's eps = 2^-52)
+    closed = 0.75 * np.log(M.EPS + 0.25 / M.EPS) + 0.25 * np.log(M.EPS + 0.25 / (1 + M.EPS))
+    assert M.kld(point, uniform) == pytest.approx(closed, rel=1e-12) and closed == pytest.approx(25.64645, abs=1e-5)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        p, g = rng.random((6, 7)) + 0.1, rng.random((6, 7)) + 0.1
+        assert M.kld(p, g) == pytest.approx(entropy(g.ravel(), p.ravel()), rel=1e-9)
+
+
 def test_degenerate_inputs_give_nan() -> None:
     p, g, f, o = _case(0)
     empty = np.zeros_like(f)
