@@ -157,7 +157,7 @@ def test_cli_run_with_onnxruntime_backend(tmp_path: Path) -> None:
 
 
 def test_sigint_finalises_outputs(tmp_path: Path) -> None:
-    clip = make_clip(tmp_path / "long.mp4", seed=9, seconds=6.0, **SMALL)
+    clip = make_clip(tmp_path / "long.mp4", seed=9, seconds=40.0, ground_truth=False, **SMALL)  # never done in time
     out = tmp_path / "o"
     p = subprocess.Popen(
         [
@@ -181,18 +181,18 @@ def test_sigint_finalises_outputs(tmp_path: Path) -> None:
         text=True,
     )
     deadline = time.time() + 120
-    while time.time() < deadline and not (out / "long_overlay.mp4").exists():
-        time.sleep(0.2)
-    time.sleep(2.0)
+    npy = out / "long_maps.npy"
+    while time.time() < deadline and not (npy.exists() and npy.stat().st_size > 128 + 10 * 64 * 128):
+        time.sleep(0.1)  # ten maps written: the run is under way
     p.send_signal(signal.SIGINT)
     rc = p.wait(timeout=120)
-    assert rc in (0, 130), p.stderr.read()
+    assert rc == 130, p.stderr.read()
     maps = np.load(out / "long_maps.npy")
     with av.open(str(out / "long_overlay.mp4")) as c:
         n_video = sum(1 for _ in c.decode(video=0))
-    assert 0 < maps.shape[0] and n_video == maps.shape[0]
+    assert 10 <= maps.shape[0] < clip.n_frames and n_video == maps.shape[0]
     stats = json.loads((out / "run_stats.json").read_text())
-    assert stats["interrupted"] == (rc == 130)
+    assert stats["interrupted"]
 
 
 def test_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

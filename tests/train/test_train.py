@@ -279,6 +279,17 @@ def test_distributed_data_parallel_on_cpu(dataset: Path, tmp_path: Path) -> None
     per_rank = -(-n_train // 2)  # each rank takes half of the clips (padded to equal halves)
     assert st["step"] == per_rank // 2 and st["epoch"] == 1  # two per step (a lone last clip joins the batch before)
     assert (out / "best" / "model.safetensors").is_file()
+    # every rank's weights, hashed at the end and gathered: identical, and those rank 0 wrote
+    ranks = json.loads((out / "ranks.json").read_text())
+    assert ranks["world"] == 2 and len(set(ranks["digests"])) == 1
+    written = salrt.load_model("avrsp", checkpoint=out / "last")
+    import hashlib
+
+    h = hashlib.sha256()
+    for k, v in written.named_parameters():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    assert h.hexdigest() == ranks["digests"][0]
 
 
 def test_a_last_single_clip_joins_the_batch_before_it() -> None:

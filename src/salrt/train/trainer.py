@@ -295,10 +295,40 @@ class Trainer:
                 running, t_log, clips_log = {}, time.perf_counter(), 0
             self._end_epoch()
         bar.close()
+        agree = self._ranks_agree()
         last_good = self.save_state()
         self._save_model("last")
         self._barrier()
-        return {"epochs": self.epoch, "step": self.step, "best_cc": self.best, "output": str(self.out)}
+        return {"epochs": self.epoch, "step": self.step, "best_cc": self.best, "output": str(self.out),
+                "ranks_agree": agree}  # fmt: skip
+
+    def weights_digest(self) -> str:
+        """sha256 of every parameter's bytes, in order. (Buffers such as batch-norm running
+        statistics are rank 0's: DDP broadcasts them at each forward, and each rank's last forward
+        updates its own copy from its own batch.)"""
+        import hashlib
+
+        h = hashlib.sha256()
+        for k, v in self.model.named_parameters():
+            h.update(k.encode())
+            h.update(v.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()
+
+    def _ranks_agree(self) -> bool | None:
+        """Under DDP, whether every rank ended with bit-identical parameters (else TrainingError: the
+        ranks diverged and the checkpoint rank 0 writes is not what the others trained); None alone."""
+        if self.world == 1:
+            return None
+        import torch.distributed as dist
+
+        digests: list[Any] = [None] * self.world
+        dist.all_gather_object(digests, self.weights_digest())
+        if len(set(digests)) != 1:
+            raise TrainingError(f"the {self.world} ranks ended with different weights: {digests}")
+        self.say(f"weights identical on all {self.world} ranks (sha256 {digests[0][:16]})")
+        if self.rank == 0:
+            (self.out / "ranks.json").write_text(json.dumps({"world": self.world, "digests": digests}))
+        return True
 
     def _optimizer_step(self) -> None:
         if self.clip:
