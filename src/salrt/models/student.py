@@ -122,18 +122,26 @@ class FrameEncoder(nn.Module):
 
 
 class AudioBranch(nn.Module):
-    """The frame's log-mel example (B,1,h,w) -> an embedding (B,D): three strided convs, mean pool."""
+    """The frame's log-mel example (B,1,T,F) (time rows, mel columns) -> an embedding (B,D): three
+    strided convs, a mean over time only, then a linear layer over (channels x frequency). Pooling
+    the frequency axis too would make the embedding blind to pitch (a tone looks the same to a conv
+    at any frequency), and pitch is where a sound's source often shows."""
 
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, bands: int) -> None:
         super().__init__()
         self.net = nn.Sequential(
             nn.Conv2d(1, 16, 3, 2, 1), nn.ReLU(inplace=True),
             nn.Conv2d(16, 32, 3, 2, 1), nn.ReLU(inplace=True),
             nn.Conv2d(32, dim, 3, 2, 1), nn.ReLU(inplace=True),
         )  # fmt: skip
+        f = bands
+        for _ in range(3):
+            f = (f - 1) // 2 + 1  # each stride-2 conv (kernel 3, padding 1)
+        self.proj = nn.Sequential(nn.Linear(dim * f, dim), nn.ReLU(inplace=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).mean(dim=(2, 3))
+        y = self.net(x).mean(dim=2)  # (B, D, F'): over time only
+        return self.proj(y.flatten(1))
 
 
 class ConvGRU(nn.Module):
@@ -170,7 +178,7 @@ class Student(SaliencyModel):
         self.config = cfg = config or StudentConfig()
         w0, w1, w2, w3 = cfg.widths
         self.video_encoder = FrameEncoder(cfg.widths, cfg.expand)
-        self.audio_branch = AudioBranch(cfg.audio_dim)
+        self.audio_branch = AudioBranch(cfg.audio_dim, cfg.audio_width)
         fuse = w3 + cfg.audio_dim + 2
         self.fuse = nn.Sequential(nn.Conv2d(fuse, cfg.hidden, 1), nn.ReLU(inplace=True))
         self.film = nn.Linear(cfg.audio_dim, 2 * cfg.hidden)
