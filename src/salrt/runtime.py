@@ -488,7 +488,10 @@ class Runtime:
                             m = (1 - w) * prev[2] + w * sal
                         self._emit(i, sinks, idx, ts, rgb, m)
                 except Exception as exc:
-                    self.errors.append(f"{self.sources[i]}: output failed: {type(exc).__name__}: {exc}")
+                    where = getattr(exc, "filename", None)  # the output file the error is about, when it says
+                    self.errors.append(
+                        f"{self.sources[i]}: output {where + ' ' if where else ''}failed: {type(exc).__name__}: {exc}"
+                    )
                     failed = True
                     self.stop.set()
                     continue

@@ -70,3 +70,16 @@ def test_a_file_named_like_a_pattern_is_a_file(clip, tmp_path: Path) -> None:
     import numpy as np
 
     assert np.load(next(out.glob("*_maps.npy"))).shape[0] == clip.n_frames
+
+
+def test_encode_output_paths(clip, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A missing folder is made (as salrt run -o does), with no false warning about the audio; a
+    folder or a name FFmpeg has no container for is refused before the model loads."""
+    common = ["--model", "student", "--config", "tiny", "--random-weights", "--quiet"]
+    deep = tmp_path / "new" / "dir" / "out.mp4"
+    assert main(["encode", str(clip.path), "-o", str(deep), *common]) == 0
+    assert deep.is_file() and "audio" not in capsys.readouterr().err
+    (tmp_path / "folder").mkdir()
+    _one_line_exit(["encode", str(clip.path), "-o", str(tmp_path / "folder"), *common], 2, "a folder", capsys)
+    _one_line_exit(["encode", str(clip.path), "-o", str(tmp_path / "noext"), *common], 2, "knows no container", capsys)
+    assert not list(tmp_path.glob(".*probe*"))

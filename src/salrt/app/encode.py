@@ -64,6 +64,31 @@ def refuse_overwriting_input(source: str | Path, output: str | Path) -> None:
         raise UsageError(f"{output}: the output is the input {source}; write the encode to another file")
 
 
+def check_output_path(output: str | Path) -> None:
+    """Make the output's folder (as ``salrt run -o`` does), or one clear error naming the output
+    before anything opens: a folder that cannot be made, or an output that is a folder."""
+    out = Path(output)
+    if out.is_dir():
+        raise UsageError(f"{output}: a folder; give the encode's file name (e.g. {out / 'roi.mp4'})")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SalrtError(f"{output}: cannot make its folder {out.parent} ({exc.strerror or exc})") from None
+    if not os.access(out.parent, os.W_OK):
+        raise SalrtError(f"{output}: its folder {out.parent} is not writable")
+    import av
+
+    probe_path = out.with_name(f".{out.stem}.salrt-probe{out.suffix}")
+    try:  # FFmpeg chooses the container by the name: ask it now, not after the model has loaded
+        av.open(str(probe_path), "w").close()
+    except (av.FFmpegError, ValueError):
+        raise UsageError(
+            f"{output}: FFmpeg knows no container for the name {out.name!r}: end it in .mp4, .mkv, .mov or .ts"
+        ) from None
+    finally:
+        probe_path.unlink(missing_ok=True)
+
+
 def read_maps(path: str) -> np.ndarray:
     """Per-frame maps (N, H, W) in 0..1 from an ``.npy``/``.npz`` (uint8 maps scaled by 1/255)."""
     try:
@@ -93,6 +118,7 @@ def encode(
     if not Path(source).is_file():
         raise SalrtError(f"{source}: no such file")
     refuse_overwriting_input(source, output)
+    check_output_path(output)
     kw = settings.encoder_options()
     if spec is None:
         encode_with_maps(source, output, maps, **kw)

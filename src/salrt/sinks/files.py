@@ -13,6 +13,7 @@ final name is always complete; the JSON sidecar is rewritten every few seconds.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -119,6 +120,9 @@ def write_png(path: Path, gray: np.ndarray) -> None:
 # audio codecs FFmpeg's MP4 muxer takes by stream copy (others, e.g. PCM from AVI or WAV, are re-encoded to AAC)
 _MP4_AUDIO = {"aac", "mp3", "mp2", "opus", "flac", "alac", "ac3", "eac3"}
 
+
+# errors about the output file itself (not about an audio stream the container refuses)
+_FILE_ERRNOS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, errno.EISDIR, errno.ENOTDIR}
 
 FRAGMENT_US = 250_000  # the overlay's fragment length (what a hard kill can lose, plus one frame)
 
@@ -283,8 +287,13 @@ class VideoFileSink:
                 self.container.start_encoding()
                 break
             except av.FFmpegError as exc:
-                if not with_audio or self.audio.stream is None:
-                    raise
+                if (
+                    not with_audio
+                    or self.audio.stream is None
+                    or isinstance(exc, OSError)
+                    and exc.errno in _FILE_ERRNOS
+                ):
+                    raise  # the file itself cannot be written: not the audio's fault
                 log.warning(
                     "%s: the source's audio cannot be written (%s); %s has no audio track",
                     self.source,
