@@ -179,7 +179,10 @@ class Student(SaliencyModel):
         w0, w1, w2, w3 = cfg.widths
         self.video_encoder = FrameEncoder(cfg.widths, cfg.expand)
         self.audio_branch = AudioBranch(cfg.audio_dim, cfg.audio_width)
-        fuse = w3 + cfg.audio_dim + 2
+        h16, w16 = cfg.height // 16, cfg.width // 16
+        # where the sound points: an audio-conditioned map over the 1/16 grid (a learned prior)
+        self.where = nn.Linear(cfg.audio_dim, h16 * w16)
+        fuse = w3 + cfg.audio_dim + 2 + 1
         self.fuse = nn.Sequential(nn.Conv2d(fuse, cfg.hidden, 1), nn.ReLU(inplace=True))
         self.film = nn.Linear(cfg.audio_dim, 2 * cfg.hidden)
         self.temporal = ConvGRU(cfg.hidden, cfg.hidden)
@@ -221,7 +224,8 @@ class Student(SaliencyModel):
         a = self.audio_branch(self.audio_example(audio))
         b, _, hh, ww = f16.shape
         c16 = self.coords16.to(f16.dtype).expand(b, 2, hh, ww)
-        x = self.fuse(torch.cat([f16, a[:, :, None, None].expand(b, a.shape[1], hh, ww), c16], 1))
+        where = torch.softmax(self.where(a), dim=1).view(b, 1, hh, ww) * (hh * ww)  # mean 1
+        x = self.fuse(torch.cat([f16, a[:, :, None, None].expand(b, a.shape[1], hh, ww), c16, where], 1))
         scale, shift = self.film(a).chunk(2, 1)
         x = x * (1 + scale[:, :, None, None]) + shift[:, :, None, None]
         h_next = self.temporal(x, h)
@@ -253,7 +257,7 @@ class Student(SaliencyModel):
         return {
             "video_encoder": self.video_encoder,
             "audio_branch": self.audio_branch,
-            "temporal": nn.ModuleList([self.fuse, self.film, self.temporal]),
+            "temporal": nn.ModuleList([self.where, self.fuse, self.film, self.temporal]),
             "decoder": nn.ModuleList([self.up8, self.up4, self.head]),
         }
 
