@@ -61,9 +61,29 @@ class Sink(Protocol):
 SinkFactory = Callable[[int, Any], list[Sink]]  # (input index, media info) -> that input's sinks
 
 
+# file names are at most 255 bytes; the longest name made from a stem adds ~20 (".<stem>_maps.partial.npy",
+# "<stem>-12_overlay.mp4", temporary names), so a stem keeps 220 bytes
+MAX_STEM_BYTES = 220
+
+
+def fit_stem(stem: str) -> str:
+    """``stem`` as is when its outputs' names fit the file system's 255 bytes; else cut (at a
+    character boundary) and marked with a short hash of the whole stem, so two long names that
+    share their start stay distinct."""
+    import hashlib
+
+    raw = stem.encode("utf-8", "surrogateescape")
+    if len(raw) <= MAX_STEM_BYTES:
+        return stem
+    tag = "~" + hashlib.sha1(raw).hexdigest()[:8]
+    cut = raw[: MAX_STEM_BYTES - len(tag)].decode("utf-8", "ignore")
+    return cut + tag
+
+
 def output_stems(sources: Sequence[str | Source]) -> list[str]:
     """A distinct file-name stem per input: the file's stem, ``stdin`` for ``-``, ``stream<i>`` for
-    URLs; repeated stems (same name in different folders) get ``-2``, ``-3``, ..."""
+    URLs; repeated stems (same name in different folders) get ``-2``, ``-3``, ...; a stem too long
+    for its outputs' names is shortened (:func:`fit_stem`)."""
     stems: list[str] = []
     seen: dict[str, int] = {}
     for i, src in enumerate(map(Source.of, sources)):
@@ -73,6 +93,7 @@ def output_stems(sources: Sequence[str | Source]) -> list[str]:
             stem = f"stream{i}"
         else:
             stem = SEQUENCE.sub("", Path(src.path).stem).strip("_-.") or f"input{i}"
+        stem = fit_stem(stem)
         n = seen.get(stem, 0) + 1
         seen[stem] = n
         stems.append(stem if n == 1 else f"{stem}-{n}")
