@@ -129,15 +129,18 @@ class AudioBranch(nn.Module):
 
     def __init__(self, dim: int, bands: int) -> None:
         super().__init__()
+        # log-mel values sit around log(0.01) = -4.6 in silence: normalised first (batch norm), and
+        # every conv batch-normed, so no ReLU starts (or ends up) dead and the embedding keeps a signal
         self.net = nn.Sequential(
-            nn.Conv2d(1, 16, 3, 2, 1), nn.ReLU(inplace=True),
-            nn.Conv2d(16, 32, 3, 2, 1), nn.ReLU(inplace=True),
-            nn.Conv2d(32, dim, 3, 2, 1), nn.ReLU(inplace=True),
+            nn.BatchNorm2d(1),
+            nn.Conv2d(1, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU(inplace=True),
+            nn.Conv2d(16, 32, 3, 2, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU(inplace=True),
+            nn.Conv2d(32, dim, 3, 2, 1, bias=False), nn.BatchNorm2d(dim), nn.ReLU(inplace=True),
         )  # fmt: skip
         f = bands
         for _ in range(3):
             f = (f - 1) // 2 + 1  # each stride-2 conv (kernel 3, padding 1)
-        self.proj = nn.Sequential(nn.Linear(dim * f, dim), nn.ReLU(inplace=True))
+        self.proj = nn.Linear(dim * f, dim)  # linear: the embedding may be negative
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.net(x).mean(dim=2)  # (B, D, F'): over time only
