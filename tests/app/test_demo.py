@@ -19,6 +19,29 @@ from salrt.io import make_clip
 pytestmark = pytest.mark.skipif(bundled_export() is None, reason="no bundled demo model in this checkout")
 
 
+def test_bundled_student_export_is_its_weights() -> None:
+    """The bundled student's step graph gives its weights' maps, frame after frame with the state."""
+    import torch
+
+    import salrt
+    from salrt.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from salrt.backends.torch_backend import TorchBackend
+
+    if bundled_export("student") is None:
+        pytest.skip("no bundled student in this checkout")
+    model = salrt.load_model("student", checkpoint=str(bundled_checkpoint("student"))).eval()
+    ort, tb = OnnxRuntimeBackend(str(bundled_export("student"))), TorchBackend(model)
+    c = model.config
+    g = torch.Generator().manual_seed(0)
+    st_o = {k: np.zeros(s, np.float32) for k, s in ort.state_shapes(2).items()}
+    st_t = {k: torch.zeros(s) for k, s in tb.state_shapes(2).items()}
+    for _ in range(3):
+        v, a = torch.randn(2, 3, 1, c.height, c.width, generator=g), torch.randn(2, *c.audio_shape, generator=g)
+        mo, st_o = ort.step(v.numpy(), a.numpy(), st_o)
+        mt, st_t = tb.step(v, a, st_t)
+        assert np.abs(mo - mt.numpy()).max() < 1e-4
+
+
 def test_bundled_export_is_the_bundled_weights() -> None:
     """A stale export (weights retrained, graphs not remade) would make the torch-free demo show
     another model: the graphs must give the weights' own maps."""
@@ -48,11 +71,18 @@ def _number(text: str, before: str) -> float:
     return float(m.group(1))
 
 
-def test_demo_without_torch_prints_what_its_maps_measure(tmp_path: Path) -> None:
-    """salrt demo in a process where torch cannot be imported (a plain ``pip install salrt``): exit
-    0, and the CCs it prints are those of the maps it wrote against the clip's ground truth."""
+@pytest.mark.parametrize("model", ["diffsal", "student"])
+def test_demo_without_torch_prints_what_its_maps_measure(model: str, tmp_path: Path) -> None:
+    """salrt demo (and demo --model student) in a process where torch cannot be imported (a plain
+    ``pip install salrt``): exit 0, and the CCs it prints are those of the maps it wrote against the
+    clip's ground truth; the trained models find the sounding object and need its sound."""
+    if bundled_export(model) is None:
+        pytest.skip(f"no bundled {model} in this checkout")
     out = tmp_path / "d"
-    code = BLOCK_TORCH + f"from salrt.cli import main; sys.exit(main(['demo', '-o', {str(out)!r}, '--seconds', '0.8']))"
+    code = BLOCK_TORCH + (
+        f"from salrt.cli import main; sys.exit(main(['demo', '--model', {model!r}, '-o', {str(out)!r}, "
+        "'--seconds', '0.8']))"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     text = r.stdout + r.stderr
