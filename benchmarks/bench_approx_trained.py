@@ -55,7 +55,9 @@ def main() -> None:
         int8.mkdir()
         for f in exp.iterdir():
             if f.suffix == ".onnx":
-                quantize_dynamic(str(f), str(int8 / f.name), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
+                quantize_dynamic(
+                    str(f), str(int8 / f.name), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"]
+                )
             else:
                 (int8 / f.name).write_bytes(f.read_bytes())
         bf16_ok = cpu_precision_problem("bf16") is None
@@ -68,15 +70,22 @@ def main() -> None:
         if bf16_ok:
             paths["OpenVINO bf16, 4 steps"] = (OpenVinoBackend(str(exp), precision="bf16"), 4)
             paths["OpenVINO bf16, 2 steps"] = (OpenVinoBackend(str(exp), precision="bf16"), 2)
-        rows: dict[str, dict[str, list[float]]] = {k: {"cc_vs_exact": [], "cc_vs_truth": [], "max_abs": []} for k in paths}
+        rows: dict[str, dict[str, list[float]]] = {
+            k: {"cc_vs_exact": [], "cc_vs_truth": [], "max_abs": []} for k in paths
+        }
         formats = ((22050, 1), (44100, 2))
         for k in range(args.clips):
-            c = make_clip(tmp / f"h{k}.mp4", seed=args.seed + k, sample_rate=formats[k % 2][0], channels=formats[k % 2][1])
+            c = make_clip(
+                tmp / f"h{k}.mp4", seed=args.seed + k, sample_rate=formats[k % 2][0], channels=formats[k % 2][1]
+            )
             clips = list(open_media(str(c.path), stride=4, **contract.media_options()))
             v = np.stack([x.video for x in clips])
             a = np.stack([x.audio for x in clips])
             noise = np.random.default_rng(k).standard_normal((len(clips), 1, *contract.size)).astype(np.float32)
-            maps = {name: np.asarray(b.sample(v, a, steps=s, noise=noise), np.float32)[:, 0] for name, (b, s) in paths.items()}
+            maps = {
+                name: np.asarray(b.sample(v, a, steps=s, noise=noise), np.float32)[:, 0]
+                for name, (b, s) in paths.items()
+            }
             exact = maps["exact (OpenVINO fp32, 4 steps)"]
             for name, m in maps.items():
                 for j, x in enumerate(clips):
@@ -91,10 +100,12 @@ def main() -> None:
         "clips": args.clips,
         "bf16_available": bf16_ok,
         "paths": {
-            name: {"cc_vs_exact": round(float(np.mean(r["cc_vs_exact"])), 5),
-                   "min_cc_vs_exact": round(float(np.min(r["cc_vs_exact"])), 5),
-                   "cc_vs_truth": round(float(np.mean(r["cc_vs_truth"])), 4),
-                   "max_abs_vs_exact": float(f"{max(r['max_abs']):.2e}")}  # fmt: skip
+            name: {
+                "cc_vs_exact": round(float(np.mean(r["cc_vs_exact"])), 5),
+                "min_cc_vs_exact": round(float(np.min(r["cc_vs_exact"])), 5),
+                "cc_vs_truth": round(float(np.mean(r["cc_vs_truth"])), 4),
+                "max_abs_vs_exact": float(f"{max(r['max_abs']):.2e}"),
+            }  # fmt: skip
             for name, r in rows.items()
         },
         "seconds": round(time.perf_counter() - t0, 1),

@@ -19,6 +19,22 @@ from salrt.io import make_clip
 pytestmark = pytest.mark.skipif(bundled_export() is None, reason="no bundled demo model in this checkout")
 
 
+def test_bundled_models_have_the_presets_bundled_json_names() -> None:
+    import json
+
+    from salrt.app.demo import bundled_config
+    from salrt.models import MODELS
+
+    for model in ("diffsal", "student"):
+        folder = bundled_checkpoint(model)
+        if folder is None:
+            continue
+        have = json.loads((folder / "config.json").read_text())
+        assert have["model"] == model
+        cfg_cls = MODELS[model][1]
+        assert cfg_cls.from_dict(have["config"]) == cfg_cls.preset(bundled_config(model))
+
+
 def test_bundled_student_export_is_its_weights() -> None:
     """The bundled student's step graph gives its weights' maps, frame after frame with the state."""
     import torch

@@ -109,38 +109,32 @@ def comparison_video(
     return output
 
 
+def _bundled() -> dict[str, Any]:
+    """``demo_model/bundled.json``: model -> its folder and config preset (read without torch)."""
+    import json
+
+    try:
+        data = json.loads((Path(__file__).parent.parent / "demo_model" / "bundled.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def bundled_checkpoint(model: str = "diffsal") -> Path | None:
     """The demo model of ``model`` shipped in the package, or None: the tiny DiffSal trained by
     ``salrt train`` on the synthetic sounding-object task (``demo_model/``), and the real-time
-    student distilled from it (``demo_model/student/``); ``demo_model/TRAINING.md`` says how.
-    Found by the ``model`` each folder's ``config.json`` names."""
-    import json
-
-    root = Path(__file__).parent.parent / "demo_model"
-    for folder in (root, *sorted(p for p in root.iterdir() if p.is_dir())) if root.is_dir() else ():
-        try:
-            meta = json.loads((folder / "config.json").read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(meta, dict) and meta.get("model") == model and (folder / "model.safetensors").is_file():
-            return folder
-    return None
+    student distilled from it (``demo_model/student/``); ``demo_model/TRAINING.md`` says how."""
+    entry = _bundled().get(model)
+    if not isinstance(entry, dict):
+        return None
+    folder = (Path(__file__).parent.parent / "demo_model" / str(entry.get("folder", ""))).resolve()
+    return folder if (folder / "model.safetensors").is_file() else None
 
 
 def bundled_config(model: str = "diffsal") -> str | None:
-    """The config preset whose sizes the bundled ``model`` has (what ``--config`` must say), or None."""
-    import json
-
-    from salrt.models import MODELS
-
-    folder = bundled_checkpoint(model)
-    if folder is None or model not in MODELS:
-        return None
-    have = json.loads((folder / "config.json").read_text())["config"]
-    cfg_cls = MODELS[model][1]
-    return next(
-        (n for n in cfg_cls.preset_names() if cfg_cls.preset(n).to_dict() == cfg_cls.from_dict(have).to_dict()), None
-    )
+    """The config preset of the bundled ``model`` (what ``--config`` must say), or None."""
+    entry = _bundled().get(model)
+    return str(entry["config"]) if isinstance(entry, dict) and "config" in entry and bundled_checkpoint(model) else None
 
 
 def bundled_export(model: str = "diffsal") -> Path | None:
