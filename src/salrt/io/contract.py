@@ -28,6 +28,7 @@ class InputContract:
     audio_rate: int = A.WAVEFORM_RATE
     text_context: int | None = None  # caption token ids per clip (TAVDiff)
     start: str = "repeat"  # early clips: repeat the first frame, or AVRSP's reversed window
+    resize: str = "reference"  # the reference's Pillow transforms (exact), or "fast": FFmpeg's scaler, one pass
 
     def media_options(self) -> dict[str, Any]:
         """Keyword arguments of :func:`salrt.io.open_media`."""
@@ -40,6 +41,7 @@ class InputContract:
             "audio_samples": self.audio_samples,
             "audio_rate": self.audio_rate,
             "start": self.start,
+            "resize": self.resize,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -59,6 +61,7 @@ class InputContract:
             audio_rate=getattr(c, "audio_rate", A.WAVEFORM_RATE),
             text_context=c.text.context if hasattr(c, "text") else None,
             start=c.start,
+            resize=getattr(c, "resize", "reference"),
         )
 
     @classmethod

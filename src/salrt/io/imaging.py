@@ -101,8 +101,16 @@ def normalise(chw: np.ndarray) -> np.ndarray:
 
 
 def fast_frame(rgb: np.ndarray, size: tuple[int, int] = (224, 384)) -> np.ndarray:
-    """Direct bilinear (antialiased) resize to ``size`` in one step: not the reference's transform."""
-    return normalise(pil_resize(rgb, size, "bilinear").transpose(2, 0, 1))
+    """Direct area-averaging resize to ``size`` in one step by FFmpeg's scaler (a 1080p frame in
+    ~1 ms, against ~40 ms for a numpy antialiased pass): not the reference's transform."""
+    import av
+
+    h, w = size
+    if rgb.shape[:2] != (h, w):
+        rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(
+            width=w, height=h, interpolation="AREA"
+        ).to_ndarray()
+    return normalise(rgb.transpose(2, 0, 1))
 
 
 # ----------------------------------------------------------------------------- torch path

@@ -36,6 +36,7 @@ class ConfigMixin:
     audio_format = "logmel"  # or "waveform"
     target = "centre"  # the frame each clip's map belongs to: "centre" (median) or "last"
     start = "repeat"  # early clips repeat the first frame ("reverse": AVRSP's reversed window)
+    resize = "reference"  # frames resized as the reference code does (exact); "fast": FFmpeg's scaler
 
     def __post_init__(self) -> None:
         for name, allowed in self.READINGS.items():

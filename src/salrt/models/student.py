@@ -49,6 +49,7 @@ class StudentConfig(ConfigMixin):
     decoder: int = 32
 
     target = "last"  # the map belongs to the newest frame: causal
+    resize = "fast"  # no reference to match: FFmpeg scales each decoded frame straight to the input size
 
     PRESETS: typing.ClassVar[dict[str, dict[str, Any]]] = {
         "m": {},
