@@ -107,9 +107,11 @@ def fast_frame(rgb: np.ndarray, size: tuple[int, int] = (224, 384)) -> np.ndarra
 
     h, w = size
     if rgb.shape[:2] != (h, w):
-        rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(
-            width=w, height=h, interpolation="AREA"
-        ).to_ndarray()
+        rgb = (
+            av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            .reformat(width=w, height=h, interpolation="AREA")
+            .to_ndarray()
+        )
     return normalise(rgb.transpose(2, 0, 1))
 
 
