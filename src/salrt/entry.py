@@ -1,12 +1,32 @@
 """The ``salrt`` console script: the CLI, with a Ctrl-C during start-up (imports, argument parsing)
-ending as one later does: one line and exit 130, never a traceback."""
+ending as one later does: one line and exit 130, never a traceback.
+
+During start-up nothing has been written yet, and a KeyboardInterrupt raised inside a native
+extension's import (pybind11 modules: onnxruntime, torch) aborts the process (``terminate called
+after throwing ... KeyboardInterrupt``, exit -6). So until the CLI has parsed its arguments, SIGINT
+ends the process at once; the CLI then restores Python's own handler (:func:`started`).
+"""
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
 
+def _start_up_interrupt(signum: int, frame: object) -> None:
+    os.write(2, b"salrt: error: interrupted\n")
+    os._exit(130)
+
+
+def started() -> None:
+    """Start-up is over: Ctrl-C raises KeyboardInterrupt again (runs finalise their outputs)."""
+    if signal.getsignal(signal.SIGINT) is _start_up_interrupt:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main() -> int:
+    signal.signal(signal.SIGINT, _start_up_interrupt)
     try:
         from salrt.cli import main as cli_main
 

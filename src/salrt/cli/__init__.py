@@ -60,6 +60,9 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         with cli_logging(args.console, getattr(args, "quiet", False)):
             try:
+                from salrt.entry import started
+
+                started()  # arguments parsed: Ctrl-C is a KeyboardInterrupt from here on
                 return int(args.func(args))
             except UsageError as exc:
                 error(message(exc))
