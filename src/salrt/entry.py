@@ -9,24 +9,13 @@ ends the process at once; the CLI then restores Python's own handler (:func:`sta
 
 from __future__ import annotations
 
-import os
-import signal
 import sys
 
-
-def _start_up_interrupt(signum: int, frame: object) -> None:
-    os.write(2, b"salrt: error: interrupted\n")
-    os._exit(130)
-
-
-def started() -> None:
-    """Start-up is over: Ctrl-C raises KeyboardInterrupt again (runs finalise their outputs)."""
-    if signal.getsignal(signal.SIGINT) is _start_up_interrupt:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+from salrt.startup import begin
 
 
 def main() -> int:
-    signal.signal(signal.SIGINT, _start_up_interrupt)
+    begin()
     try:
         from salrt.cli import main as cli_main
 

@@ -26,10 +26,12 @@ from typing import Any
 import numpy as np
 
 from salrt.backends.base import to_numpy
+from salrt.budget import ByteBudget
 from salrt.errors import MediaError, RemoteError, SalrtError, UsageError
-from salrt.io import open_media
+from salrt.io.clips import shifted as _shifted
 from salrt.io.contract import InputContract
-from salrt.io.sources import Source, expected_frames, is_stream
+from salrt.io.sources import Source, expected_frames, is_stream, open_source
+from salrt.stepping import StreamStates, waves
 
 __all__ = ["RunOptions", "RunStats", "Runtime", "Source", "expected_frames", "is_stream", "open_source", "stream"]
 
@@ -63,26 +65,6 @@ class RunOptions:
                 raise UsageError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.queue_clips < 1:
             raise UsageError(f"queue_clips must be >= 1, got {self.queue_clips}")
-
-
-class _ByteBudget:
-    """Bytes of kept source frames in flight; ``acquire`` waits while over budget (one item is
-    always let through, so a frame larger than the budget cannot deadlock)."""
-
-    def __init__(self, limit: int, stop: threading.Event) -> None:
-        self.limit, self.used, self.stop = limit, 0, stop
-        self.cond = threading.Condition()
-
-    def acquire(self, n: int) -> None:
-        with self.cond:
-            while self.used and self.used + n > self.limit and not self.stop.is_set():
-                self.cond.wait(0.1)
-            self.used += n
-
-    def release(self, n: int) -> None:
-        with self.cond:
-            self.used -= n
-            self.cond.notify_all()
 
 
 @dataclasses.dataclass
@@ -177,7 +159,7 @@ class Runtime:
         self.stats_path = Path(stats_path) if stats_path is not None else None
         self.stop = threading.Event()
         self.interrupted = False  # set by SIGINT/SIGTERM (a stop after a failure is not an interruption)
-        self.budget = _ByteBudget(int(options.frame_budget_mb * 2**20), self.stop)
+        self.budget = ByteBudget(int(options.frame_budget_mb * 2**20), self.stop)
         self.clips: queue.Queue[Any] = queue.Queue(maxsize=options.queue_clips)
         self.outs = [queue.Queue(maxsize=options.queue_clips * 2) for _ in self.sources]
         self.errors: list[str] = []
@@ -193,10 +175,9 @@ class Runtime:
         self.gaps: list[list[float]] = [[] for _ in self.sources]  # seconds without data before each reconnect
         self.infos: list[Any] = [None] * len(self.sources)
         self.stats = {"decode": _StageStats(), "model": _StageStats(), "write": _StageStats()}
-        # a streaming model's state per input and the frame it follows (owned by the model thread)
+        # a streaming model's state per input (owned by the model thread)
         self.streaming = bool(getattr(backend, "streaming", False))
-        self.states: dict[int, tuple[int, dict[str, Any]]] = {}
-        self.state_resets = [0] * len(self.sources)
+        self.states = StreamStates(backend.state_shapes(1) if self.streaming else {}, options.stride, len(self.sources))
         self._t0 = time.perf_counter()
         self._cpu0 = time.process_time()
 
@@ -295,7 +276,9 @@ class Runtime:
                     f"{missing} more expected from its declared duration {info.duration_s:.2f} s "
                     f"(truncated or damaged file)"
                 )
-        if st.clips_short_audio > max(1, 0.01 * st.clips):  # the last clip may end a few samples short
+        # the clips at the end reach past the last frame (a centred window: half a clip), so they may
+        # lack a few samples of audio: that much is expected and not said
+        if st.clips_short_audio > self.opt.contract.clip_len + 0.01 * st.clips:
             self.warnings.append(
                 f"{name}: {st.clips_short_audio} of {st.clips} clips had less audio than their window (the audio "
                 "starts late, ends early, or comes more than a few seconds behind the picture in the file); "
@@ -361,7 +344,7 @@ class Runtime:
                 eof += 1
                 self._flush(pending, rng)
                 pending = []
-                self.states.pop(item[1], None)  # an ended input's state is freed
+                self.states.end(item[1])  # an ended input's state is freed
                 self.outs[item[1]].put(_END)
                 continue
             if item is not None and self.failed[item.source]:  # its input failed: nothing more is sampled
@@ -427,29 +410,12 @@ class Runtime:
             self.outs[j.source].put((j, np.asarray(m[0], np.float32)))
 
     def _steps(self, jobs: list[_Job]) -> None:
-        """A streaming model: waves of at most one frame per input (an input's frames depend on each
-        other, in order; different inputs share a call), each with its input's state. A frame that
-        does not follow the previous one by the stride (clips dropped, a reconnect) starts from the
-        start state again: context from before a gap would describe another moment."""
-        waiting = list(jobs)
-        while waiting:
-            wave: list[_Job] = []
-            later: list[_Job] = []
-            for j in waiting:
-                (later if any(w.source == j.source for w in wave) else wave).append(j)
-            waiting = later
+        """A streaming model: waves of at most one frame per input, each with its input's state
+        (:mod:`salrt.stepping`)."""
+        for wave in waves(jobs):
             t = time.perf_counter()
             self.stats["model"].depth(self.clips.qsize())
-            zeros = {k: np.zeros(s, np.float32) for k, s in self.backend.state_shapes(1).items()}
-            parts = []
-            for j in wave:
-                prev = self.states.get(j.source)
-                if prev is not None and j.clip.target_index - prev[0] == self.opt.stride:
-                    parts.append(prev[1])
-                else:
-                    self.state_resets[j.source] += prev is not None
-                    parts.append(zeros)
-            state = {k: np.concatenate([p[k] for p in parts]) for k in zeros}
+            state = self.states.batch([(j.source, j.clip.target_index) for j in wave])
             video = np.stack([j.clip.video for j in wave])
             audio = np.stack([j.clip.audio for j in wave])
             maps, nxt = self.backend.step(video, audio, state)
@@ -458,7 +424,7 @@ class Runtime:
             self.stats["model"].busy_s += time.perf_counter() - t
             self.stats["model"].count += len(wave)
             for r, j in enumerate(wave):
-                self.states[j.source] = (j.clip.target_index, {k: v[r : r + 1].copy() for k, v in nxt.items()})
+                self.states.after(j.source, j.clip.target_index, {k: v[r : r + 1] for k, v in nxt.items()})
                 self.outs[j.source].put((j, np.asarray(maps[r, 0], np.float32)))
 
     def _write(self, i: int) -> None:
@@ -581,7 +547,7 @@ class Runtime:
             stream_gaps_s=[list(g) for g in self.gaps],
             warnings=list(self.warnings),
             errors=list(self.errors),
-            state_resets=list(self.state_resets),
+            state_resets=list(self.states.resets),
         )
 
     def _save_stats(self, stats: RunStats) -> None:
@@ -606,30 +572,6 @@ class Runtime:
                     self.clips.get_nowait()
                 except queue.Empty:
                     break
-
-
-def open_source(spec: Source, options: RunOptions, keep_frames: bool) -> Any:
-    """The media of one input as the runtime decodes it (clips in the options' contract)."""
-    return open_media(
-        spec.path,
-        stride=options.stride,
-        keep_frames=keep_frames,
-        timeout=options.timeout_s if spec.is_stream else None,
-        **spec.open_kwargs(),
-        **options.contract.media_options(),
-    )
-
-
-def _shifted(clip: Any, frames: int, seconds: float) -> Any:
-    """``clip`` with its frame indices and times moved on by ``frames`` / ``seconds``."""
-    return dataclasses.replace(
-        clip,
-        target_index=clip.target_index + frames,
-        target_time=clip.target_time + seconds,
-        frame_indices=tuple(k + frames for k in clip.frame_indices),
-        timestamps=tuple(t + seconds for t in clip.timestamps),
-        new_frames=tuple((k + frames, t + seconds, rgb) for k, t, rgb in clip.new_frames),
-    )
 
 
 def stream(

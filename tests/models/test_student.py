@@ -118,7 +118,7 @@ def test_a_gap_resets_the_state() -> None:
 
     rt._steps([job(0, 0), job(0, 1), job(1, 0), job(0, 2)])
     rt._steps([job(0, 5), job(1, 1)])
-    assert rt.state_resets == [1, 0]
+    assert rt.states.resets == [1, 0]
     outs = [rt.outs[0].get_nowait()[1] for _ in range(4)]
     assert np.array_equal(outs[0], outs[3])  # after the gap: the start state again, same frame
     assert not np.array_equal(outs[0], outs[1])

@@ -60,7 +60,7 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         with cli_logging(args.console, getattr(args, "quiet", False)):
             try:
-                from salrt.entry import started
+                from salrt.startup import started
 
                 started()  # arguments parsed: Ctrl-C is a KeyboardInterrupt from here on
                 return int(args.func(args))

@@ -375,3 +375,16 @@ class ClipAssembler:
                 s = torch.from_numpy(s).to(self.device)
             self._silent = s
         return self._silent
+
+
+def shifted(clip: Clip, frames: int, seconds: float) -> Clip:
+    """``clip`` with its frame indices and times moved on by ``frames`` / ``seconds`` (a live
+    stream that reconnected goes on from its present)."""
+    return dataclasses.replace(
+        clip,
+        target_index=clip.target_index + frames,
+        target_time=clip.target_time + seconds,
+        frame_indices=tuple(k + frames for k in clip.frame_indices),
+        timestamps=tuple(t + seconds for t in clip.timestamps),
+        new_frames=tuple((k + frames, t + seconds, rgb) for k, t, rgb in clip.new_frames),
+    )

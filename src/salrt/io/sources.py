@@ -79,3 +79,18 @@ def expected_frames(sources: Sequence[str | Source]) -> int | None:
             return None
         total += n
     return total
+
+
+def open_source(spec: Source, options: Any, keep_frames: bool) -> Any:
+    """The media of one input as the runtime decodes it (``options``: a
+    :class:`salrt.runtime.RunOptions`; clips in its contract)."""
+    from salrt.io.media import open_media
+
+    return open_media(
+        spec.path,
+        stride=options.stride,
+        keep_frames=keep_frames,
+        timeout=options.timeout_s if spec.is_stream else None,
+        **spec.open_kwargs(),
+        **options.contract.media_options(),
+    )

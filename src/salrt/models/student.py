@@ -305,8 +305,8 @@ class Student(SaliencyModel):
 
     def validation_maps(self, batch: dict[str, Any], steps: int, generator: torch.Generator) -> torch.Tensor:
         """Every frame of the batch's sequences, unrolled from the start state: (B*L,1,H,W)."""
-        maps = self.sequence(batch["video"], batch["audio"])
-        return maps.flatten(0, 1)
+        b = as_sequences(batch)
+        return self.sequence(b["video"], b["audio"]).flatten(0, 1)
 
 
 class StepGraph(nn.Module):
@@ -320,12 +320,24 @@ class StepGraph(nn.Module):
         return self.model.step(video, audio, h)
 
 
+def as_sequences(batch: dict[str, Any]) -> dict[str, Any]:
+    """A batch of single-frame clips (``salrt train``'s: audio (B,1,S,h,w), maps (B,1,H,W)) as
+    sequences of length 1; a batch of sequences as it is."""
+    if batch["audio"].dim() == 6:
+        return batch
+    out = dict(batch)
+    for k in ("audio", "map", "fixations"):
+        out[k] = batch[k][:, None]
+    return out
+
+
 def distillation_loss(model: Student, batch: dict[str, Any], gen: torch.Generator) -> dict[str, torch.Tensor]:
     """Sequences: video (B,3,L,H,W), audio (B,L,1,S,h,w), ``map`` (B,L,1,H,W) the teacher's maps
     (or a mix with ground truth), ``fixations`` (B,L,1,H,W). KL - 0.5 CC per frame, and - 0.1 NSS
     when every frame has fixations."""
     from salrt.models.recipe import saliency_terms
 
+    batch = as_sequences(batch)
     pred = model.sequence(batch["video"], batch["audio"]).flatten(0, 1)
     flat = {"map": batch["map"].flatten(0, 1), "fixations": batch["fixations"].flatten(0, 1)}
     if "has" in batch:  # only frames with a teacher map (a teacher stride > 1 leaves gaps)
