@@ -177,13 +177,7 @@ def map_ccs(
     video = np.stack([c.video for c in clips[:n]])
     audio = np.stack([c.audio for c in audio_of[:n]])
     if getattr(backend, "streaming", False):  # one frame at a time, its state carried (clips in order)
-        state = {k: np.zeros(s, np.float32) for k, s in backend.state_shapes(1).items()}
-        out = []
-        for k in range(n):
-            m, state = backend.step(video[k : k + 1], audio[k : k + 1], state)
-            state = {name: np.asarray(to_numpy(v), np.float32) for name, v in state.items()}
-            out.append(np.asarray(to_numpy(m), np.float32)[0, 0])
-        maps = np.stack(out)
+        maps = backend.step_through(video, audio)
     else:
         noise = np.random.default_rng(seed).standard_normal((n, 1, *video.shape[-2:])).astype(np.float32)
         cond = {"text": np.zeros((n, contract.text_context), np.int64)} if contract.text_context else {}

@@ -167,17 +167,9 @@ def _scores(pred: np.ndarray, ref: np.ndarray) -> dict[str, float]:
 def stream_maps(model: Any, video: np.ndarray, audio: np.ndarray) -> np.ndarray:
     """The student's maps of one video's frames in order, from its start state: video (N,3,H,W),
     audio (N,1,S,h,w) -> (N,H,W)."""
-    import torch
+    from salrt.backends.torch_backend import TorchBackend
 
-    h = model.init_state(1)["h"]
-    out = []
-    with torch.no_grad():
-        for k in range(video.shape[0]):
-            v = torch.from_numpy(np.asarray(video[k : k + 1], np.float32))[:, :, None]
-            a = torch.from_numpy(np.asarray(audio[k : k + 1], np.float32))
-            m, h = model.step(v, a, h)
-            out.append(m[0, 0].numpy())
-    return np.stack(out)
+    return TorchBackend(model).step_through(np.asarray(video, np.float32)[:, :, None], np.asarray(audio, np.float32))
 
 
 def report(model: Any, folders: list[Path], teacher_videos: dict[str, Any], truth: bool) -> dict[str, Any]:
@@ -295,13 +287,12 @@ def distill(
     out.mkdir(parents=True, exist_ok=True)
     teacher = pipeline.prepare(teacher)
     cache = TeacherMaps(out / "teacher_maps", teacher, settings.teacher_stride)
-    silent: list[str] = []
     with show(f"the teacher ({teacher.model}, {teacher.backend}) maps {len(everything)} videos"):
         pipe = pipeline.build(teacher)
         t_videos = cache.make(
             [(it.name, it.source) for it in everything], pipe, batch=settings.teacher_batch,
             progress=lambda name, k, n: log(f"teacher: {name} ({k + 1}/{n})"),
-            warn=lambda text: (silent.append(text.split(":")[0]), warn(text)),
+            warn=warn,
         )  # fmt: skip
         pipe.backend.close()
     by_name = {t.name: t for t in t_videos}

@@ -121,6 +121,19 @@ class Backend:
         -> (maps (B,1,H,W), the next state). Streaming models only."""
         raise UsageError(f"backend {self.name} runs no streaming model")
 
+    def step_through(self, video: Any, audio: Any) -> Any:
+        """One stream's maps, frame after frame from the start state: video (N,3,1,H,W), audio
+        (N,1,S,h,w) -> maps (N,H,W) float32 numpy."""
+        import numpy as np
+
+        state = {k: np.zeros(s, np.float32) for k, s in self.state_shapes(1).items()}
+        out = []
+        for k in range(len(video)):
+            m, state = self.step(video[k : k + 1], audio[k : k + 1], state)
+            state = {name: np.asarray(to_numpy(v), np.float32) for name, v in state.items()}
+            out.append(np.asarray(to_numpy(m), np.float32)[0, 0])
+        return np.stack(out)
+
     def close(self) -> None:
         """Free what the backend holds (device memory, sessions); idempotent."""
 

@@ -19,18 +19,6 @@ from salrt.errors import SalrtError
 FORMAT = 1
 
 
-def _resize(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """(N,h,w) maps in 0..1 -> (N,H,W) float32 (Pillow bilinear on float images)."""
-    from PIL import Image
-
-    h, w = size
-    if maps.shape[1:] == (h, w):
-        return maps.astype(np.float32)
-    return np.stack(
-        [np.asarray(Image.fromarray(m.astype(np.float32), mode="F").resize((w, h), Image.BILINEAR)) for m in maps]
-    ).astype(np.float32)
-
-
 def cache_student_video(
     name: str,
     source: Any,
@@ -45,6 +33,7 @@ def cache_student_video(
     ``has`` marks the frames with a teacher map (a teacher stride > 1 leaves gaps)."""
     from salrt.evaluation import read_fixations, read_map
     from salrt.io import open_media
+    from salrt.train.data import _pool_fixations, _resize_map  # salrt train's own: both caches agree
 
     meta_path = folder / "meta.json"
     key = json.dumps([FORMAT, contract.to_dict(), str(teacher_maps.stat().st_mtime_ns), truth is not None])
@@ -75,7 +64,7 @@ def cache_student_video(
     else:  # a map every few frames: placed by its time from the first frame's
         t = np.asarray(t_times, np.float64)
         idx = np.round((t - t[0]) * float(media.info.fps)).astype(int) if len(t) else np.zeros(0, int)
-    resized = _resize(t_maps, size)
+    resized = [_resize_map(m, size) for m in t_maps]
     for k, m in zip(idx, resized):
         if 0 <= k < n:
             teacher[k, 0], has[k] = m, True
@@ -93,16 +82,9 @@ def cache_student_video(
         for k in range(n):
             if k + 1 in maps:
                 g = read_map(maps[k + 1])
-                gt[k, 0] = _resize((g.astype(np.float32) / (255.0 if g.dtype == np.uint8 else 1.0))[None], size)[0]
+                gt[k, 0] = _resize_map(g.astype(np.float32) / (255.0 if g.dtype == np.uint8 else 1.0), size)
             if k + 1 in fix:
-                f = read_fixations(fix[k + 1])
-                ys, xs = np.nonzero(f)
-                fx[
-                    k,
-                    0,
-                    np.minimum(ys * size[0] // f.shape[0], size[0] - 1),
-                    np.minimum(xs * size[1] // f.shape[1], size[1] - 1),
-                ] = 1
+                fx[k, 0] = _pool_fixations(read_fixations(fix[k + 1]), size)
         np.save(tmp / "truth.npy", gt)
         np.save(tmp / "fixations.npy", fx)
     meta = {"video": name, "key": key, "frames": n, "teacher_frames": int(has.sum()), "truth": truth is not None}
