@@ -93,6 +93,8 @@ _EXTRAS = {
     "resampy": "reference-audio",
     "regex": "text",
     "cuda": "tensorrt",
+    "bjontegaard": "rd",
+    "imageio_ffmpeg": "rd",
     "pycuda": "tensorrt-pycuda",
     "ftfy": "text",
 }

@@ -9,10 +9,11 @@ resized to the frame):
     o_t      = smoothing * o_{t-1} + (1 - smoothing) * o_b temporal smoothing (EMA)
 
 ``floor`` (default +4) caps how much coarser any block may get, so nothing is starved.
-Block sizes: H.264 macroblocks 16, HEVC quantisation groups 16 (or CTUs 32/64), AV1
-superblocks 64. Also writes the offsets in the forms encoders take: x264's per-macroblock
-``quant_offsets`` float array and FFmpeg regions of interest (``qoffset`` in [-1, 1], which
-libx264/libx265 scale by 25 QP).
+The smoothing restarts at a scene cut (:class:`SceneCuts`): a new shot never carries the previous
+shot's offsets. Block sizes and offset scales per encoder: :mod:`salrt.encoders`. Also writes the
+offsets in the forms encoders take: x264's per-macroblock ``quant_offsets`` float array, FFmpeg
+regions of interest (``qoffset`` in [-1, 1], which FFmpeg's wrappers scale by the encoder's
+``qp_range``: 51 QP for libx264/libx265) and NVENC's ``qpDeltaMap`` (int8 per block).
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ import numpy as np
 from salrt.errors import SalrtError, UsageError, require
 
 BLOCKS = {"h264": 16, "hevc": 16, "hevc-ctu": 64, "av1": 64}
-FFMPEG_ROI_QP_RANGE = 25.0  # libx264/libx265 multiply the ROI qoffset by this many QP
+# NVENC's qpDeltaMap grid (NVENC SDK, NV_ENC_PIC_PARAMS.qpDeltaMap): one signed byte per H.264
+# macroblock, per HEVC CTB (NVENC's default 32x32) or per AV1 superblock (64x64), raster order
+NVENC_BLOCKS = {"h264": 16, "hevc": 32, "av1": 64}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,8 +77,14 @@ class QpMapper:
         self.hw, self.block, self.cfg = frame_hw, block, config or RoiConfig()
         self.prev: np.ndarray | None = None
 
-    def __call__(self, sal: np.ndarray) -> np.ndarray:
-        """(rows, cols) float32 QP offsets for the next frame."""
+    def reset(self) -> None:
+        """Forget the smoothing state (a scene cut: the next frame starts afresh)."""
+        self.prev = None
+
+    def __call__(self, sal: np.ndarray, cut: bool = False) -> np.ndarray:
+        """(rows, cols) float32 QP offsets for the next frame; ``cut``: it starts a new shot."""
+        if cut:
+            self.reset()
         c = self.cfg
         s = block_saliency(sal, self.hw, self.block, c.dilation)
         z = (s - s.mean()) / (s.std() + 1e-6)
@@ -93,12 +102,46 @@ def x264_quant_offsets(offsets: np.ndarray) -> bytes:
     return np.ascontiguousarray(offsets, np.float32).tobytes()
 
 
+class SceneCuts:
+    """Scene-cut detector over consecutive frames' luma: a cut where the 32-bin luma histograms
+    differ by more than ``threshold`` in L1 distance (0..2) or the 1/16-size thumbnails by more than
+    ``mad`` grey levels on average. The first frame is no cut."""
+
+    def __init__(self, threshold: float = 0.6, mad: float = 40.0) -> None:
+        self.threshold, self.mad = threshold, mad
+        self.prev: tuple[np.ndarray, np.ndarray] | None = None
+
+    def __call__(self, luma: np.ndarray) -> bool:
+        """``luma`` (H, W) uint8 or float: whether this frame starts a new shot."""
+        y = np.asarray(luma, np.float32)
+        hist = np.histogram(y, bins=32, range=(0, 256))[0] / max(y.size, 1)
+        h, w = y.shape
+        bh, bw = max(1, h // 16), max(1, w // 16)
+        thumb = y[: h // bh * bh, : w // bw * bw].reshape(h // bh, bh, w // bw, bw).mean(axis=(1, 3))
+        prev, self.prev = self.prev, (hist, thumb)
+        if prev is None or prev[1].shape != thumb.shape:
+            return False
+        return bool(np.abs(hist - prev[0]).sum() > self.threshold or np.abs(thumb - prev[1]).mean() > self.mad)
+
+
+def nvenc_qp_delta_map(offsets: np.ndarray) -> bytes:
+    """NVENC's ``qpDeltaMap`` (with ``NV_ENC_RC_PARAMS.qpMapMode = NV_ENC_QP_MAP_DELTA``): one int8
+    per block of :data:`NVENC_BLOCKS`, raster order, rounded and clipped to the SDK's -51..51."""
+    return np.clip(np.rint(offsets), -51, 51).astype(np.int8).tobytes()
+
+
 def ffmpeg_regions(
-    offsets: np.ndarray, block: int, frame_hw: tuple[int, int], levels: int = 9, min_abs: float = 0.5
+    offsets: np.ndarray,
+    block: int,
+    frame_hw: tuple[int, int],
+    qp_range: float,
+    levels: int = 9,
+    min_abs: float = 0.5,
 ) -> list[dict[str, Any]]:
     """FFmpeg regions of interest: offsets quantised to ``levels`` values, equal neighbours in a row
-    merged into one rectangle; ``qoffset`` = offset / 25 as FFmpeg's ROI side data expects.
-    Blocks with |offset| < ``min_abs`` get no region."""
+    merged into one rectangle; ``qoffset`` = offset / ``qp_range`` (the encoder wrapper's scale, see
+    :mod:`salrt.encoders`), as FFmpeg's ROI side data expects. Blocks with |offset| < ``min_abs``
+    get no region."""
     h, w = frame_hw
     lim = max(float(np.abs(offsets).max()), 1e-6)
     step = 2 * lim / (levels - 1)
@@ -117,7 +160,7 @@ def ffmpeg_regions(
                         "bottom": min((r + 1) * block, h),
                         "left": c0 * block,
                         "right": min((c1 + 1) * block, w),
-                        "qoffset": float(np.clip(q[r, c0] / FFMPEG_ROI_QP_RANGE, -1, 1)),
+                        "qoffset": float(np.clip(q[r, c0] / qp_range, -1, 1)),
                     }
                 )
             c0 = c1 + 1

@@ -46,10 +46,10 @@ def test_mapping_properties() -> None:
 def test_encoder_formats() -> None:
     off = np.array([[-4.0, -4.0, 0.0, 2.0], [0.1, -2.0, -2.0, 2.0]], np.float32)
     assert np.frombuffer(x264_quant_offsets(off), np.float32).tolist() == off.ravel().tolist()
-    regions = ffmpeg_regions(off, 16, (32, 64), levels=9, min_abs=0.5)
+    regions = ffmpeg_regions(off, 16, (32, 64), 51.0, levels=9, min_abs=0.5)
     first = regions[0]
     assert (first["top"], first["bottom"], first["left"], first["right"]) == (0, 16, 0, 32)
-    assert first["qoffset"] == pytest.approx(-4 / 25)
+    assert first["qoffset"] == pytest.approx(-4 / 51)  # FFmpeg's libx264/libx265: qoffset 1 = 51 QP
     assert all(-1 <= r["qoffset"] <= 1 for r in regions)
     assert not any(r["top"] == 16 and r["left"] == 0 for r in regions)  # |0.1| < min_abs: no region
 

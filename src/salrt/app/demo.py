@@ -24,10 +24,10 @@ _BAR_W = 56
 def centre_bias(shape: tuple[int, int], sigma: float = 0.25) -> np.ndarray:
     """A content-free centre-bias map (H, W) in 0..1: a Gaussian of ``sigma`` times the frame
     size around the centre, the usual chance-level reference for saliency scores."""
-    h, w = shape
-    y = (np.arange(h) - (h - 1) / 2) / (sigma * h)
-    x = (np.arange(w) - (w - 1) / 2) / (sigma * w)
-    return np.exp(-0.5 * (y[:, None] ** 2 + x[None, :] ** 2))
+    from salrt.rd.baselines import centre_bias as prior
+
+    m = prior(shape, sigma)
+    return m / m.max()
 
 
 def _heat(m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -159,6 +159,30 @@ def _bundled_graphs(spec: RunSpec) -> RunSpec:
     return spec.replace(checkpoint=None, export_dir=str(export))
 
 
+def bundled_spec(spec: RunSpec) -> tuple[RunSpec, str]:
+    """``spec`` with the bundled demo model (its preset, weights and ONNX graphs) where it names
+    no weights (no checkpoint, no random weights), else random weights for a model without one;
+    and a description of the weights."""
+    if spec.config is None:  # the bundled model's own preset, else the small one
+        spec = spec.replace(config=bundled_config(spec.model) or "tiny")
+    if spec.checkpoint is None and not spec.random_weights:
+        bundled = bundled_checkpoint(spec.model)
+        preset = bundled_config(spec.model)
+        if bundled is not None and spec.config != preset:
+            raise UsageError(
+                f"the bundled {spec.model} demo model has the {preset!r} config: use config {preset}, or pass a checkpoint"
+            )
+        spec = spec.replace(checkpoint=None if bundled is None else str(bundled), random_weights=bundled is None)
+    weights = (
+        "random weights"
+        if spec.checkpoint is None
+        else (
+            "the bundled demo model" if spec.checkpoint == str(bundled_checkpoint(spec.model)) else str(spec.checkpoint)
+        )
+    )
+    return _bundled_graphs(spec), weights
+
+
 def _decoded(contract: Any, path: Path, stride: int) -> list[Any]:
     from salrt.io import open_media
 
@@ -271,24 +295,7 @@ def demo(
     show = status or (lambda text: contextlib.nullcontext())
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
-    if spec.config is None:  # the bundled model's own preset, else the small one
-        spec = spec.replace(config=bundled_config(spec.model) or "tiny")
-    if spec.checkpoint is None and not spec.random_weights:
-        bundled = bundled_checkpoint(spec.model)
-        preset = bundled_config(spec.model)
-        if bundled is not None and spec.config != preset:
-            raise UsageError(
-                f"the bundled {spec.model} demo model has the {preset!r} config: use config {preset}, or pass a checkpoint"
-            )
-        spec = spec.replace(checkpoint=None if bundled is None else str(bundled), random_weights=bundled is None)
-    weights = (
-        "random weights"
-        if spec.checkpoint is None
-        else (
-            "the bundled demo model" if spec.checkpoint == str(bundled_checkpoint(spec.model)) else str(spec.checkpoint)
-        )
-    )
-    spec = _bundled_graphs(spec)
+    spec, weights = bundled_spec(spec)
     clip = make_clip(out / "demo_input.mp4", seed=spec.seed, seconds=seconds)
     if notes:
         notes(f"wrote a synthetic clip with a sounding object: {clip.path} ({clip.n_frames} frames)")

@@ -14,15 +14,16 @@ import numpy as np
 
 from salrt.errors import SalrtError, UsageError
 from salrt.roi import RoiConfig
-from salrt.sinks.roi import CODECS, CRF_RANGE, DEFAULT_ROI, ROI_CODECS, RoiEncoderSink
+from salrt.encoders import encoder, refusal
+from salrt.sinks.roi import DEFAULT_ROI, RoiEncoderSink
 from salrt.spec import RunSpec
 
 
 @dataclasses.dataclass(frozen=True)
 class EncodeSettings:
-    """The encoder and its ROI: ``codec`` (:data:`salrt.sinks.roi.CODECS`), ``crf`` or ``bitrate``
-    (bits/s; CRF 28 when neither), ``roi`` (None: a plain encode, same settings otherwise); for a
-    model run: ``stride`` and ``batch``."""
+    """The encoder and its ROI: ``codec`` (:data:`salrt.encoders.ENCODERS`), ``crf`` or ``bitrate``
+    (bits/s; CRF 28 when neither), ``roi`` (None: a plain encode, same settings otherwise;
+    ``DEFAULT_ROI``: the encoder's own default mapping); for a model run: ``stride`` and ``batch``."""
 
     codec: str = "libx264"
     crf: float | None = None
@@ -32,18 +33,12 @@ class EncodeSettings:
     batch: int = 1
 
     def __post_init__(self) -> None:
-        if self.codec not in CODECS:
-            raise UsageError(f"unsupported codec {self.codec!r}: {', '.join(CODECS)}")
+        enc = encoder(self.codec)
         if self.crf is not None and self.bitrate is not None:
             raise UsageError("give a CRF or a bitrate, not both")
-        low, high = CRF_RANGE[self.codec]
-        if self.crf is not None and not low <= self.crf <= high:
-            raise UsageError(f"{self.codec} takes a CRF from {low:g} to {high:g}, got {self.crf:g}")
-        if self.roi is not None and self.codec not in ROI_CODECS:
-            raise UsageError(
-                f"{self.codec}: FFmpeg's wrapper ignores regions of interest; ROI encoding works with "
-                f"{', '.join(ROI_CODECS)} (a plain {self.codec} encode: no ROI)"
-            )
+        enc.rate_options(self.crf)  # the encoder's CRF range
+        if self.roi is not None and enc.roi is None:
+            raise UsageError(refusal(self.codec) + f" (a plain {self.codec} encode: no ROI)")
 
     def encoder_options(self) -> dict[str, Any]:
         crf = 28.0 if self.crf is None and self.bitrate is None else self.crf

@@ -15,11 +15,11 @@ import sys
 from collections.abc import Sequence
 
 from salrt import __version__
-from salrt.cli import bench, demo, distill, encode, evaluate, export, info, run, serve, train
+from salrt.cli import bench, demo, distill, encode, evaluate, export, info, rd, run, serve, train
 from salrt.cli.common import Parser, error, flag_of
 from salrt.errors import SalrtError, UsageError, one_line
 
-SUBCOMMANDS = (info, evaluate, train, distill, export, serve, run, demo, bench, encode)
+SUBCOMMANDS = (info, evaluate, train, distill, export, serve, run, demo, bench, encode, rd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -264,6 +264,16 @@ def output_arg(p: argparse.ArgumentParser, default: str | None, what: str) -> No
     p.add_argument("--out", dest="output", help=argparse.SUPPRESS)  # the older spelling
 
 
+def roi_args(p: argparse.ArgumentParser) -> None:
+    """The ROI mapping's flags (salrt encode, salrt rd); unset ones keep the encoder's default."""
+    g = p.add_argument_group("ROI mapping (defaults: the encoder's, see docs/encode.md)")
+    g.add_argument("--roi-strength", type=NONNEG_FLOAT, help="offset per standard deviation of saliency")
+    g.add_argument("--max-offset", type=POS_FLOAT, help="largest quantiser decrease, in the encoder's steps")
+    g.add_argument("--floor", type=NONNEG_FLOAT, help="largest quantiser increase (nothing is starved)")
+    g.add_argument("--smoothing", type=float, help="temporal EMA of the offsets (0..1), restarted at scene cuts")
+    g.add_argument("--dilation", type=NONNEG_INT, help="pixels of dilation of the saliency map")
+
+
 def quiet_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-q",

@@ -13,16 +13,10 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("encode", help="encode a video with saliency-driven quantisation (ROI)")
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="the video file to encode (several with --ray)")
     C.output_arg(p, None, "output video file (with --ray: a folder or URL for <input>.mp4 files)")
-    p.add_argument("--codec", default="libx264", help="libx264, libx265 or libsvtav1")
+    p.add_argument("--codec", default="libx264", help="libx264, libx265, libvpx-vp9 (ROI) or libsvtav1 (no ROI)")
     p.add_argument("--crf", type=C.NONNEG_FLOAT, help="constant quality (28 unless --bitrate)")
     p.add_argument("--bitrate", type=C.bitrate, help="target bit rate instead of --crf: 2M, 800k, 2000000")
-    p.add_argument(
-        "--roi-strength", type=C.NONNEG_FLOAT, default=3.0, help="QP offset per standard deviation of saliency"
-    )
-    p.add_argument("--max-offset", type=C.POS_FLOAT, default=8.0, help="largest QP decrease")
-    p.add_argument("--floor", type=C.NONNEG_FLOAT, default=4.0, help="largest QP increase (nothing is starved)")
-    p.add_argument("--smoothing", type=float, default=0.5, help="temporal EMA of the offsets (0..1)")
-    p.add_argument("--dilation", type=C.NONNEG_INT, default=0, help="pixels of dilation of the saliency map")
+    C.roi_args(p)
     p.add_argument("--no-roi", action="store_true", help="plain encode with the same settings (no model, no maps)")
     p.add_argument("--maps", help="use these maps (.npy/.npz, N x H x W, one per frame) instead of running a model")
     C.add_spec_args(
@@ -58,16 +52,16 @@ def handle(args: argparse.Namespace) -> int:
     from salrt.app import encode as app
     from salrt.errors import SalrtError, UsageError
     from salrt.io.sources import expected_frames
-    from salrt.roi import RoiConfig
+    from salrt.encoders import roi_config
 
     C.gather_inputs(args)
     if args.ray is None and len(args.inputs) != 1:
         raise UsageError("salrt encode takes one input (several with --ray, into the -o folder)")
     if args.no_roi and args.maps:
         raise UsageError("--no-roi encodes without maps: drop --maps")
-    roi = None if args.no_roi else RoiConfig(
-        strength=args.roi_strength, max_offset=args.max_offset, floor=args.floor, smoothing=args.smoothing,
-        dilation=args.dilation,
+    roi = None if args.no_roi else roi_config(
+        args.codec, strength=args.roi_strength, max_offset=args.max_offset, floor=args.floor,
+        smoothing=args.smoothing, dilation=args.dilation,
     )  # fmt: skip
     settings = app.EncodeSettings(
         codec=args.codec, crf=args.crf, bitrate=args.bitrate, roi=roi, stride=args.stride, batch=args.batch
@@ -102,6 +96,6 @@ def handle(args: argparse.Namespace) -> int:
         if stats["interrupted"]:
             C.warn(f"interrupted: {args.output} holds the frames encoded so far")
             return 130
-    strength = "no ROI" if roi is None else f"ROI strength {args.roi_strength}"
+    strength = "no ROI" if roi is None else f"ROI strength {roi.strength:g}"
     C.say(f"wrote {args.output} ({Path(args.output).stat().st_size} bytes, {args.codec}, {strength})")
     return 0

@@ -146,7 +146,7 @@ class AudioPassthrough:
         import av
 
         if not self.source or self.source == "-" or not Path(self.source).is_file():
-            if self.quiet:
+            if self.quiet or self.source is None:  # None: a video-only output asked for, nothing lost
                 return
             log.warning(
                 "%s: the overlay has no audio track (audio is copied from files only, not from streams or stdin)",

@@ -2,7 +2,8 @@
 
 Mechanism: for every frame the QP offsets of :mod:`salrt.roi` become FFmpeg regions of interest
 (``AV_FRAME_DATA_REGIONS_OF_INTEREST`` side data, attached by ``addroi`` filters in a per-frame
-filter graph), which FFmpeg's libx264 and libx265 wrappers turn into per-block quantiser offsets.
+filter graph), which FFmpeg's libx264, libx265 and libvpx-vp9 wrappers turn into per-block
+quantiser offsets (each encoder's grid and scale: :mod:`salrt.encoders`).
 :func:`salrt.app.encode.block_qps` reads the QP of every block back from the encoded stream (the
 decoder's ``venc_params`` export) so the effect can be checked, not assumed.
 """
@@ -14,22 +15,21 @@ from typing import Any
 
 import numpy as np
 
+from salrt.encoders import ENCODERS, encoder, refusal, roi_encoders
 from salrt.errors import SalrtError
-from salrt.roi import BLOCKS, QpMapper, RoiConfig, addroi_filter_args, ffmpeg_regions
+from salrt.roi import QpMapper, RoiConfig, SceneCuts, addroi_filter_args, ffmpeg_regions
 from salrt.sinks.files import VideoFileSink, even_frame
 
-CODECS = {"libx264": "h264", "libx265": "hevc", "libsvtav1": "av1"}
-DEFAULT_ROI = RoiConfig()
-# Measured: FFmpeg's libsvtav1 wrapper ignores ROI side data (ROI and plain outputs are identical).
-ROI_CODECS = ("libx264", "libx265")
-# each encoder's CRF scale (x264 and x265: 0-51; SVT-AV1: 0-63), from the encoders' documentation
-CRF_RANGE = {"libx264": (0.0, 51.0), "libx265": (0.0, 51.0), "libsvtav1": (0.0, 63.0)}
+DEFAULT_ROI = RoiConfig()  # "the encoder's default" (salrt.encoders); a given RoiConfig replaces it
 
 
 class RoiEncoderSink(VideoFileSink):
     """A runtime sink encoding the source frames with per-frame ROI offsets from the maps.
 
-    ``roi=None`` encodes without ROI (the plain reference encode, same settings otherwise).
+    ``roi=None`` encodes without ROI (the plain reference encode, same settings otherwise);
+    ``roi=DEFAULT_ROI`` takes the encoder's own default mapping. ``options`` go over the
+    encoder's plain-encode options (:mod:`salrt.encoders`). The offsets' smoothing restarts at
+    every scene cut (``cuts`` counts them).
     """
 
     def __init__(
@@ -46,44 +46,42 @@ class RoiEncoderSink(VideoFileSink):
     ) -> None:
         import av
 
-        if codec not in CODECS:
-            raise SalrtError(f"unsupported codec {codec!r}: {', '.join(CODECS)}")
+        if codec not in ENCODERS:
+            raise SalrtError(f"unsupported codec {codec!r}: {', '.join(ENCODERS)}")
         try:
             av.codec.Codec(codec, "w")
         except Exception:
             raise SalrtError(f"this FFmpeg build has no {codec} encoder") from None
         if (crf is None) == (bitrate is None):
             raise SalrtError("give exactly one of crf or bitrate")
-        if roi is not None and codec not in ROI_CODECS:
-            raise SalrtError(
-                f"{codec}: FFmpeg's wrapper ignores regions of interest; ROI encoding works with "
-                f"{', '.join(ROI_CODECS)} (use --no-roi for a plain {codec} encode)"
-            )
+        self.encoder = encoder(codec)
+        if roi is not None and self.encoder.roi is None:
+            raise SalrtError(refusal(codec) + f" (a plain {codec} encode: no ROI)")
         super().__init__(path, fps, source)
-        self.codec, self.crf, self.bitrate, self.roi, self.preset = codec, crf, bitrate, roi, preset
+        self.codec, self.crf, self.bitrate, self.preset = codec, crf, bitrate, preset
+        self.roi = (self.encoder.roi.config if roi is DEFAULT_ROI else roi) if self.encoder.roi else None
         self.extra = options or {}
         self.mapper: QpMapper | None = None
+        self.cut = SceneCuts()
+        self.cuts = 0
         self.offsets: list[np.ndarray] = []
 
     def _open(self, h: int, w: int) -> None:
-        opts = dict(self.extra)
-        if self.codec == "libx264":
-            opts.setdefault("preset", self.preset or "veryfast")  # keeps adaptive quantisation (ROI needs it)
-        elif self.codec == "libx265":
-            opts.setdefault("preset", self.preset or "veryfast")
-            opts.setdefault("x265-params", "log-level=error")
-        elif self.codec == "libsvtav1":
-            opts.setdefault("preset", self.preset or "10")
-            opts.setdefault("svtav1-params", "log-level=1")
-        if self.crf is not None:
-            opts["crf"] = str(self.crf)
+        from salrt.encoders import merge_options
+
+        opts = self.encoder.encode_options(roi=self.roi is not None, crf=self.crf)
+        if self.preset:
+            opts["preset"] = self.preset
+        opts = merge_options(opts, self.extra)
         self._add_video(self.codec, h, w, opts, bit_rate=None if self.crf is not None else int(self.bitrate))
-        self.mapper = QpMapper((h, w), BLOCKS[CODECS[self.codec]], self.roi) if self.roi else None
+        route = self.encoder.roi
+        self.mapper = QpMapper((h, w), route.block, self.roi) if self.roi and route else None
 
     def _with_roi(self, frame: Any, offsets: np.ndarray) -> Any:
         import av
 
-        regions = ffmpeg_regions(offsets, self.mapper.block, (frame.height, frame.width))
+        route = self.encoder.roi
+        regions = ffmpeg_regions(offsets, route.block, (frame.height, frame.width), route.qp_range, route.levels)
         if not regions:
             return frame
         g = av.filter.Graph()
@@ -112,7 +110,21 @@ class RoiEncoderSink(VideoFileSink):
         if self.stream is None:
             self._open(vf.height, vf.width)
         if self.mapper is not None:
-            off = self.mapper(sal)
+            cut = self.cut(_luma(vf))
+            self.cuts += cut
+            off = self.mapper(sal, cut=cut)
             self.offsets.append(off)
             vf = self._with_roi(vf, off)
         self._mux(vf, time)
+
+
+def _luma(vf: Any) -> np.ndarray:
+    """The Y plane of a yuv420p frame (H, W) uint8, without a colour conversion."""
+    plane = vf.planes[0]
+    return np.frombuffer(plane, np.uint8).reshape(vf.height, plane.line_size)[:, : vf.width]
+
+
+# the names other modules import from here
+CODECS = {n: e.codec for n, e in ENCODERS.items()}
+CRF_RANGE = {n: e.crf_range for n, e in ENCODERS.items()}
+ROI_CODECS = tuple(roi_encoders())
