@@ -103,13 +103,15 @@ def x264_quant_offsets(offsets: np.ndarray) -> bytes:
 
 
 class SceneCuts:
-    """Scene-cut detector over consecutive frames' luma: a cut where the 32-bin luma histograms
-    differ by more than ``threshold`` in L1 distance (0..2) or the 1/16-size thumbnails by more than
-    ``mad`` grey levels on average. The first frame is no cut."""
+    """Adaptive scene-cut detector over consecutive frames' luma (as PySceneDetect's adaptive
+    detector): a cut where the mean absolute difference of the 1/16-size thumbnails exceeds
+    ``ratio`` times its median over the last ``window`` frames and ``floor`` grey levels, or where
+    the 32-bin luma histograms differ by more than ``threshold`` (L1, 0..2). The first frame is no cut."""
 
-    def __init__(self, threshold: float = 0.6, mad: float = 40.0) -> None:
-        self.threshold, self.mad = threshold, mad
+    def __init__(self, ratio: float = 4.0, floor: float = 3.0, threshold: float = 0.6, window: int = 8) -> None:
+        self.ratio, self.floor, self.threshold, self.window = ratio, floor, threshold, window
         self.prev: tuple[np.ndarray, np.ndarray] | None = None
+        self.recent: list[float] = []
 
     def __call__(self, luma: np.ndarray) -> bool:
         """``luma`` (H, W) uint8 or float: whether this frame starts a new shot."""
@@ -120,8 +122,15 @@ class SceneCuts:
         thumb = y[: h // bh * bh, : w // bw * bw].reshape(h // bh, bh, w // bw, bw).mean(axis=(1, 3))
         prev, self.prev = self.prev, (hist, thumb)
         if prev is None or prev[1].shape != thumb.shape:
+            self.recent = []
             return False
-        return bool(np.abs(hist - prev[0]).sum() > self.threshold or np.abs(thumb - prev[1]).mean() > self.mad)
+        mad = float(np.abs(thumb - prev[1]).mean())
+        typical = float(np.median(self.recent)) if len(self.recent) >= 2 else None
+        cut = float(np.abs(hist - prev[0]).sum()) > self.threshold or (
+            mad > 10 * self.floor if typical is None else mad > max(self.floor, self.ratio * typical)
+        )
+        self.recent = [] if cut else (self.recent + [mad])[-self.window :]
+        return cut
 
 
 def nvenc_qp_delta_map(offsets: np.ndarray) -> bytes:
