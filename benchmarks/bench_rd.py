@@ -147,7 +147,8 @@ def _markdown(summary: dict, rows: list) -> str:
         "",
         "BD-rate (piecewise cubic, against the plain encode with the encoder's default AQ; negative = "
         "fewer bits at equal quality). Model maps: the bundled demo DiffSal (trained on the synthetic "
-        "task only). ROI strength per encoder chosen on         f"{summary['tuning']['libx264']['seeds']}, never on the clips below:",
+        "task only). ROI strength per encoder chosen on synthetic seeds "
+        f"{summary['tuning']['libx264']['seeds']}, never on the clips below:",
         "",
         "| encoder | chosen strength / max offset / floor | grid (mean BD-rate, EW-PSNR GT) |",
         "|---|---|---|",

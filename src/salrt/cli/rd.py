@@ -47,7 +47,10 @@ def add_parser(sub: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from salrt.app import rd as app
+    from salrt.errors import SalrtError
     from salrt.app.encode import read_maps
     from salrt.encoders import roi_config
 
@@ -58,6 +61,8 @@ def handle(args: argparse.Namespace) -> int:
         codecs=args.codecs, crfs=args.crfs, bitrates=args.bitrates, methods=args.methods, roi=roi,
         frames=args.frames, stride=args.stride, batch=args.batch, keep_encodes=not args.no_keep_encodes,
     )  # fmt: skip
+    if not Path(args.input).is_file():
+        raise SalrtError(f"{args.input}: no such file")
     maps = read_maps(args.maps) if args.maps else None
     truth = read_maps(args.truth) if args.truth else None
     spec = None
@@ -68,6 +73,9 @@ def handle(args: argparse.Namespace) -> int:
         spec = C.spec_from_args(args)
         if not (spec.export_dir or spec.url):
             spec, weights = bundled_spec(spec)
+        from salrt import pipeline
+
+        spec = pipeline.build(spec, progress=C.notes(args, "salrt rd"))  # before the bar: refusals come first
     n_methods = len(settings.methods) + (maps is not None) - ("aq" in settings.methods)
     total = 0
     for c in settings.codecs:
