@@ -80,7 +80,9 @@ def main() -> None:
     for seed in tune_seeds:
         path, truth = _clip(work, seed, seconds=2.0)
         for k in range(len(GRID["libx264"])):  # one run per grid point: every encoder, one model pass
-            cfgs = {c: RoiConfig(strength=GRID[c][k][0], max_offset=GRID[c][k][1], floor=GRID[c][k][2]) for c in roi_codecs}
+            cfgs = {
+                c: RoiConfig(strength=GRID[c][k][0], max_offset=GRID[c][k][1], floor=GRID[c][k][2]) for c in roi_codecs
+            }
             res = rd(spec, path, work / f"tune_{seed}_{k}", RdSettings(codecs=roi_codecs, methods=("model",), roi=cfgs,
                      keep_encodes=False), truth=truth)  # fmt: skip
             for codec in roi_codecs:
@@ -122,7 +124,8 @@ def main() -> None:
         rows.append(("real", name, res.data))
 
     summary["command"] = "python benchmarks/bench_rd.py " + " ".join(
-        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k in ("codecs", "tune_seeds", "real"))
+        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k in ("codecs", "tune_seeds", "real")
+    )
     summary["rows"] = [{"kind": k, "clip": str(c), "codecs": {
         n: {"bd_rate": v["bd_rate"], "roi": v["roi"]} for n, v in d["codecs"].items()}} for k, c, d in rows]  # fmt: skip
     summary["chosen"] = {c: dataclasses.asdict(r) for c, r in chosen.items()}
@@ -190,7 +193,11 @@ def _markdown(summary: dict, rows: list) -> str:
             for method in c["bd_rate"]:
                 cells = [_fmt(_cell(d, codec, method, m)) for m in ("psnr_y", "ssim", "vmaf")]
                 circ = _cell(d, codec, method, "ew_psnr_model")
-                lines.append(f"| {clip} | {codec} | {method} | " + " | ".join(cells) + f" | {_fmt(circ) if circ is not None else ''} |")
+                lines.append(
+                    f"| {clip} | {codec} | {method} | "
+                    + " | ".join(cells)
+                    + f" | {_fmt(circ) if circ is not None else ''} |"
+                )
     lines += ["", "libsvtav1: plain and AQ curves only; " + ENCODERS["libsvtav1"].no_roi + ".", ""]
     return "\n".join(lines)
 

@@ -61,7 +61,9 @@ def test_bad_ladders_maps_and_encoders(clip, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="unknown method"):
         RdSettings(methods=("magic",))
     ladder, dropped = RdSettings(crfs=(20, 30, 40, 50, 60)).ladder("libx264")
-    assert [p[0] for p in ladder] == ["crf20", "crf30", "crf40", "crf50"] and dropped == ["crf 60: outside libx264's 0-51"]
+    assert [p[0] for p in ladder] == ["crf20", "crf30", "crf40", "crf50"] and dropped == [
+        "crf 60: outside libx264's 0-51"
+    ]
     with pytest.raises(SalrtError, match="10 maps for 20 frames"):
         rd(None, str(clip.path), tmp_path, RdSettings(codecs=("libx264",), methods=()), maps=clip.saliency[:10])
     with pytest.raises(SalrtError, match="96x64 maps for 320x192 frames"):

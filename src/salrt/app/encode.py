@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from salrt.encoders import encoder, refusal
 from salrt.errors import SalrtError, UsageError
 from salrt.roi import RoiConfig
-from salrt.encoders import encoder, refusal
 from salrt.sinks.roi import DEFAULT_ROI, RoiEncoderSink
 from salrt.spec import RunSpec
 

@@ -235,7 +235,12 @@ def _model_maps(
     missing = [i for i in range(n) if i not in maps]
     if missing:
         raise SalrtError(f"the model gave no map for {len(missing)} of {n} frames (first: {missing[0]})")
-    info = {"name": pipe.spec.model, "backend": type(pipe.backend).__name__, "seconds": seconds, "stride": settings.stride}
+    info = {
+        "name": pipe.spec.model,
+        "backend": type(pipe.backend).__name__,
+        "seconds": seconds,
+        "stride": settings.stride,
+    }
     return np.stack([maps[i] for i in range(n)]), info
 
 

@@ -50,9 +50,9 @@ def add_parser(sub: Any) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     from salrt.app import encode as app
+    from salrt.encoders import roi_config
     from salrt.errors import SalrtError, UsageError
     from salrt.io.sources import expected_frames
-    from salrt.encoders import roi_config
 
     C.gather_inputs(args)
     if args.ray is None and len(args.inputs) != 1:

@@ -50,9 +50,9 @@ def handle(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from salrt.app import rd as app
-    from salrt.errors import SalrtError
     from salrt.app.encode import read_maps
     from salrt.encoders import roi_config
+    from salrt.errors import SalrtError
 
     given = {"strength": args.roi_strength, "max_offset": args.max_offset, "floor": args.floor,
              "smoothing": args.smoothing, "dilation": args.dilation}  # fmt: skip
@@ -77,10 +77,10 @@ def handle(args: argparse.Namespace) -> int:
 
         spec = pipeline.build(spec, progress=C.notes(args, "salrt rd"))  # before the bar: refusals come first
     n_methods = len(settings.methods) + (maps is not None) - ("aq" in settings.methods)
+    from salrt.encoders import ENCODERS
+
     total = 0
     for c in settings.codecs:
-        from salrt.encoders import ENCODERS
-
         points = len(settings.ladder(c)[0])
         total += points * (1 + n_methods + (len(ENCODERS[c].aq_variants) if "aq" in settings.methods else 0))
     if weights:
@@ -92,7 +92,11 @@ def handle(args: argparse.Namespace) -> int:
         for d in c["dropped"]:
             C.warn(f"{name}: rate point dropped: {d}")
         metric = "ew_psnr_gt" if result.data["ew_psnr_gt"] else "vmaf"
-        cells = [f"{m} {v[metric]['value']:+.1f}%" for m, v in c["bd_rate"].items() if v.get(metric, {}).get("value") is not None]
+        cells = [
+            f"{m} {v[metric]['value']:+.1f}%"
+            for m, v in c["bd_rate"].items()
+            if v.get(metric, {}).get("value") is not None
+        ]
         C.say(f"{name}: BD-rate on {metric} vs plain: " + (", ".join(cells) or "none computable (see rd.md)"))
     C.say(f"wrote {result.json_path}, {result.md_path} and {len(result.plots)} plot(s)")
     return 0

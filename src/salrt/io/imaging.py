@@ -11,7 +11,7 @@ to Pillow's without depending on it.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -168,3 +168,10 @@ def resize_map(m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def to_u8(m: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(m * 255.0), 0, 255).astype(np.uint8)
+
+
+def luma_plane(vf: Any) -> np.ndarray:
+    """The Y plane of an 8-bit planar YUV PyAV frame as an (H, W) uint8 view (no colour
+    conversion, the row padding dropped)."""
+    plane = vf.planes[0]
+    return np.frombuffer(plane, np.uint8).reshape(vf.height, plane.line_size)[:, : vf.width]

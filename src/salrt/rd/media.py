@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from salrt.errors import MediaError
+from salrt.io.imaging import luma_plane
 
 
 class Frame:
@@ -24,8 +25,7 @@ class Frame:
 
     def luma(self) -> np.ndarray:
         """The Y plane (H, W) uint8."""
-        plane = self.vf.planes[0]
-        return np.frombuffer(plane, np.uint8).reshape(self.vf.height, plane.line_size)[:, : self.vf.width]
+        return luma_plane(self.vf)
 
 
 def read_frames(path: str | Path, limit: int | None = None) -> tuple[list[Frame], float]:

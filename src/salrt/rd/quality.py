@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from salrt.errors import MediaError, require
+from salrt.io.imaging import luma_plane
 
 VMAF_MODEL = "vmaf_v0.6.1"  # libvmaf's default model (1080p viewing); the one results quote
 
@@ -74,8 +75,7 @@ def luma_planes(path: str | Path, limit: int | None = None) -> Iterator[np.ndarr
                 return
             if f.format.name not in ("yuv420p", "yuvj420p"):
                 f = f.reformat(format="yuv420p")
-            plane = f.planes[0]
-            yield np.frombuffer(plane, np.uint8).reshape(f.height, plane.line_size)[:, : f.width].copy()
+            yield luma_plane(f).copy()
 
 
 def ew_psnr(

@@ -17,6 +17,7 @@ import numpy as np
 
 from salrt.encoders import ENCODERS, encoder, refusal, roi_encoders
 from salrt.errors import SalrtError
+from salrt.io.imaging import luma_plane
 from salrt.roi import QpMapper, RoiConfig, SceneCuts, addroi_filter_args, ffmpeg_regions
 from salrt.sinks.files import VideoFileSink, even_frame
 
@@ -110,18 +111,12 @@ class RoiEncoderSink(VideoFileSink):
         if self.stream is None:
             self._open(vf.height, vf.width)
         if self.mapper is not None:
-            cut = self.cut(_luma(vf))
+            cut = self.cut(luma_plane(vf))
             self.cuts += cut
             off = self.mapper(sal, cut=cut)
             self.offsets.append(off)
             vf = self._with_roi(vf, off)
         self._mux(vf, time)
-
-
-def _luma(vf: Any) -> np.ndarray:
-    """The Y plane of a yuv420p frame (H, W) uint8, without a colour conversion."""
-    plane = vf.planes[0]
-    return np.frombuffer(plane, np.uint8).reshape(vf.height, plane.line_size)[:, : vf.width]
 
 
 # the names other modules import from here
