@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -243,12 +244,9 @@ def test_distributed_data_parallel_on_cpu(dataset: Path, tmp_path: Path) -> None
         sys.executable,
         "-m",
         "torch.distributed.run",
+        "--standalone",  # a free port, not a fixed one another run may hold
         "--nproc_per_node",
         "2",
-        "--master_addr",
-        "127.0.0.1",
-        "--master_port",
-        "29517",
         "-m",
         "salrt.cli",
         "train",
@@ -272,13 +270,25 @@ def test_distributed_data_parallel_on_cpu(dataset: Path, tmp_path: Path) -> None
         "0",
         "--quiet",
     ]
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr[-3000:]
+    # its own session, killed as a group on timeout: subprocess.run's timeout kills torchrun only,
+    # then waits forever on the pipes its two workers still hold
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # fmt: skip
+    try:
+        _, err = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        _, err = proc.communicate()
+        pytest.fail(f"torchrun did not finish in 300 s: {err[-3000:]}")
+    assert proc.returncode == 0, err[-3000:]
     st = torch.load(out / "train_state.pt", weights_only=False)
     n_train = len(_clips(dataset, "avrsp", "train", tmp_path / "c"))
     per_rank = -(-n_train // 2)  # each rank takes half of the clips (padded to equal halves)
     assert st["step"] == per_rank // 2 and st["epoch"] == 1  # two per step (a lone last clip joins the batch before)
     assert (out / "best" / "model.safetensors").is_file()
+    # validation ran on rank 0's clip while rank 1 had none: the all-reduce still matched
+    val = [row for row in json.loads((out / "log.json").read_text()) if row["kind"] == "val"]
+    assert len(val) == 1 and np.isfinite(val[0]["cc"])
     # every rank's weights, hashed at the end and gathered: identical, and those rank 0 wrote
     ranks = json.loads((out / "ranks.json").read_text())
     assert ranks["world"] == 2 and len(set(ranks["digests"])) == 1

@@ -19,8 +19,10 @@ Progress = Callable[[Any, str, int | None], Any]  # (items, description, total) 
 
 @dataclasses.dataclass(frozen=True)
 class EvalSettings:
-    """What to score: ``dataset`` layout (:data:`salrt.evaluation.DATASETS` or ``plain`` with
-    ``video``/``maps``/``fixations``) under ``root`` (``split``), a ``videos`` subset, ``metrics``;
+    """What to score: ``dataset`` layout (:data:`salrt.evaluation.DATASETS`, ``plain`` with
+    ``video``/``maps``/``fixations``, or ``msu``: the AIM 2024 / NTIRE 2026 challenges' layout and
+    scoring, :mod:`salrt.msu`, list ``subset`` of its split file) under ``root`` (``split``), a
+    ``videos`` subset, ``metrics``;
     ``allow_missing`` scores what exists; ``workers`` scoring processes (0: all cores); for a
     model: ``batch`` and ``save_predictions`` (a folder that keeps the maps)."""
 
@@ -36,13 +38,22 @@ class EvalSettings:
     workers: int = 0
     batch: int = 1
     save_predictions: str | None = None
+    subset: str = "public_test"
 
     def __post_init__(self) -> None:
-        from salrt import metrics
+        from salrt import metrics, msu
 
         unknown = [n for n in self.metrics if n not in metrics.METRICS]
         if unknown or not self.metrics:
             raise UsageError(f"unknown metric {unknown[0] if unknown else ''!r}; known: {', '.join(metrics.METRICS)}")
+        if self.dataset == "msu" and set(self.metrics) - set(msu.METRICS):
+            raise UsageError(f"the msu protocol scores {', '.join(msu.METRICS)}; not {', '.join(self.metrics)}")
+        if self.dataset == "msu" and self.allow_missing:
+            raise UsageError(
+                "the msu protocol scores every frame (bench.py requires equal frame sets): no --allow-missing"
+            )
+        if self.dataset == "msu" and self.subset not in msu.SUBSETS:
+            raise UsageError(f"subset must be one of {', '.join(msu.SUBSETS)}, got {self.subset!r}")
 
 
 def videos(s: EvalSettings) -> list[evaluation.Video]:
@@ -102,15 +113,10 @@ def evaluate(
     ``report``, ``paper``) that :func:`salrt.evaluation.write_results` writes."""
     if (predictions is None) == (spec is None):
         raise UsageError("give exactly one of predictions (a folder) or a model to run")
+    if settings.dataset == "msu":
+        return _evaluate_msu(settings, predictions, spec, ray, progress, log)
     vids = videos(settings)
-    pred_dir, tmp = predictions, None
-    if spec is not None:
-        if settings.save_predictions:
-            pred_dir = settings.save_predictions
-        else:
-            tmp = tempfile.TemporaryDirectory()
-            pred_dir = tmp.name
-        _predict(spec, vids, str(pred_dir), settings, ray, progress, log)
+    pred_dir, tmp = _predictions(predictions, spec, vids, settings, ray, progress, log)
     try:
         items, report = evaluation.match(vids, str(pred_dir), allow_missing=settings.allow_missing)
         workers = settings.workers or max(1, os.cpu_count() or 1)
@@ -126,6 +132,61 @@ def evaluate(
 
         result["paper"] = paper_results(paper[0], paper[1], settings.dataset)
     return result
+
+
+def _evaluate_msu(
+    s: EvalSettings,
+    predictions: str | None,
+    spec: RunSpec | None,
+    ray: Any,
+    progress: Progress,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """The MSU challenges' layout and scoring (:mod:`salrt.msu`); a model predicts from ``Videos/``."""
+    from salrt import msu
+
+    if s.root is None:
+        raise UsageError("dataset msu needs its root folder")
+    vids = msu.msu_dataset(s.root, s.subset)
+    if s.videos:
+        unknown = set(s.videos) - {v.name for v in vids}
+        if unknown:
+            raise UsageError(f"videos not in the {s.subset} list: {', '.join(sorted(unknown))}")
+        vids = [v for v in vids if v.name in s.videos]
+    if spec is not None:
+        missing = [v.name for v in vids if v.source is None]
+        if missing:
+            raise EvalError(
+                f"no input video for {missing[0]}: expected {Path(s.root) / 'Videos' / (missing[0] + '.mp4')}"
+            )
+    inputs = [evaluation.Video(v.name, None, None, str(v.source), None, None, {}, {}) for v in vids]
+    predictions, tmp = _predictions(predictions, spec, inputs, s, ray, progress, log)
+    try:
+        result = msu.score(vids, str(predictions), progress=lambda it, n: progress(it, "scoring", n))
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    result["report"] = {"missing_predictions": [], "videos_without_maps": []}  # msu refuses gaps
+    return result
+
+
+def _predictions(
+    predictions: str | None,
+    spec: RunSpec | None,
+    vids: Sequence[evaluation.Video],
+    s: EvalSettings,
+    ray: Any,
+    progress: Progress,
+    log: Callable[[str], None],
+) -> tuple[str, tempfile.TemporaryDirectory | None]:
+    """The folder of predictions to score: ``predictions``, or ``spec``'s model run now into
+    ``s.save_predictions`` or a temporary folder (returned too, for the caller to clean up)."""
+    if spec is None:
+        return str(predictions), None
+    tmp = None if s.save_predictions else tempfile.TemporaryDirectory()
+    folder = s.save_predictions or tmp.name
+    _predict(spec, vids, folder, s, ray, progress, log)
+    return folder, tmp
 
 
 def _predict(

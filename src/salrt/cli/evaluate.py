@@ -12,9 +12,20 @@ def add_parser(sub: Any) -> None:
     from salrt.evaluation import DATASETS
 
     p = sub.add_parser("eval", help="score predictions (or a model) on a saliency dataset")
-    p.add_argument("--dataset", required=True, choices=(*DATASETS, "plain"), help="dataset layout")
+    p.add_argument(
+        "--dataset",
+        required=True,
+        choices=(*DATASETS, "plain", "msu"),
+        help="dataset layout (msu: the AIM 2024 / NTIRE 2026 challenges' layout and bench.py scoring)",
+    )
     p.add_argument("--root", help="dataset root folder")
     p.add_argument("--split", type=int, default=1, choices=(1, 2, 3), help="fold of the audio-visual datasets")
+    p.add_argument(
+        "--subset",
+        default="public_test",
+        choices=("train", "public_test", "private_test"),
+        help="msu layout: the list of TrainTestSplit.json to score",
+    )
     p.add_argument("--video", help="plain layout: the video file")
     p.add_argument("--maps", help="plain layout: folder of ground-truth maps")
     p.add_argument("--fixations", help="plain layout: folder of fixation maps")
@@ -44,8 +55,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--save-predictions", help="keep the model's maps in this folder (default: discarded)")
     p.add_argument(
         "--metrics",
-        default="cc,nss,sim,auc_judd,kld",
-        help="comma-separated: cc,nss,sim,auc_judd,auc_borji,auc_shuffled,kld",
+        default=None,
+        help="comma-separated: cc,nss,sim,auc_judd,auc_borji,auc_shuffled,kld "
+        "(default: cc,nss,sim,auc_judd,kld; msu: cc,sim,nss,auc_judd)",
     )
     p.add_argument("--workers", type=C.NONNEG_INT, default=0, help="processes for scoring (0: all cores)")
     C.ray_args(p, inputs=False)
@@ -61,15 +73,18 @@ def add_parser(sub: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    from salrt import msu
     from salrt.app import evaluate as app
     from salrt.errors import UsageError
-    from salrt.evaluation import write_results
+    from salrt.evaluation import DEFAULT_METRICS, write_results
 
-    names = tuple(n.strip() for n in args.metrics.split(",") if n.strip())
+    default = msu.METRICS if args.dataset == "msu" else DEFAULT_METRICS
+    names = tuple(n.strip() for n in args.metrics.split(",") if n.strip()) if args.metrics is not None else default
     settings = app.EvalSettings(
         dataset=args.dataset, root=args.root, split=args.split, video=args.video, maps=args.maps,
         fixations=args.fixations, videos=tuple(args.videos.split(",")) if args.videos else (), metrics=names,
         allow_missing=args.allow_missing, workers=args.workers, batch=args.batch, save_predictions=args.save_predictions,
+        subset=args.subset,
     )  # fmt: skip
     if args.dataset == "plain" and not (args.video and args.maps and args.fixations):
         raise UsageError("--dataset plain needs --video, --maps and --fixations")

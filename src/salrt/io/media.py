@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import sys
 import warnings
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ import numpy as np
 from salrt.errors import MediaError
 from salrt.io import audio as A
 from salrt.io.clips import AudioRing, Clip, ClipAssembler, MediaStats, check_clip_options
+from salrt.io.orientation import Orientation
 
 __all__ = ["AudioRing", "Clip", "MediaClips", "MediaInfo", "MediaStats", "SourceFrame", "open_media", "probe"]
 
@@ -39,6 +41,7 @@ class MediaInfo:
     sample_rate: int | None
     channels: int | None
     frames_hint: int | None
+    orientation: str = "upright"  # the display matrix applied at decode (Orientation.describe())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,16 +55,18 @@ class SourceFrame:
     height: int
 
     @classmethod
-    def of(cls, frame: Any) -> SourceFrame:
-        """From a decoded PyAV frame."""
+    def of(cls, frame: Any, orientation: Orientation | None = None) -> SourceFrame:
+        """From a decoded PyAV frame, turned upright by ``orientation`` (default: as coded)."""
+        o = orientation or Orientation()
+        w, h = o.size(frame.width, frame.height)
         if frame.width % 2 == 0 and frame.height % 2 == 0:
             data = (
                 frame.to_ndarray(format="yuv420p")
                 if frame.format.name == "yuv420p"
                 else frame.reformat(format="yuv420p").to_ndarray()
             )
-            return cls(data, "yuv420p", frame.width, frame.height)
-        return cls(frame.to_ndarray(format="rgb24"), "rgb24", frame.width, frame.height)
+            return cls(o.apply_yuv420p(data, frame.width, frame.height), "yuv420p", w, h)
+        return cls(o.apply(frame.to_ndarray(format="rgb24")), "rgb24", w, h)
 
     @property
     def nbytes(self) -> int:
@@ -161,7 +166,22 @@ class MediaClips:
                 self.close()
                 raise MediaError(f"{audio}: no audio stream")
             self._as = self._audio_container.streams.audio[0]
+        # the first video frame is decoded now: its display matrix sets the picture's orientation
+        self._frames = self._decoded()
+        self._head = self._until_first_video_frame()
+        first = next((f for kind, f in self._head if kind == "v"), None)
+        try:
+            self.orientation = Orientation.of(first) if first is not None else Orientation()
+        except ValueError as exc:
+            self.close()
+            raise MediaError(f"{self.source}: {exc}") from None
         self.info = self._describe(fps)
+        if not self.orientation.identity:
+            warnings.warn(
+                f"{self.source}: display matrix {self.orientation.describe()}: frames are turned upright "
+                "before the model, and maps and outputs are upright (as a player shows them)",
+                stacklevel=2,
+            )
         if self._as is None:
             warnings.warn(f"{self.source}: no audio stream; the model runs video-only (silent audio)", stacklevel=2)
 
@@ -191,12 +211,13 @@ class MediaClips:
                 fps, origin = 25.0, "default (25)"
                 warnings.warn(f"{self.source}: frame rate unknown; aligning audio at 25 fps", stacklevel=3)
         duration = float(c.duration) / 1e6 if c.duration else None
+        width, height = self.orientation.size(vs.codec_context.width, vs.codec_context.height)
         return MediaInfo(
             source=self.source,
             container=c.format.name,
             video_codec=vs.codec_context.name,
-            width=vs.codec_context.width,
-            height=vs.codec_context.height,
+            width=width,
+            height=height,
             fps=float(fps),
             fps_origin=origin,
             duration_s=duration,
@@ -205,7 +226,17 @@ class MediaClips:
             sample_rate=aus.codec_context.sample_rate if aus else None,
             channels=aus.codec_context.channels if aus else None,
             frames_hint=vs.frames or None,
+            orientation=self.orientation.describe(),
         )
+
+    def _until_first_video_frame(self) -> list[tuple[str, Any]]:
+        """The decoded items up to and including the first video frame (all of them when none)."""
+        head = []
+        for kind, frame in self._frames:
+            head.append((kind, frame))
+            if kind == "v":
+                break
+        return head
 
     # -- decoding ------------------------------------------------------------------------------
     def _decoded(self) -> Iterator[tuple[str, Any]]:
@@ -300,12 +331,13 @@ class MediaClips:
                 self.stats.read_errors += 1
             asm.audio_done()
         try:
-            for kind, frame in self._decoded():
+            for kind, frame in itertools.chain(self._head, self._frames):
                 if kind == "a":
                     add_audio(frame)
                 else:
-                    kept = SourceFrame.of(frame) if self.keep_frames else None
-                    asm.push_frame(frame.time, frame.to_ndarray(format="rgb24"), kept)
+                    kept = SourceFrame.of(frame, self.orientation) if self.keep_frames else None
+                    rgb = self.orientation.apply(frame.to_ndarray(format="rgb24"))
+                    asm.push_frame(frame.time, rgb, kept)
                 yield from asm.clips()
             if resampler is not None and not asm.audio_eof:
                 add_audio(None)  # flush
@@ -355,7 +387,8 @@ def open_media(source: str, **kwargs: Any) -> MediaClips:
 
 
 def probe(source: str, **kwargs: Any) -> MediaInfo:
-    """What is known about ``source`` once opened (no frame decoded); options as :func:`open_media`."""
+    """What is known about ``source`` once opened (its first video frame decoded, for the display
+    orientation); options as :func:`open_media`."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         media = MediaClips(source, **kwargs)

@@ -10,6 +10,7 @@ import numpy as np
 
 from salrt.errors import MediaError
 from salrt.io.imaging import luma_plane
+from salrt.io.orientation import Orientation
 
 
 class Frame:
@@ -43,9 +44,16 @@ def read_frames(path: str | Path, limit: int | None = None) -> tuple[list[Frame]
         vs = c.streams.video[0]
         fps = float(vs.average_rate or vs.guessed_rate or 25)
         frames = []
+        orient = None
         for f in c.decode(vs):
             if limit is not None and len(frames) >= limit:
                 break
+            if orient is None:  # the first frame's display matrix turns every frame upright
+                try:
+                    orient = Orientation.of(f)
+                except ValueError as exc:
+                    raise MediaError(f"{path}: {exc}") from None
+            f = orient.apply_frame(f)
             w, h = f.width - f.width % 2, f.height - f.height % 2
             if (w, h) != (f.width, f.height) or f.format.name != "yuv420p":
                 f = f.reformat(width=w, height=h, format="yuv420p")

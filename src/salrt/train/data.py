@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import shutil
 from concurrent.futures import ProcessPoolExecutor
@@ -142,7 +143,8 @@ def build_cache(
     jobs = [(v, contract, stride, root / _safe(v.name)) for v in videos]
     folders = []
     if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # spawned, not forked: a fork of a process whose BLAS/OpenMP threads have run can spin forever
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             for (_, _, _, folder), _meta in zip(jobs, pool.map(_cache_one, jobs)):
                 folders.append(folder)
                 if progress:

@@ -406,8 +406,10 @@ class Trainer:
         if self.world > 1:
             import torch.distributed as dist
 
-            keys = sorted(sums)
-            t = torch.tensor([sums[k] for k in keys], dtype=torch.float64)
+            # a fixed key list: a rank with no validation clips (or no fixations) still sends
+            # the same tensor shape, else gloo's all_reduce waits forever on mismatched sizes
+            keys = [f"{pre}{m}" for m in ("cc", "nss", "sim", "kld", "auc_judd") for pre in ("", "_n_")]
+            t = torch.tensor([sums.get(k, 0.0) for k in keys], dtype=torch.float64)
             dist.all_reduce(t)
             sums = dict(zip(keys, t.tolist()))
         self.model.train()
