@@ -56,6 +56,7 @@ class RunOptions:
     captions: Any = None  # salrt.captions.Captions for text-conditioned models
     frame_budget_mb: float = 256.0  # source frames held for outputs (overlay) across all inputs
     stats_interval_s: float = 5.0  # rewrite of the statistics file during a run
+    hwaccel: str | None = None  # hardware video decoding (salrt.io.media.hwaccels()), software fallback
 
     def __post_init__(self) -> None:
         if self.batch < 1 or self.stride < 1 or (self.steps is not None and self.steps < 1):

@@ -19,7 +19,8 @@ class RunSettings:
     the JSON sidecar always), ``stride`` (a clip every N frames, maps between interpolated),
     ``batch`` (clips per model call across inputs) within ``max_wait_ms``, ``live`` (drop the
     oldest clips when behind), ``source_size`` (maps at the source resolution); ``audio`` (a
-    separate audio file for the single input), ``fps`` and ``input_format`` (FFmpeg's)."""
+    separate audio file for the single input), ``fps`` and ``input_format`` (FFmpeg's);
+    ``hwaccel``: hardware video decoding (e.g. ``"cuda"``: NVDEC), software when unavailable."""
 
     outputs: tuple[str, ...] = ("overlay", "npz")
     stride: int = 1
@@ -30,6 +31,7 @@ class RunSettings:
     audio: str | None = None
     fps: float | None = None
     input_format: str | None = None
+    hwaccel: str | None = None
 
     def __post_init__(self) -> None:
         from salrt.sinks import SINKS
@@ -39,6 +41,10 @@ class RunSettings:
             raise UsageError(f"unknown output {bad[0] if bad else ''!r}; choose from {', '.join(SINKS)}")
         if self.stride < 1 or self.batch < 1:
             raise UsageError("stride and batch must be >= 1")
+        if self.hwaccel is not None:
+            from salrt.io.media import check_hwaccel
+
+            check_hwaccel(self.hwaccel)
 
 
 def sources(inputs: Sequence[str | Source], settings: RunSettings) -> list[Source]:
@@ -120,6 +126,7 @@ def run(
         seed=spec.seed,
         max_wait_ms=settings.max_wait_ms,
         timeout_s=spec.timeout_s,
+        hwaccel=settings.hwaccel,
     )
     meta = {**(record or {}), "inputs": [s.path for s in srcs]}
     rt = Runtime(

@@ -21,6 +21,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--audio", help="a separate audio file for the (single) input, e.g. with an image sequence")
     p.add_argument("--fps", type=C.POS_FLOAT, help="frame rate of an image sequence (25 when not given) or an override")
     p.add_argument("--input-format", help="FFmpeg input format (e.g. image2, v4l2; default: detected)")
+    p.add_argument(
+        "--hwaccel",
+        help="hardware video decoding, e.g. cuda (NVDEC); software with one warning where the device is missing",
+    )
     p.add_argument("--stride", type=C.POS_INT, default=1, help="a clip every N frames; maps in between interpolated")
     p.add_argument("--batch", type=C.POS_INT, default=1, help="clips per model call (across inputs)")
     p.add_argument("--max-wait-ms", type=C.NONNEG_FLOAT, default=20.0, help="latency budget for filling a batch")
@@ -42,6 +46,7 @@ def run_settings(args: argparse.Namespace) -> Any:
         max_wait_ms=args.max_wait_ms,
         live=args.live,
         source_size=args.source_size,
+        hwaccel=args.hwaccel,
         audio=args.audio,
         fps=args.fps,
         input_format=args.input_format,

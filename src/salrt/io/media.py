@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from salrt.errors import MediaError
+from salrt.errors import MediaError, UsageError
 from salrt.io import audio as A
 from salrt.io.clips import AudioRing, Clip, ClipAssembler, MediaStats, check_clip_options
 from salrt.io.orientation import Orientation
@@ -95,12 +95,70 @@ class SourceFrame:
         return y, uv[0], uv[1]
 
 
-def _open_container(source: str, fmt: str | None, options: dict[str, str] | None, timeout: float | None) -> Any:
+def hwaccels() -> tuple[str, ...]:
+    """The hardware decoder device types of the FFmpeg PyAV loaded (e.g. ``cuda`` for NVDEC)."""
+    from av.codec.hwaccel import hwdevices_available
+
+    return tuple(hwdevices_available())
+
+
+def check_hwaccel(kind: str) -> None:
+    """A usage error unless ``kind`` is one of :func:`hwaccels`."""
+    if kind not in hwaccels():
+        raise UsageError(f"unknown hardware decoder {kind!r}; this FFmpeg has: {', '.join(hwaccels()) or 'none'}")
+
+
+def _hwaccel(kind: str | None, source: str) -> Any:
+    """A PyAV HWAccel for ``kind`` (None: software). An unknown kind is a usage error; a device
+    that cannot be opened (no GPU, no driver) gives one warning and software decoding."""
+    if kind is None:
+        return None
+    problem = hwaccel_problem(kind)
+    if problem is not None:
+        warnings.warn(f"{source}: {kind} hardware decoding unavailable ({problem}); decoding in software", stacklevel=4)
+        return None
+    from av.codec.hwaccel import HWAccel
+
+    # streams the device cannot decode (a codec or profile NVDEC lacks) fall back to software per stream
+    return HWAccel(device_type=kind, allow_software_fallback=True)
+
+
+def hwaccel_problem(kind: str) -> str | None:
+    """Why hardware decoder ``kind`` cannot decode here (None when it can; an unknown kind is a
+    usage error), tried on a one-frame H.264 stream in memory, so that no input's bytes (stdin's
+    cannot be reread) are spent on the probe."""
+    import io
+
+    import av
+    from av.codec.hwaccel import HWAccel
+
+    check_hwaccel(kind)
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="matroska") as out:
+        st = out.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
+        st.width, st.height, st.pix_fmt = 64, 64, "yuv420p"
+        frame = av.VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8), format="rgb24")
+        for packet in [*st.encode(frame), *st.encode(None)]:
+            out.mux(packet)
+    buf.seek(0)
+    try:
+        with av.open(buf, hwaccel=HWAccel(device_type=kind, allow_software_fallback=False)) as c:
+            next(c.decode(video=0))
+    except (OSError, av.FFmpegError, ValueError, StopIteration) as exc:
+        return str(getattr(exc, "strerror", None) or exc)
+    return None
+
+
+def _open_container(
+    source: str, fmt: str | None, options: dict[str, str] | None, timeout: float | None, hwaccel: str | None = None
+) -> Any:
     import av
 
+    hw = _hwaccel(hwaccel, source)
+    extra = {} if hw is None else {"hwaccel": hw}
     target: Any = sys.stdin.buffer if source == "-" else source
     try:
-        return av.open(target, mode="r", format=fmt, options=options or {}, timeout=timeout)
+        return av.open(target, mode="r", format=fmt, options=options or {}, timeout=timeout, **extra)
     except FileNotFoundError:
         raise MediaError(f"{source}: no such file") from None
     except av.FFmpegError as exc:
@@ -135,6 +193,7 @@ class MediaClips:
         audio_samples: int = A.REFERENCE_BUFFER,
         audio_rate: int = A.WAVEFORM_RATE,
         start: str = "repeat",
+        hwaccel: str | None = None,
     ) -> None:
         check_clip_options(clip_len, stride, target, start, audio_format, resize, resampler)
         self.start = start
@@ -151,7 +210,7 @@ class MediaClips:
         self.keep_frames, self.audio_skew_s = keep_frames, audio_skew_s
         self.device = self._device(device)
         self.stats = MediaStats()
-        self._container = _open_container(self.source, format, options, timeout)
+        self._container = _open_container(self.source, format, options, timeout, hwaccel)
         c = self._container
         if not c.streams.video:
             c.close()
@@ -380,6 +439,8 @@ def open_media(source: str, **kwargs: Any) -> MediaClips:
     - ``format``/``options``/``timeout``: passed to FFmpeg (e.g. ``format="v4l2"``);
     - ``keep_frames``: attach every source frame (a :class:`SourceFrame`, yuv420p as decoded) to the
       clips, for overlays and ROI encoding;
+    - ``hwaccel``: a hardware decoder device type (:func:`hwaccels`, e.g. ``"cuda"``: NVDEC); when
+      the device cannot be opened, one warning and software decoding;
     - ``audio``: a separate audio file, decoded up front and aligned with the first frame
       (datasets stored as image sequences + wav: ``source="dir/img_%05d.jpg", format="image2"``).
     """
