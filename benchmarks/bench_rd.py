@@ -126,7 +126,7 @@ def main() -> None:
     summary["command"] = "python benchmarks/bench_rd.py " + " ".join(
         f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k in ("codecs", "tune_seeds", "real")
     )
-    summary["rows"] = [{"kind": k, "clip": str(c), "codecs": {
+    summary["rows"] = [{"kind": k, "clip": str(c), "map_cc_vs_truth": d.get("map_cc_vs_truth", {}), "codecs": {
         n: {"bd_rate": v["bd_rate"], "roi": v["roi"]} for n, v in d["codecs"].items()}} for k, c, d in rows]  # fmt: skip
     summary["chosen"] = {c: dataclasses.asdict(r) for c, r in chosen.items()}
     summary["seconds"] = time.time() - t_start
@@ -169,16 +169,17 @@ def _markdown(summary: dict, rows: list) -> str:
         grid = ", ".join(f"{k}: {v:+.1f}%" for k, v in t["grid_mean_bd_ew_psnr_gt"].items())
         lines.append(f"| {codec} | {t['chosen']} | {grid} |")
     lines += ["", "## Synthetic clips (ground truth): BD-rate on GT-weighted EW-PSNR, and on whole-frame VMAF", "",
-              "| clip | encoder | model | centre | spectral | best AQ variant | model, VMAF | model, PSNR-Y |",
-              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+              "| clip | model maps' CC with the truth | encoder | model | centre | spectral | best AQ variant | "
+              "model, VMAF | model, PSNR-Y |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for kind, clip, d in rows:
         if kind != "synthetic":
             continue
+        q = d.get("map_cc_vs_truth", {}).get("model")
         for codec in d["codecs"]:
             aq = [m for m in ENCODERS[codec].aq_variants]
             best_aq = min((v for v in (_cell(d, codec, m, "ew_psnr_gt") for m in aq) if v is not None), default=None)
             lines.append(
-                f"| {clip} | {codec} | {_fmt(_cell(d, codec, 'model', 'ew_psnr_gt'))} | "
+                f"| {clip} | {'n/a' if q is None else f'{q:.3f}'} | {codec} | {_fmt(_cell(d, codec, 'model', 'ew_psnr_gt'))} | "
                 f"{_fmt(_cell(d, codec, 'centre', 'ew_psnr_gt'))} | {_fmt(_cell(d, codec, 'spectral', 'ew_psnr_gt'))} | "
                 f"{_fmt(best_aq)} | {_fmt(_cell(d, codec, 'model', 'vmaf'))} | {_fmt(_cell(d, codec, 'model', 'psnr_y'))} |"
             )

@@ -49,6 +49,11 @@ def test_every_point_measured_and_bd_rates_written(report) -> None:
     # ROI from the ground truth itself saves bits at equal GT-weighted quality
     assert bd["maps"]["ew_psnr_gt"]["value"] < -10
     assert (out / "rd.md").read_text().count("| maps |") == 5  # the BD row and four points
+    # how good each method's maps were: the ground truth given as maps is perfect, the baselines are not
+    q = data["map_cc_vs_truth"]
+    assert set(q) == {"centre", "spectral", "maps"} and q["maps"] == pytest.approx(1.0, abs=1e-6)
+    assert q["centre"] < 0.9 and q["spectral"] < 0.9
+    assert "Maps against the ground truth (mean CC per frame): " in (out / "rd.md").read_text()
     assert [p.name for p in res.plots] == ["rd_libx264.png"] and res.plots[0].stat().st_size > 1000
 
 

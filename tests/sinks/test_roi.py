@@ -59,3 +59,35 @@ def test_sink_restarts_smoothing_at_the_cut(two_shots, tmp_path: Path) -> None:
     fresh = QpMapper((192, 320), 16, cfg)(right)
     assert np.allclose(sink.offsets[n_a], fresh)  # the first frame of shot B: no trace of shot A
     assert sink.offsets[n_a - 1][:, :3].mean() < 0 < sink.offsets[n_a][:, :3].mean()  # A's left side finer, B's not
+
+
+_X265_STRETCH = """
+import sys
+import numpy as np
+from pathlib import Path
+from salrt.roi import RoiConfig
+from salrt.sinks.roi import RoiEncoderSink
+
+sink = RoiEncoderSink(Path(sys.argv[1]), 25.0, None, codec="libx265", crf=28.0, roi=RoiConfig(3, 8, 4, smoothing=0))
+rng = np.random.default_rng(0)
+h, w = 144, 176
+for i in range(90):
+    frame = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+    sal = np.full((h, w), 0.5, np.float32)  # flat: no block stands out, no region
+    if i < 6 or i >= 60:  # a salient patch before and after the flat stretch
+        sal[:32, :32] = 1.0
+    sink.write(i, i / 25, frame, sal)
+sink.close()
+"""
+
+
+def test_x265_offsets_after_a_stretch_without(tmp_path: Path) -> None:
+    """x265 crashed (SIGSEGV) when a picture with quant offsets followed a stretch without (its frame
+    pool's buffers): every picture now carries offsets. Run in a child so a crash fails the test."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "x.mkv"
+    r = subprocess.run([sys.executable, "-c", _X265_STRETCH, str(out)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, f"exit {r.returncode}: {r.stderr[-2000:]}"
+    assert len(read_frames(out)[0]) == 90

@@ -152,6 +152,7 @@ def rd(
 
     data: dict[str, Any] = {
         "input": str(source), "frames": n, "fps": fps, "size": [w, h], "audio": has_audio,
+        "map_cc_vs_truth": _map_quality(sal, weights.get("ew_psnr_gt"), n),
         "libvmaf": libvmaf_version(), "vmaf_model": "vmaf_v0.6.1", "bd_method": "pchip (JCT-VC/JVET CTC)",
         "model": model_info, "ew_psnr_gt": "ew_psnr_gt" in weights,
         "ew_psnr_model_note": "weighted by the model's own maps: circular, never a headline",
@@ -170,6 +171,18 @@ def rd(
             for f in (out / "encodes").rglob("*.mkv"):
                 f.unlink()
     return result
+
+
+def _map_quality(
+    sal: dict[str, Callable[[int], np.ndarray]], truth: Callable[[int], np.ndarray] | None, n: int
+) -> dict[str, float]:
+    """Mean over frames of each ROI method's CC with the ground truth (empty without it): how good
+    the maps that steered the bits were, which bounds what ROI coding can gain on EW-PSNR."""
+    if truth is None:
+        return {}
+    from salrt import metrics
+
+    return {name: float(np.nanmean([metrics.cc(maps(i), truth(i)) for i in range(n)])) for name, maps in sal.items()}
 
 
 def _checked(maps: np.ndarray | None, what: str, n: int, hw: tuple[int, int]) -> np.ndarray | None:

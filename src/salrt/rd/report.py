@@ -38,6 +38,9 @@ def markdown(data: dict[str, Any]) -> str:
     if data.get("model"):
         m = data["model"]
         lines += [f"Model maps: {m['name']} on {m['backend']}, stride {m['stride']}, {m['seconds']:.1f} s.", ""]
+    if data.get("map_cc_vs_truth"):
+        cc = ", ".join(f"{k} {v:.3f}" for k, v in data["map_cc_vs_truth"].items())
+        lines += [f"Maps against the ground truth (mean CC per frame): {cc}.", ""]
     if not data.get("complete"):
         lines += ["**Incomplete run**: the codecs below are those finished.", ""]
     for name, c in data["codecs"].items():

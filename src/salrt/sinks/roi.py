@@ -84,7 +84,11 @@ class RoiEncoderSink(VideoFileSink):
         route = self.encoder.roi
         regions = ffmpeg_regions(offsets, route.block, (frame.height, frame.width), route.qp_range, route.levels)
         if not regions:
-            return frame
+            # x265 pools its frames and gives a quant-offset buffer only to those first made from a
+            # picture that carried offsets; offsets arriving into one made without them crash it
+            # (measured: libx265 on carphone, a frame with offsets after a stretch without). So every
+            # picture carries offsets: one zero region over the frame, which changes nothing.
+            regions = [{"top": 0, "bottom": frame.height, "left": 0, "right": frame.width, "qoffset": 0.0}]
         g = av.filter.Graph()
         src = g.add_buffer(width=frame.width, height=frame.height, format=frame.format.name, time_base=self.tb)
         last = src
