@@ -58,7 +58,11 @@ def block_saliency(sal: np.ndarray, frame_hw: tuple[int, int], block: int, dilat
     from salrt.io.imaging import resize_map
 
     h, w = frame_hw
-    m = resize_map(np.asarray(sal, np.float32), (h, w))
+    m = np.asarray(sal, np.float32)
+    peak = float(m.max()) if m.size else 0.0
+    # resize_map works in 8 bits of 0..1: a map on another scale (a density summing to 1, raw
+    # counts) is brought to peak 1 first, which the standardisation below ignores anyway
+    m = resize_map(m / peak if peak > 0 and np.isfinite(peak) else m, (h, w))
     if dilation > 0:
         from scipy.ndimage import maximum_filter
 

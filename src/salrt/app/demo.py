@@ -26,8 +26,7 @@ def centre_bias(shape: tuple[int, int], sigma: float = 0.25) -> np.ndarray:
     size around the centre, the usual chance-level reference for saliency scores."""
     from salrt.rd.baselines import centre_bias as prior
 
-    m = prior(shape, sigma)
-    return m / m.max()
+    return prior(shape, sigma)
 
 
 def _heat(m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
