@@ -30,9 +30,9 @@ def test_a_baseline_steers_the_offsets_at_720p() -> None:
     """Regression: maps summing to 1 fell below 1/255 and vanished in 8-bit resizing, so the
     spectral baseline at 720p gave flat offsets and no ROI at all (BD-rate exactly 0). Maps on any
     scale now steer the offsets as their peak-1 versions do."""
-    from salrt.roi import QpMapper, RoiConfig, block_saliency, ffmpeg_regions
-
     from scipy.ndimage import gaussian_filter
+
+    from salrt.roi import QpMapper, RoiConfig, block_saliency, ffmpeg_regions
 
     rng = np.random.default_rng(1)
     frame = 128 + 60 * gaussian_filter(rng.normal(0, 1, (720, 1280)), 6)  # natural-looking texture
