@@ -10,6 +10,7 @@ import pytest
 
 from salrt.encoders import ENCODERS, encoder, merge_options, refusal, roi_config, roi_encoders
 from salrt.errors import UsageError
+from salrt.sinks.files import keep_scheduling
 
 
 def _encode(path: Path, codec: str, options: dict[str, str], roi: str | None, n: int = 3) -> None:
@@ -18,7 +19,7 @@ def _encode(path: Path, codec: str, options: dict[str, str], roi: str | None, n:
     h, w = 128, 256
     base = np.full((h, w, 3), 128, np.uint8)
     base[::2] += 20
-    with av.open(str(path), "w") as c:
+    with av.open(str(path), "w") as c, keep_scheduling():  # SVT-AV1 would leave this process SCHED_FIFO
         s = c.add_stream(codec, rate=25)
         s.width, s.height, s.pix_fmt, s.options = w, h, "yuv420p", options
         for i in range(n):

@@ -25,7 +25,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import multiprocessing
 import re
 import zlib
 from collections.abc import Callable, Iterable, Sequence
@@ -306,8 +305,7 @@ def evaluate(
         items = with_shuffle_pool(items)
     wrap = progress or (lambda it, total: it)
     if workers > 1:
-        # spawned, not forked: a fork of a process whose BLAS/OpenMP threads have run can spin forever
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as ex:
+        with ProcessPoolExecutor(workers) as ex:
             rows = list(wrap(ex.map(score_item, items, [names] * len(items), chunksize=8), len(items)))
     else:
         rows = list(wrap((score_item(i, names) for i in items), len(items)))

@@ -91,3 +91,18 @@ def test_x265_offsets_after_a_stretch_without(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-c", _X265_STRETCH, str(out)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, f"exit {r.returncode}: {r.stderr[-2000:]}"
     assert len(read_frames(out)[0]) == 90
+
+
+def test_an_av1_encode_leaves_the_scheduling_policy_alone(tmp_path: Path) -> None:
+    """SVT-AV1 makes the thread that opens it SCHED_FIFO (as root); processes started afterwards
+    inherited it and their BLAS threads starved each other (a training cache build hung)."""
+    import os
+
+    if not hasattr(os, "sched_getscheduler"):
+        pytest.skip("no POSIX scheduling policies on this platform")
+    before = os.sched_getscheduler(0)
+    sink = RoiEncoderSink(tmp_path / "a.mkv", 25.0, None, codec="libsvtav1", crf=40.0, roi=None)
+    for i in range(3):
+        sink.write(i, i / 25, np.zeros((128, 256, 3), np.uint8), np.zeros((128, 256), np.float32))
+    sink.close()
+    assert os.sched_getscheduler(0) == before

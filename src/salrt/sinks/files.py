@@ -13,6 +13,7 @@ final name is always complete; the JSON sidecar is rewritten every few seconds.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
@@ -20,6 +21,7 @@ import os
 import re
 import time as _time
 from array import array
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -284,7 +286,8 @@ class VideoFileSink:
             if with_audio:
                 self.audio.add(self.container)  # streams must all exist before the header is written
             try:
-                self.container.start_encoding()
+                with keep_scheduling():  # the encoders open here
+                    self.container.start_encoding()
                 break
             except av.FFmpegError as exc:
                 if (
@@ -323,6 +326,23 @@ class VideoFileSink:
         finally:
             self.audio._close_source()
             self.container.close()
+
+
+@contextlib.contextmanager
+def keep_scheduling() -> Iterator[None]:
+    """Restores the calling thread's scheduling policy on exit. SVT-AV1 makes the thread that opens
+    it real-time (SCHED_FIFO, where it may: as root), and every process started afterwards inherits
+    that: spawned workers whose BLAS threads spin then starve each other (a 30-s training cache
+    build ran for over an hour after an AV1 encode in the same process)."""
+    if not hasattr(os, "sched_getscheduler"):  # not Linux
+        yield
+        return
+    policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
+    try:
+        yield
+    finally:
+        if os.sched_getscheduler(0) != policy:
+            os.sched_setscheduler(0, policy, param)
 
 
 class OverlaySink(VideoFileSink):

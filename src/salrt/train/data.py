@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import os
 import shutil
 from concurrent.futures import ProcessPoolExecutor
@@ -143,8 +142,7 @@ def build_cache(
     jobs = [(v, contract, stride, root / _safe(v.name)) for v in videos]
     folders = []
     if workers > 1 and len(jobs) > 1:
-        # spawned, not forked: a fork of a process whose BLAS/OpenMP threads have run can spin forever
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
             for (_, _, _, folder), _meta in zip(jobs, pool.map(_cache_one, jobs)):
                 folders.append(folder)
                 if progress:
