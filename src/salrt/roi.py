@@ -55,14 +55,10 @@ class RoiConfig:
 
 def block_saliency(sal: np.ndarray, frame_hw: tuple[int, int], block: int, dilation: int = 0) -> np.ndarray:
     """Mean saliency per block of a frame of ``frame_hw`` (partial edge blocks included)."""
-    from salrt.io.imaging import resize_map
+    from salrt.io.imaging import resize_any_map
 
     h, w = frame_hw
-    m = np.asarray(sal, np.float32)
-    peak = float(m.max()) if m.size else 0.0
-    # resize_map works in 8 bits of 0..1: a map on another scale (a density summing to 1, raw
-    # counts) is brought to peak 1 first, which the standardisation below ignores anyway
-    m = resize_map(m / peak if peak > 0 and np.isfinite(peak) else m, (h, w))
+    m = resize_any_map(sal, (h, w))  # the standardisation in QpMapper ignores the map's scale
     if dilation > 0:
         from scipy.ndimage import maximum_filter
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from salrt.encoders import encoder, refusal
-from salrt.errors import MediaError, SalrtError, UsageError
+from salrt.errors import SalrtError, UsageError
 from salrt.io.orientation import Orientation
 from salrt.roi import RoiConfig
 from salrt.sinks.roi import DEFAULT_ROI, RoiEncoderSink
@@ -195,7 +195,7 @@ def encode_with_maps(source: str, output: str | Path, maps: np.ndarray | None, *
                         f"({output} holds the first {len(maps)} frames)"
                     )
                 if t0 is None:  # the first frame's display matrix turns every frame upright
-                    t0, orient = f.time, _orientation(f, source)
+                    t0, orient = f.time, Orientation.of(f, source)
                 sink.write(i, (f.time or 0.0) - (t0 or 0.0), orient.apply(f.to_ndarray(format="rgb24")), maps[i])
                 n += 1
         finally:
@@ -203,13 +203,6 @@ def encode_with_maps(source: str, output: str | Path, maps: np.ndarray | None, *
     if n < len(maps) and not isinstance(maps, _NoMaps):
         raise SalrtError(f"{len(maps)} maps for {n} video frames: give one map per frame ({output} was written)")
     return sink
-
-
-def _orientation(frame: Any, source: str) -> Orientation:
-    try:
-        return Orientation.of(frame)
-    except ValueError as exc:
-        raise MediaError(f"{source}: {exc}") from None
 
 
 class _NoMaps:

@@ -66,12 +66,17 @@ def videos(s: EvalSettings) -> list[evaluation.Video]:
         if s.root is None:
             raise UsageError(f"dataset {s.dataset} needs its root folder")
         found = evaluation.dataset(s.dataset, s.root, s.split)
-    if s.videos:
-        unknown = set(s.videos) - {v.name for v in found}
-        if unknown:
-            raise UsageError(f"videos not in the dataset: {', '.join(sorted(unknown))}")
-        found = [v for v in found if v.name in s.videos]
-    return found
+    return _narrowed(found, s.videos, "the dataset")
+
+
+def _narrowed(found: Sequence[Any], names: Sequence[str], where: str) -> list[Any]:
+    """``found`` narrowed to the videos ``names`` (all when empty); a name not there is a usage error."""
+    if not names:
+        return list(found)
+    unknown = set(names) - {v.name for v in found}
+    if unknown:
+        raise UsageError(f"videos not in {where}: {', '.join(sorted(unknown))}")
+    return [v for v in found if v.name in names]
 
 
 def predict_video(
@@ -147,12 +152,7 @@ def _evaluate_msu(
 
     if s.root is None:
         raise UsageError("dataset msu needs its root folder")
-    vids = msu.msu_dataset(s.root, s.subset)
-    if s.videos:
-        unknown = set(s.videos) - {v.name for v in vids}
-        if unknown:
-            raise UsageError(f"videos not in the {s.subset} list: {', '.join(sorted(unknown))}")
-        vids = [v for v in vids if v.name in s.videos]
+    vids = _narrowed(msu.msu_dataset(s.root, s.subset), s.videos, f"the {s.subset} list")
     if spec is not None:
         missing = [v.name for v in vids if v.source is None]
         if missing:

@@ -202,13 +202,9 @@ def _checked(maps: np.ndarray | None, what: str, n: int, hw: tuple[int, int]) ->
 
 
 def _resize(m: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-    """A map at the frame size, peak 1 (weights, CC and the ROI mapping ignore the scale; resize_map's
-    8 bits of 0..1 would flatten a map on another scale, e.g. a density summing to 1)."""
-    from salrt.io.imaging import resize_map
+    from salrt.io.imaging import resize_any_map
 
-    m = np.asarray(m, np.float32)
-    peak = float(m.max()) if m.size else 0.0
-    return resize_map(m / peak if peak > 0 and np.isfinite(peak) else m, hw)
+    return resize_any_map(m, hw)
 
 
 def _cached(fn: Callable[[int], np.ndarray]) -> Callable[[int], np.ndarray]:

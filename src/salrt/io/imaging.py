@@ -166,6 +166,15 @@ def resize_map(m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return pil_resize(u8, size, "bilinear")[..., 0].astype(np.float32) / 255.0
 
 
+def resize_any_map(m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A map on any non-negative scale (a density summing to 1, raw counts) resized as
+    :func:`resize_map` does, after bringing it to peak 1, so its 8 bits of 0..1 do not flatten it;
+    for weights, correlations and the ROI mapping, which ignore the scale."""
+    m = np.asarray(m, np.float32)
+    peak = float(m.max()) if m.size else 0.0
+    return resize_map(m / peak if peak > 0 and np.isfinite(peak) else m, size)
+
+
 def to_u8(m: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(m * 255.0), 0, 255).astype(np.uint8)
 

@@ -230,10 +230,10 @@ class MediaClips:
         self._head = self._until_first_video_frame()
         first = next((f for kind, f in self._head if kind == "v"), None)
         try:
-            self.orientation = Orientation.of(first) if first is not None else Orientation()
-        except ValueError as exc:
+            self.orientation = Orientation.of(first, self.source) if first is not None else Orientation()
+        except MediaError:
             self.close()
-            raise MediaError(f"{self.source}: {exc}") from None
+            raise
         self.info = self._describe(fps)
         if not self.orientation.identity:
             warnings.warn(

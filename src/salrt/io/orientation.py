@@ -43,11 +43,17 @@ class Orientation:
         raise ValueError(f"display matrix {m.tolist()} is not a rotation by a multiple of 90 degrees")
 
     @classmethod
-    def of(cls, frame: Any) -> Orientation:
-        """Of a decoded PyAV VideoFrame (identity when it carries no display matrix)."""
+    def of(cls, frame: Any, source: str = "input") -> Orientation:
+        """Of a decoded PyAV VideoFrame (identity when it carries no display matrix); a matrix with
+        no pixel-exact upright picture is a MediaError naming ``source``."""
+        from salrt.errors import MediaError
+
         for sd in frame.side_data:
             if str(sd.type).endswith("DISPLAYMATRIX"):
-                return cls.from_matrix(np.frombuffer(bytes(sd), np.int32))
+                try:
+                    return cls.from_matrix(np.frombuffer(bytes(sd), np.int32))
+                except ValueError as exc:
+                    raise MediaError(f"{source}: {exc}") from None
         return cls()
 
     @property

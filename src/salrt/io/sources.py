@@ -91,7 +91,7 @@ def open_source(spec: Source, options: Any, keep_frames: bool) -> Any:
         stride=options.stride,
         keep_frames=keep_frames,
         timeout=options.timeout_s if spec.is_stream else None,
-        hwaccel=getattr(options, "hwaccel", None),
+        hwaccel=options.hwaccel,
         **spec.open_kwargs(),
         **options.contract.media_options(),
     )

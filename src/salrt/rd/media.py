@@ -49,10 +49,7 @@ def read_frames(path: str | Path, limit: int | None = None) -> tuple[list[Frame]
             if limit is not None and len(frames) >= limit:
                 break
             if orient is None:  # the first frame's display matrix turns every frame upright
-                try:
-                    orient = Orientation.of(f)
-                except ValueError as exc:
-                    raise MediaError(f"{path}: {exc}") from None
+                orient = Orientation.of(f, str(path))
             f = orient.apply_frame(f)
             w, h = f.width - f.width % 2, f.height - f.height % 2
             if (w, h) != (f.width, f.height) or f.format.name != "yuv420p":

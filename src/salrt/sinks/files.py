@@ -332,7 +332,7 @@ class VideoFileSink:
 def keep_scheduling() -> Iterator[None]:
     """Restores the calling thread's scheduling policy on exit. SVT-AV1 makes the thread that opens
     it real-time (SCHED_FIFO, where it may: as root), and every process started afterwards inherits
-    that: spawned workers whose BLAS threads spin then starve each other (a 30-s training cache
+    that: worker processes whose BLAS threads spin then starve each other (a 30-s training cache
     build ran for over an hour after an AV1 encode in the same process)."""
     if not hasattr(os, "sched_getscheduler"):  # not Linux
         yield
