@@ -92,6 +92,8 @@ class RunStats:
     # streaming models: times each input's state was reset after its start (frames not consecutive:
     # clips dropped by --live, a reconnect, a seek)
     state_resets: list[int] = dataclasses.field(default_factory=list)
+    # a model server's traffic: tensor bytes sent and received, requests (empty for local backends)
+    wire_bytes: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def __getitem__(self, key: str) -> Any:
         return getattr(self, key)
@@ -346,6 +348,7 @@ class Runtime:
                 self._flush(pending, rng)
                 pending = []
                 self.states.end(item[1])  # an ended input's state is freed
+                getattr(self.backend, "end_stream", lambda s: None)(item[1])  # and a server's window for it
                 self.outs[item[1]].put(_END)
                 continue
             if item is not None and self.failed[item.source]:  # its input failed: nothing more is sampled
@@ -404,7 +407,14 @@ class Runtime:
                     for j in jobs
                 ]
             )
-        maps = to_numpy(self.backend.sample(video, audio, steps=self.opt.steps, noise=noise, **conditions))
+        kw = dict(steps=self.opt.steps, noise=noise, **conditions)
+        by_stream = getattr(self.backend, "sample_streams", None)  # duck-typed backends may lack it
+        maps = (
+            by_stream([j.source for j in jobs], video, audio, **kw)
+            if by_stream
+            else self.backend.sample(video, audio, **kw)
+        )
+        maps = to_numpy(maps)
         self.stats["model"].busy_s += time.perf_counter() - t
         self.stats["model"].count += len(jobs)
         for j, m in zip(jobs, maps):
@@ -549,6 +559,7 @@ class Runtime:
             warnings=list(self.warnings),
             errors=list(self.errors),
             state_resets=list(self.states.resets),
+            wire_bytes=dict(getattr(self.backend, "wire_bytes", dict)()),
         )
 
     def _save_stats(self, stats: RunStats) -> None:

@@ -39,6 +39,8 @@ class RunSpec:
     - ``steps``: denoiser steps (None: the model's own count, e.g. MUBiC's adaptive one);
     - ``captions``/``bpe``: a text-conditioned model's captions and CLIP's BPE merges;
     - ``url``/``triton_model``/``timeout_s``/``retries``: a model server and its request policy;
+      ``send``: ``"frames"`` (each frame once; the server keeps each stream's window, where its
+      repository has the frames-once model) or ``"clips"`` (every clip whole);
     - ``seed``: the starting noise (and synthetic weights).
     """
 
@@ -57,6 +59,7 @@ class RunSpec:
     bpe: str | None = None
     url: str | None = None
     triton_model: str | None = None
+    send: str = "frames"
     timeout_s: float = 10.0
     retries: int = 3
     seed: int = 0
@@ -101,6 +104,8 @@ class RunSpec:
             raise SpecError("steps", f"a positive integer or None (the model's own count), got {spec.steps!r}")
         if not (isinstance(spec.timeout_s, (int, float)) and math.isfinite(spec.timeout_s) and spec.timeout_s > 0):
             raise SpecError("timeout_s", f"seconds > 0, got {spec.timeout_s!r}")
+        if spec.send not in ("frames", "clips"):
+            raise SpecError("send", f"'frames' or 'clips', got {spec.send!r}")
         if not isinstance(spec.retries, int) or spec.retries < 0:
             raise SpecError("retries", f"an integer >= 0, got {spec.retries!r}")
         if spec.bpe and not spec.captions:

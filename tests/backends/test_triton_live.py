@@ -12,6 +12,7 @@ the same path and its results are committed.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -109,6 +110,64 @@ def test_float_maps(served, protocol: str) -> None:
             x = remote.sample(video, audio, steps=steps, noise=noise)
             y = local.sample(video, audio, steps=steps, noise=noise)
             assert x.shape == (b, 1, 64, 128) and np.abs(x - y).max() <= 1e-5, (b, steps)
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_frames_once_equals_the_local_backend_with_fewer_bytes(served, protocol: str) -> None:
+    """Each frame sent once (the server keeps the window): the maps are the local backend's, the
+    bytes on the wire a fraction of the clip path's; both paths, one input per run (noise order)."""
+    d, exp, server = served
+    clip = make_clip(d / f"once_{protocol}.mp4", seed=7, seconds=2.0, width=96, height=64)
+    url = server.http_url if protocol == "http" else server.grpc_url
+    common = [str(clip.path), "--steps", "2", "--stride", "8", "--outputs", "npy", "--quiet"]
+    local = d / f"once_local_{protocol}"
+    assert main(["run", *common, "-o", str(local), "--backend", "onnxruntime", "--export-dir", str(exp)]) == 0
+    want = np.load(local / f"once_{protocol}_maps.npy")
+    sent = {}
+    for send in ("frames", "clips"):
+        out = d / f"once_{send}_{protocol}"
+        assert main(["run", *common, "-o", str(out), "--backend", "triton", "--url", url, "--send", send]) == 0
+        assert np.array_equal(np.load(out / f"once_{protocol}_maps.npy"), want), send
+        stats = json.loads((out / "run_stats.json").read_text())
+        sent[send] = stats["wire_bytes"]["sent"] / clip.n_frames
+    # tiny config at stride 8: 8 uint8 frames (24.6 KB each) + audio and noise per clip vs 16 float32
+    # frames + audio + noise: about 1/5.5 on a long stream, less on 50 frames (the start sends a whole window)
+    assert sent["frames"] < sent["clips"] / 4, sent
+
+
+def test_frames_once_recovers_a_lost_window_and_refuses_streams_beyond_the_slots(served) -> None:
+    """A stream whose window the server no longer holds (restart, idle timeout) is sent whole
+    again and goes on with the same maps; a stream beyond the server's slots is refused, saying so."""
+    from salrt.backends.triton_backend import TritonBackend
+    from salrt.errors import RemoteError
+
+    _, _, server = served
+    b = TritonBackend(server.http_url, "diffsal", retries=0)
+    assert b.window is not None and b.window["slots"] == 4
+    mean, std = b.window["mean"], b.window["std"]
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 256, (40, 64, 128, 3), dtype=np.uint8)
+
+    def clip(lo: int) -> np.ndarray:
+        return ((frames[lo : lo + 16].astype(np.float32) - mean) / std).transpose(3, 0, 1, 2)[None]
+
+    audio = rng.standard_normal((1, 1, 9, 32, 64)).astype(np.float32)
+    noise = rng.standard_normal((1, 1, 64, 128)).astype(np.float32)
+    for k, lo in enumerate((0, 8, 16, 24)):
+        if k == 2:  # the server forgets the stream (as after a restart): a new sequence id it never saw
+            b.streams[0].sequence += 1 << 40
+        got = b.sample_streams([0], clip(lo), audio, steps=2, noise=noise)
+        assert np.array_equal(got, b.sample(clip(lo), audio, steps=2, noise=noise)), lo
+    assert b.restarts == 1
+    for s in range(1, 4):  # four streams now: every slot taken
+        b.sample_streams([s], clip(0), audio, steps=2, noise=noise)
+    with pytest.raises(RemoteError, match="no free stream slot"):
+        b.sample_streams([4], clip(0), audio, steps=2, noise=noise)
+    for s in range(4):  # ended streams free their slots
+        b.end_stream(s)
+    b.sample_streams([4], clip(0), audio, steps=2, noise=noise)
+    b.end_stream(4)
+    b.close()
 
 
 def test_a_server_killed_mid_stream_is_reported_and_outputs_kept(served, tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ import numpy as np
 from salrt.errors import SalrtError, require
 from salrt.export.triton import check_repository, parse_config
 
-_NP = {"TYPE_FP32": np.float32, "TYPE_FP16": np.float16, "TYPE_INT64": np.int64}
+_NP = {"TYPE_FP32": np.float32, "TYPE_FP16": np.float16, "TYPE_INT64": np.int64, "TYPE_UINT8": np.uint8}
 
 
 def _infer_fn(session: Any, scalars: set[str]) -> Callable[..., dict[str, np.ndarray]]:
@@ -39,6 +39,108 @@ def _infer_fn(session: Any, scalars: set[str]) -> Callable[..., dict[str, np.nda
         with lock:
             out = session.run(None, feed)
         return dict(zip(names, out))
+
+    return infer
+
+
+class WindowStore:
+    """Each stream's frame window, as Triton's sequence batcher keeps the frames-once model's
+    implicit state (:mod:`salrt.export.window`): a stream starts with a zero window (the start
+    flag), a request for a stream the server does not hold is refused with Triton's wording (the
+    client sends its whole window again), the end flag releases it, a stream silent for
+    ``idle_s`` is released, and at most ``slots`` streams are held at once (a new one beyond is
+    refused, saying so). Thread-safe."""
+
+    def __init__(
+        self, shape: tuple[int, ...], slots: int, idle_s: float, clock: Callable[[], float] | None = None
+    ) -> None:
+        import time
+
+        self.shape, self.slots, self.idle_s = shape, slots, idle_s
+        self.clock = clock or time.monotonic
+        self.windows: dict[str, tuple[np.ndarray, float]] = {}
+        self.lock = threading.Lock()
+        self.released_idle = 0
+
+    def take(self, stream: str, start: bool) -> np.ndarray:
+        """The window stream ``stream`` continues from (zeros at its start)."""
+        with self.lock:
+            self.sweep()
+            if start:
+                if stream not in self.windows and len(self.windows) >= self.slots:
+                    raise SalrtError(
+                        f"no free stream slot: this server holds {self.slots} streams at once "
+                        "(salrt export --format triton --instances N, or more servers)"
+                    )
+                zero = np.zeros(self.shape, np.uint8)
+                self.windows[stream] = (zero, self.clock())  # the slot is taken from the start
+                return zero
+            if stream not in self.windows:
+                raise SalrtError(
+                    f"inference request for sequence {stream} must specify the START flag on the first request of "
+                    "the sequence (unknown stream: the server restarted or released it after idling)"
+                )
+            return self.windows[stream][0]
+
+    def put(self, stream: str, window: np.ndarray) -> None:
+        with self.lock:
+            self.windows[stream] = (window, self.clock())
+
+    def release(self, stream: str) -> None:
+        with self.lock:
+            self.windows.pop(stream, None)
+
+    def start_sweeper(self) -> None:
+        """Release idle streams in the background too (no request may come to trigger it)."""
+        import time
+
+        def loop() -> None:
+            while True:
+                time.sleep(min(self.idle_s / 2, 5.0))
+                with self.lock:
+                    self.sweep()
+
+        threading.Thread(target=loop, name="salrt-window-sweeper", daemon=True).start()
+
+    def sweep(self) -> None:
+        """Release the streams silent for longer than ``idle_s`` (a client that disappeared)."""
+        now = self.clock()
+        for k in [k for k, (_, t) in self.windows.items() if now - t > self.idle_s]:
+            del self.windows[k]
+            self.released_idle += 1
+
+
+def _window_fn(
+    session: Any, store: WindowStore, outputs: dict[str, tuple[int, ...]]
+) -> Callable[..., list[dict[str, np.ndarray]]]:
+    """A PyTriton callable for the frames-once model: per request, the stream's window from
+    ``store`` goes in as ``window_in`` and ``window_out`` goes back into it; ``outputs``: the
+    config's outputs (name -> dims after the batch), what an end request gets back."""
+    from salrt.export.window import STATE_IN, STATE_OUT
+
+    names = [o.name for o in session.get_outputs()]
+    lock = threading.Lock()
+
+    def infer(requests: list[Any]) -> list[dict[str, np.ndarray]]:
+        out = []
+        for req in requests:
+            params = req.parameters or {}
+            stream = str(params.get("salrt_stream", ""))
+            if not stream:
+                raise SalrtError("the frames-once model needs a stream: send the salrt_stream parameter")
+            start, end = bool(params.get("salrt_start", False)), bool(params.get("salrt_end", False))
+            if end:  # the stream ends: release it (again is harmless), no model run
+                store.release(stream)
+                out.append({n: np.zeros((1, *dims), np.float32) for n, dims in outputs.items()})
+                continue
+            window = store.take(stream, start)
+            feed = {k: np.asarray(v) for k, v in req.items()}
+            feed[STATE_IN] = window[None]
+            with lock:
+                res = dict(zip(names, session.run(None, feed)))
+            store.put(stream, res.pop(STATE_OUT)[0])
+            out.append(res)
+        return out
 
     return infer
 
@@ -61,6 +163,9 @@ def bind_repository(
             )
             continue
         cfg = parse_config(repo / name / "config.pbtxt")
+        if cfg.HasField("sequence_batching"):
+            _bind_window(triton, repo, name, entry, cfg, ort, log)
+            continue
         batched = cfg.max_batch_size > 0
         scalars = {t.name for t in cfg.input if t.HasField("reshape") and not list(t.reshape.shape)}
         opts = ort.SessionOptions()
@@ -91,6 +196,27 @@ def bind_repository(
         raise SalrtError(f"{repo}: the servable model carries no salrt_manifest parameter")
     json.loads(manifest_text)  # a broken parameter is refused here, not by the first client
     return index
+
+
+def _bind_window(triton: Any, repo: Path, name: str, entry: dict[str, Any], cfg: Any, ort: Any, log: Any) -> None:
+    """Bind the frames-once model with a :class:`WindowStore` standing in for Triton's sequence
+    batcher (PyTriton has none): one request per stream clip, unbatched."""
+    from pytriton.model_config import ModelConfig, Tensor
+
+    state = cfg.sequence_batching.state[0]
+    slots = max(cfg.max_batch_size, 1) * max((g.count for g in cfg.instance_group), default=1)
+    store = WindowStore(tuple(state.dims), slots, cfg.sequence_batching.max_sequence_idle_microseconds / 1e6)
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(str(repo / name / entry["file"]), opts, providers=["CPUExecutionProvider"])
+    inputs = [Tensor(name=t.name, dtype=_NP[_dtype(t.data_type)], shape=(-1, *t.dims)) for t in cfg.input]
+    outputs = [Tensor(name=t.name, dtype=_NP[_dtype(t.data_type)], shape=(-1, *t.dims)) for t in cfg.output]
+    store.start_sweeper()
+    dims = {t.name: tuple(t.dims) for t in cfg.output}
+    triton.bind(model_name=name, infer_func=_window_fn(session, store, dims), inputs=inputs, outputs=outputs,
+                config=ModelConfig(batching=False))  # fmt: skip
+    log(f"salrt serve: {name} (frames once: {slots} stream slots, windows released after "
+        f"{store.idle_s:g} s idle)")  # fmt: skip
 
 
 def _dtype(code: int) -> str:
@@ -165,6 +291,11 @@ def serve(
         triton.stop()
 
 
+def _served_models(repository: str | Path, index: dict[str, Any]) -> list[str]:
+    """The models ``salrt serve`` binds (all but TensorRT plans)."""
+    return [n for n, e in index["models"].items() if e["platform"] == "onnxruntime_onnx"]
+
+
 class Spawned:
     """A ``salrt serve`` process started by :func:`spawn`: its URLs, and ``stop()``."""
 
@@ -222,7 +353,7 @@ def spawn(
             tail = Path(log).read_text()[-1500:] if log else ""
             raise SalrtError(f"salrt serve exited with {proc.returncode} before it was ready {tail}".strip())
         try:
-            if client.is_server_ready() and client.is_model_ready(index["servable"]):
+            if client.is_server_ready() and all(client.is_model_ready(m) for m in _served_models(repository, index)):
                 return served
         except Exception:  # not listening yet
             pass

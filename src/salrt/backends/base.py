@@ -134,6 +134,20 @@ class Backend:
             out.append(np.asarray(to_numpy(m), np.float32)[0, 0])
         return np.stack(out)
 
+    # -- clips of identified streams (a server that keeps each stream's frame window) ---------
+    def sample_streams(self, streams: list[int], video: Any, audio: Any, **options: Any) -> Any:
+        """:meth:`sample` for a batch whose row ``r`` belongs to stream ``streams[r]`` (an input of
+        the run; its clips arrive in order). A backend that keeps windows per stream (the Triton
+        client's frames-once path) sends each stream only the frames its window lacks."""
+        return self.sample(video, audio, **options)
+
+    def end_stream(self, stream: int) -> None:
+        """Stream ``stream`` has ended (or restarts from a gap): free what is kept for it."""
+
+    def wire_bytes(self) -> dict[str, int]:
+        """Bytes sent to and received from a model server so far (empty for a local backend)."""
+        return {}
+
     def close(self) -> None:
         """Free what the backend holds (device memory, sessions); idempotent."""
 

@@ -14,6 +14,7 @@ Imports neither torch nor model code.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,9 @@ import numpy as np
 from salrt.backends import register
 from salrt.backends.graph import GraphBackend, NumpyArrays
 from salrt.errors import RemoteError, SalrtError, SpecError, UsageError, one_line, require
+from salrt.export.window import FRAMES, to_pixels
 
-_DTYPES = {"float32": "FP32", "float16": "FP16", "int64": "INT64"}
+_DTYPES = {"float32": "FP32", "float16": "FP16", "int64": "INT64", "uint8": "UINT8"}
 
 
 def parse_url(url: str) -> tuple[str, str]:
@@ -63,6 +65,7 @@ class TritonBackend(NumpyArrays, GraphBackend):
             manifest=export_dir,
             timeout_s=spec.timeout_s,
             retries=spec.retries,
+            send=spec.send,
         )
 
     def __init__(
@@ -74,6 +77,7 @@ class TritonBackend(NumpyArrays, GraphBackend):
         timeout_s: float = 10.0,
         retries: int = 3,
         backoff_s: float = 0.5,
+        send: str = "frames",
     ) -> None:
         self.url = url
         self.protocol, self.address = parse_url(url)
@@ -90,13 +94,21 @@ class TritonBackend(NumpyArrays, GraphBackend):
         self._wait_live()
         self.servable = model or self._only_salrt_model()
         self.manifest = self._manifest(manifest)
-        from salrt.export.triton import model_names
+        from salrt.export.triton import model_names, servable_graph
 
         self.models = {g: name for name, (g, platform) in model_names(self.manifest, False).items()}
         available = self._check_models()
         self.float = np.float16 if self.manifest["precision"] == "fp16" else np.float32
         self._setup(available, self.float)
         self.retried = 0  # requests that succeeded after a retry (reported in run statistics)
+        self.sent = self.received = self.requests = 0  # bytes of tensors on the wire, requests
+        self.servable_graph = servable_graph(self.manifest)
+        self.restarts = 0  # streams sent whole again because the server had lost their window
+        self.window = self._window_model() if send == "frames" else None
+        self.streams: dict[int, _Stream] = {}  # the frames-once path: what the server holds per stream
+        self._client_id = (
+            int.from_bytes(os.urandom(5), "little") << 16
+        )  # sequence ids unique per client (< 2**56: gRPC takes int64)
 
     # -- connection and discovery ---------------------------------------------------------------
     def _wait_live(self) -> None:
@@ -195,6 +207,127 @@ class TritonBackend(NumpyArrays, GraphBackend):
 
         return InferenceServerException
 
+    def _window_model(self) -> dict[str, Any] | None:
+        """The frames-once model's record (manifest ``window``) when the server has it ready."""
+        w = self.manifest.get("window")
+        if not w:
+            return None
+        try:
+            ready = self._call_server(lambda: self.client.is_model_ready(w["model"]))
+        except RemoteError:
+            ready = False
+        if not ready:
+            import logging
+
+            logging.getLogger("salrt").warning(
+                "%s: the frames-once model %r is not ready: clips are sent whole", self.url, w["model"]
+            )
+            return None
+        meta = self._call_server(lambda: self._metadata(w["model"]))
+        got = {t["name"]: t["datatype"] for t in meta["inputs"]}
+        if got.get(FRAMES) != "UINT8":
+            raise SalrtError(f"{self.url}: model {w['model']!r} takes no uint8 {FRAMES!r} input (has {got})")
+        return {**w, "mean": np.asarray(w["mean"], np.float32), "std": np.asarray(w["std"], np.float32)}
+
+    # -- the frames-once path ------------------------------------------------------------------
+    def sample_streams(self, streams: list[int], video: Any, audio: Any, **options: Any) -> Any:
+        """Each row's stream gets only the frames the server's window for it lacks (the whole
+        window when it starts, after a gap or when the server lost it), as uint8 pixels; clips
+        whose video is not made of 8-bit pixels, other step counts and ``send="clips"`` go whole."""
+        steps, noise = options.get("steps", self.steps), options.get("noise")
+        w = self.window
+        if w is None or noise is None or steps != self.steps or options.get("seed") is not None:
+            return self.sample(video, audio, **options)
+        pixels = [to_pixels(v, w["mean"], w["std"]) for v in video]
+        if any(p is None for p in pixels):
+            return self.sample(video, audio, **options)
+        cond = {k: self._int(v) for k, v in options.items() if k not in ("steps", "noise", "seed")}
+        maps = []
+        for r, (stream, px) in enumerate(zip(streams, pixels)):
+            feed = {"audio": self._float(audio[r : r + 1]), "noise": self._float(noise[r : r + 1])}
+            feed.update({k: v[r : r + 1] for k, v in cond.items()})
+            maps.append(self._window_clip(stream, px, feed))
+        return np.concatenate(maps)
+
+    def _window_clip(self, stream: int, px: np.ndarray, feed: dict[str, np.ndarray]) -> np.ndarray:
+        st = self.streams.get(stream)
+        new = overlap_frames(st.pixels, px) if st is not None and st.pixels is not None else None
+        if st is None:
+            st = self.streams[stream] = _Stream(self._client_id + len(self.streams) + 1)
+        if new is not None:
+            try:
+                return self._window_request(st, px[len(px) - new :], feed, start=False, px=px)
+            except _SequenceLost:  # the server restarted or dropped it after idling: send it all again
+                self.restarts += 1
+        return self._window_request(st, px, feed, start=True, px=px)
+
+    def _window_request(
+        self,
+        st: _Stream,
+        frames: np.ndarray,
+        feed: dict[str, np.ndarray],
+        *,
+        start: bool,
+        px: np.ndarray | None,
+        end: bool = False,
+    ) -> np.ndarray:
+        name = self.window["model"]
+        out_name = self.graph_outputs[self.servable_graph][0]
+        values = {FRAMES: np.ascontiguousarray(frames[None]), **feed}
+
+        def request() -> np.ndarray:
+            inputs = []
+            for k, v in values.items():
+                x = self._mod.InferInput(k, list(v.shape), _DTYPES[str(v.dtype)])
+                x.set_data_from_numpy(v)
+                inputs.append(x)
+            params = {"salrt_stream": str(st.sequence), "salrt_start": bool(start), "salrt_end": bool(end)}
+            kw: dict[str, Any] = {"sequence_id": st.sequence, "sequence_start": start, "sequence_end": end}
+            req = [self._mod.InferRequestedOutput(out_name)]
+            try:
+                if self.protocol == "grpc":
+                    res = self.client.infer(
+                        name, inputs, outputs=req, client_timeout=self.timeout_s, parameters=params, **kw
+                    )
+                else:
+                    res = self.client.infer(
+                        name, inputs, outputs=req, timeout=int(self.timeout_s * 1e6), parameters=params, **kw
+                    )
+            except self._mod_exc() as exc:
+                if not start and _lost_sequence(exc):
+                    raise _SequenceLost(str(exc)) from None
+                raise
+            return res.as_numpy(out_name)
+
+        out = self._call_server(request)
+        self.requests += 1
+        self.sent += sum(v.nbytes for v in values.values())
+        self.received += out.nbytes
+        st.pixels = None if end else px
+        return out
+
+    def end_stream(self, stream: int) -> None:
+        """Release the stream's window on the server now (a last one-frame request with the end
+        flag: its map is discarded), not after the server's idle timeout."""
+        st = self.streams.pop(stream, None)
+        if st is None or st.pixels is None or self.window is None:
+            return
+        feed = {
+            k: np.zeros(self.manifest["graphs"][self.servable_graph]["inputs"][k]["shape"][1:], v)[None]
+            for k, v in self._end_inputs().items()
+        }
+        try:
+            self._window_request(st, st.pixels[-1:], feed, start=False, px=None, end=True)
+        except (SalrtError, _SequenceLost):  # already gone: the server dropped it on its own
+            pass
+
+    def _end_inputs(self) -> dict[str, Any]:
+        ins = self.manifest["graphs"][self.servable_graph]["inputs"]
+        return {k: (np.int64 if v["dtype"] == "int64" else self.float) for k, v in ins.items() if k != "video"}
+
+    def wire_bytes(self) -> dict[str, int]:
+        return {"sent": self.sent, "received": self.received, "requests": self.requests}
+
     # -- requests ---------------------------------------------------------------------------
     def _call_server(self, fn: Any) -> Any:
         """``fn()`` with the retry policy; the last failure as :class:`RemoteError`."""
@@ -222,7 +355,9 @@ class TritonBackend(NumpyArrays, GraphBackend):
 
         def request() -> dict[str, np.ndarray]:
             inputs = []
+            self.requests += 1
             for k, v in feed.items():
+                self.sent += v.nbytes
                 arr = v.reshape(len(v), 1) if v.ndim == 1 else v  # per-item scalars travel as (B, 1)
                 x = self._mod.InferInput(k, list(arr.shape), _DTYPES[str(arr.dtype)])
                 x.set_data_from_numpy(np.ascontiguousarray(arr))
@@ -232,7 +367,9 @@ class TritonBackend(NumpyArrays, GraphBackend):
                 res = self.client.infer(name, inputs, outputs=req, client_timeout=self.timeout_s)
             else:
                 res = self.client.infer(name, inputs, outputs=req, timeout=int(self.timeout_s * 1e6))
-            return {o: res.as_numpy(o) for o in outputs}
+            got = {o: res.as_numpy(o) for o in outputs}
+            self.received += sum(v.nbytes for v in got.values())
+            return got
 
         return self._call_server(request)
 
@@ -241,6 +378,39 @@ class TritonBackend(NumpyArrays, GraphBackend):
             self.client.close()
         except Exception:  # already closed or never connected
             pass
+
+
+class _Stream:
+    """One stream of the frames-once path: its sequence id and the window the server holds."""
+
+    def __init__(self, sequence: int) -> None:
+        self.sequence = sequence
+        self.pixels: np.ndarray | None = None  # (T, H, W, 3) uint8, None before the first request
+
+
+class _SequenceLost(SalrtError):
+    """The server holds no window for the stream (restarted, or released it after idling)."""
+
+
+def _lost_sequence(exc: BaseException) -> bool:
+    """Whether a server error says the stream's sequence is unknown there (Triton: a request
+    without the START flag for a sequence it does not hold; salrt serve says the same)."""
+    text = str(exc).lower()
+    return "start flag" in text or "unknown stream" in text
+
+
+def overlap_frames(held: np.ndarray, clip: np.ndarray) -> int | None:
+    """How many frames at the end of ``clip`` (T, H, W, 3) are new when the server holds ``held``:
+    the smallest ``k >= 1`` with ``held[k:] == clip[:T-k]`` (pixel for pixel), None when no shift
+    matches (the stream jumped: dropped clips, a reconnect) and the whole window must go."""
+    t = len(clip)
+    if held.shape != clip.shape:
+        return None
+    for k in range(1, t):
+        # a cheap first test (one frame) before the whole overlap is compared
+        if np.array_equal(held[k], clip[0]) and np.array_equal(held[k:], clip[: t - k]):
+            return k
+    return None
 
 
 def _reason(exc: BaseException | None) -> str:

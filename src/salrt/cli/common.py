@@ -159,6 +159,16 @@ SPEC_OPTIONS: tuple[SpecOption, ...] = (
     SpecOption("url", "--url", {"help": "a model server: http://HOST:8000 or grpc://HOST:8001 (Triton)"}),
     SpecOption("triton_model", "--triton-model", {"help": "the served model's name (default: --model)"}),
     SpecOption(
+        "send",
+        "--send",
+        {
+            "choices": ("frames", "clips"),
+            "default": "frames",
+            "help": "to a server (Triton): each frame once, the server keeping each stream's window (when its "
+            "repository has the frames-once model), or every clip whole",
+        },
+    ),
+    SpecOption(
         "kernels", "--kernels", {"choices": KERNELS, "help": "attention/DDIM kernels (default: triton on cuda)"}
     ),
     SpecOption(

@@ -26,14 +26,15 @@ from typing import Any
 
 from salrt.errors import ExportError, SalrtError
 from salrt.export.manifest import file_sha256, read_manifest
+from salrt.export.window import FRAMES, STATE_IN, STATE_OUT, normalisation, window_graph, window_shape
 
 FORMAT = "salrt-triton/1"
-TRITON_DTYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "int64": "TYPE_INT64"}
+TRITON_DTYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "int64": "TYPE_INT64", "uint8": "TYPE_UINT8"}
 INSTANCE_KINDS = {"auto": "KIND_AUTO", "gpu": "KIND_GPU", "cpu": "KIND_CPU"}
 # what a client needs from the manifest (the rest, validation records and op counts, stays on disk)
 _CLIENT_KEYS = (
     "format", "model", "config", "precision", "batch", "steps", "kind", "contract", "graph_roles",
-    "timesteps", "timestep_spacing", "alphas_cumprod", "adaptive_max_steps",
+    "timesteps", "timestep_spacing", "alphas_cumprod", "adaptive_max_steps", "window",
 )  # fmt: skip
 
 
@@ -88,7 +89,9 @@ def _pbtxt_string(text: str) -> str:
 def _tensor(name: str, spec: dict[str, Any], fixed_batch: int | None) -> str:
     """One tensor entry; ``fixed_batch``: the batch written into dims when Triton does not batch."""
     shape = spec["shape"]
-    dims = [int(d) for d in (shape[1:] if fixed_batch is None else [fixed_batch, *shape[1:]])]
+    dims = [
+        int(d) if isinstance(d, int) else -1 for d in (shape[1:] if fixed_batch is None else [fixed_batch, *shape[1:]])
+    ]
     reshape = ""
     if not dims:  # a per-item scalar (the timestep): Triton wants dims, the graph wants (B,)
         dims, reshape = [1], " reshape: { shape: [ ] }"
@@ -139,6 +142,78 @@ def config_text(
     return "\n".join(lines) + "\n"
 
 
+def window_config_text(
+    name: str,
+    entry: dict[str, Any],
+    manifest: dict[str, Any],
+    *,
+    instances: int = 1,
+    kind: str = "auto",
+    idle_s: float = 60.0,
+) -> str:
+    """The ``config.pbtxt`` of the frames-once model: the servable behind the window prelude
+    (:mod:`salrt.export.window`), Triton's sequence batcher keeping each stream's window as
+    implicit state (zeros at a sequence's start, released at its end or after ``idle_s`` without
+    a request). The direct strategy gives each stream a batch slot of an instance: ``instances``
+    x max batch streams at once; Triton queues further sequences until a slot frees."""
+    max_batch, _ = _batching(manifest)
+    if max_batch < 1:
+        raise ExportError("the frames-once model needs an export whose batch range starts at 1")
+    t, h, w = entry["window"]["frames"], *entry["window"]["size"]
+    dims = f"[ {t}, {h}, {w}, 3 ]"
+    lines = [
+        f"name: {_pbtxt_string(name)}",
+        'platform: "onnxruntime_onnx"',
+        f"max_batch_size: {max_batch}",
+        "version_policy: { latest: { num_versions: 1 } }",
+        "input [",
+        ",\n".join(_tensor(k, v, None) for k, v in entry["inputs"].items()),
+        "]",
+        "output [",
+        ",\n".join(_tensor(k, v, None) for k, v in entry["outputs"].items()),
+        "]",
+        "sequence_batching {",
+        f"  max_sequence_idle_microseconds: {int(idle_s * 1e6)}",
+        "  direct { }",
+        "  state [ {",
+        f"    input_name: {_pbtxt_string(STATE_IN)} output_name: {_pbtxt_string(STATE_OUT)}",
+        f"    data_type: TYPE_UINT8 dims: {dims}",
+        f'    initial_state {{ data_type: TYPE_UINT8 dims: {dims} zero_data: true name: "empty window" }}',
+        "  } ]",
+        "}",
+        f"instance_group [ {{ count: {instances} kind: {INSTANCE_KINDS[kind]} }} ]",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def window_entry(manifest: dict[str, Any], version: int, instances: int, idle_s: float) -> dict[str, Any] | None:
+    """The frames-once model's index entry (None when the servable takes no clip of 8-bit frames)."""
+    shape = window_shape(manifest)
+    if shape is None or _batching(manifest)[0] < 1:
+        return None
+    t, h, w = shape
+    top = manifest["graphs"][servable_graph(manifest)]
+    inputs = {FRAMES: {"shape": ["batch", -1, h, w, 3], "dtype": "uint8"}}
+    inputs.update({k: v for k, v in top["inputs"].items() if k != "video"})
+    mean, std = normalisation(manifest)
+    return {
+        "graph": "window",
+        "role": "window",
+        "platform": "onnxruntime_onnx",
+        "file": f"{version}/model.onnx",
+        "inputs": inputs,
+        "outputs": top["outputs"],
+        "window": {
+            "frames": t,
+            "size": [h, w],
+            "mean": mean.tolist(),
+            "std": std.tolist(),
+            "idle_s": idle_s,
+            "slots": instances * _batching(manifest)[0],
+        },
+    }
+
+
 def _place(src: Path, dst: Path) -> None:
     """``dst`` as a hard link to ``src`` where the file system allows (graphs are large), else a copy."""
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -159,8 +234,14 @@ def write_repository(
     kind: str = "auto",
     queue_delay_us: int = 2000,
     engines: bool | None = None,
+    windows: bool = True,
+    window_idle_s: float = 60.0,
 ) -> dict[str, Any]:
     """Write (or add a version to) a Triton model repository from an export; returns its index.
+
+    ``windows``: also write ``<model>_window``, the frames-once model (:mod:`salrt.export.window`:
+    clients send each frame once, the server keeps each stream's window; a clip model only);
+    ``window_idle_s``: how long a silent stream's window is kept.
 
     ``version``: the version folder (default: one above the newest already there, else 1);
     ``engines``: also write ``tensorrt_plan`` models (default: when the export has engines).
@@ -169,8 +250,8 @@ def write_repository(
     man = read_manifest(src)
     if kind not in INSTANCE_KINDS:
         raise ExportError(f"unknown instance kind {kind!r}: {', '.join(INSTANCE_KINDS)}")
-    if instances < 1 or queue_delay_us < 0:
-        raise ExportError("instances must be >= 1 and the queue delay >= 0")
+    if instances < 1 or queue_delay_us < 0 or window_idle_s <= 0:
+        raise ExportError("instances must be >= 1, the queue delay >= 0 and the window idle time > 0")
     has_engines = bool(man.get("tensorrt", {}).get("engines"))
     if engines is None:
         engines = has_engines
@@ -183,6 +264,9 @@ def write_repository(
         existing = [int(p.name) for p in (repo / top).glob("*") if p.is_dir() and p.name.isdigit()]
         version = max(existing, default=0) + 1
     index: dict[str, Any] = {"format": FORMAT, "servable": top, "version": version, "models": {}}
+    window = window_entry(man, version, instances, window_idle_s) if windows else None
+    if window is not None:  # the servable's manifest tells clients where the frames-once model is
+        man = {**man, "window": {"model": f"{top}_window", **window["window"]}}
     for name, (graph, platform) in names.items():
         g = man["graphs"][graph]
         if platform == "tensorrt_plan":
@@ -215,6 +299,17 @@ def write_repository(
             "inputs": g["inputs"],
             "outputs": g["outputs"],
         }
+    if window is not None:
+        name = f"{top}_window"
+        path = repo / name / str(version) / "model.onnx"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        import onnx
+
+        onnx.save(window_graph(src / man["graphs"][servable_graph(man)]["file"], man), str(path))
+        (repo / name / "config.pbtxt").write_text(
+            window_config_text(name, window, man, instances=instances, kind=kind, idle_s=window_idle_s)
+        )
+        index["models"][name] = {**window, "sha256": file_sha256(path)}
     # the export's manifest beside the servable, with the repository's index (what check_repository reads)
     (repo / top / "manifest.json").write_text(json.dumps({**man, "triton": index}, indent=1))
     return index
@@ -319,7 +414,7 @@ def _graph_io(file: Path) -> dict[str, dict[str, tuple[str, tuple[int, ...]]]]:
         onnx = None
     if onnx is not None:
         m = onnx.load(str(file), load_external_data=False)
-        elem = {1: "TYPE_FP32", 10: "TYPE_FP16", 7: "TYPE_INT64"}
+        elem = {1: "TYPE_FP32", 10: "TYPE_FP16", 7: "TYPE_INT64", 2: "TYPE_UINT8"}
 
         def one(v: Any) -> tuple[str, tuple[int, ...]]:
             t = v.type.tensor_type
@@ -330,7 +425,12 @@ def _graph_io(file: Path) -> dict[str, dict[str, tuple[str, tuple[int, ...]]]]:
     import onnxruntime as ort
 
     s = ort.InferenceSession(str(file), providers=["CPUExecutionProvider"])
-    types = {"tensor(float)": "TYPE_FP32", "tensor(float16)": "TYPE_FP16", "tensor(int64)": "TYPE_INT64"}
+    types = {
+        "tensor(float)": "TYPE_FP32",
+        "tensor(float16)": "TYPE_FP16",
+        "tensor(int64)": "TYPE_INT64",
+        "tensor(uint8)": "TYPE_UINT8",
+    }
 
     def one_ort(v: Any) -> tuple[str, tuple[int, ...]]:
         return types.get(v.type, v.type), tuple(d if isinstance(d, int) else -1 for d in v.shape)
@@ -345,8 +445,10 @@ def _compare_onnx(name: str, cfg: Any, file: Path) -> None:
     """The config's tensors against the ONNX graph's own (names, element types, static dims)."""
     got = _config_io(cfg)
     batched = cfg.max_batch_size > 0
+    # implicit state (the frames-once model's window) is declared by the sequence batcher, not as I/O
+    state = {n for st in cfg.sequence_batching.state for n in (st.input_name, st.output_name)}
     for side, graph_side in _graph_io(file).items():
-        graph = {k: (dtype, dims[1:] if batched else dims) for k, (dtype, dims) in graph_side.items()}
+        graph = {k: (dtype, dims[1:] if batched else dims) for k, (dtype, dims) in graph_side.items() if k not in state}
         if set(graph) != set(got[side]):
             raise SalrtError(f"model {name!r}: config {side} {sorted(got[side])} but the graph has {sorted(graph)}")
         for k, (dtype, dims) in graph.items():

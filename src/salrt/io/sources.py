@@ -42,8 +42,16 @@ class Source:
 
     @property
     def is_file(self) -> bool:
-        """A regular file that can be read again (for audio passthrough) and has a known length."""
-        return not self.is_stream and self.path != "-" and self.format is None
+        """A regular file that can be read again (for audio passthrough) and has a known length
+        (not stdin, a stream URL, a capture device or a named pipe)."""
+        if self.is_stream or self.path == "-" or self.format is not None:
+            return False
+        import stat
+
+        try:
+            return not stat.S_ISFIFO(os.stat(self.path).st_mode)
+        except OSError:  # missing: reported as unreadable when opened
+            return True
 
     def open_kwargs(self) -> dict[str, Any]:
         kw: dict[str, Any] = {"format": self.format, "options": self.options, "audio": self.audio}

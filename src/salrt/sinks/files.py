@@ -20,7 +20,6 @@ import logging
 import os
 import re
 import time as _time
-from array import array
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -446,6 +445,31 @@ class NpyWriter:
             self.fd = None
 
 
+class _RowFile:
+    """Fixed-width float64 rows appended to an anonymous temporary file (deleted with it, even
+    after a hard kill): per-frame records of a stream of any length without growing memory."""
+
+    def __init__(self, width: int) -> None:
+        import tempfile
+
+        self.width, self.n = width, 0
+        self.file = tempfile.TemporaryFile()
+
+    def append(self, row: tuple[float, ...]) -> None:
+        os.pwrite(self.file.fileno(), np.asarray(row, np.float64).tobytes(), self.n * self.width * 8)
+        self.n += 1
+
+    def chunks(self, rows: int = 65536) -> Iterator[np.ndarray]:
+        """The rows so far, ``rows`` at a time, as (k, width) arrays."""
+        for start in range(0, self.n, rows):
+            k = min(rows, self.n - start)
+            data = os.pread(self.file.fileno(), k * self.width * 8, start * self.width * 8)
+            yield np.frombuffer(data, np.float64).reshape(k, self.width)
+
+    def close(self) -> None:
+        self.file.close()
+
+
 class NpySink:
     """One uint8 ``.npy`` (N, H, W) per video (``<name>.npy``), written as frames arrive (flat
     memory, readable at every moment). ``compress=True`` writes ``<name>.npz`` (``maps``,
@@ -454,24 +478,29 @@ class NpySink:
 
     def __init__(self, path: Path, size: tuple[int, int] | None = None, compress: bool = False) -> None:
         self.path, self.size, self.compress = Path(path), size, compress
-        self.times = array("d")  # 8 bytes a frame
+        self.times = _RowFile(1) if compress else None  # the npz's times, kept on disk: flat memory
         raw = self.path.with_suffix(".partial.npy") if compress else self.path.with_suffix(".npy")
         self.writer = NpyWriter(raw)
 
     def write(self, index: int, time: float, frame: np.ndarray | None, sal: np.ndarray) -> None:
         self.writer.append(to_u8(resize_map(sal, self.size) if self.size else sal))
-        self.times.append(time)
+        if self.times is not None:
+            self.times.append((time,))
 
     def close(self) -> None:
         self.writer.close()
-        if not self.compress or self.writer.shape is None:
+        if self.times is None:
+            return
+        times = np.concatenate([c[:, 0] for c in self.times.chunks()] or [np.zeros(0)])
+        self.times.close()
+        if self.writer.shape is None:
             return
         raw = self.writer.path
         final = self.path.with_suffix(".npz")
         tmp = _tmp_name(final)
         maps = np.load(raw, mmap_mode="r")
         with open(tmp, "wb") as f:
-            np.savez_compressed(f, maps=maps, times=np.asarray(self.times))
+            np.savez_compressed(f, maps=maps, times=times)
         del maps
         os.replace(tmp, final)
         raw.unlink()
@@ -480,37 +509,59 @@ class NpySink:
 class JsonSidecar:
     """Per-frame timestamps, mean and peak (row, column at the model's map resolution) and the run
     settings, rewritten atomically every ``interval_s`` seconds (longer as the file grows, so a
-    long stream spends at most ~5 % of its time on it) and at ``close``. Frames are kept as
-    numpy rows (~32 bytes each), so memory stays flat over hours of stream."""
+    long stream spends at most ~5 % of its time on it) and at ``close``. The frames' rows are kept
+    in an anonymous temporary file and the JSON is written from it in chunks, so memory stays flat
+    however long the stream (the file itself grows by ~100 bytes a frame)."""
 
     def __init__(self, path: Path, settings: dict[str, Any], interval_s: float = 2.0) -> None:
         self.path, self.settings, self.interval_s = path, settings, interval_s
-        self.rows = np.zeros((1024, 5), np.float64)  # index, time, mean, peak row, peak column
-        self.n = 0
+        self.rows = _RowFile(5)  # index, time, mean, peak row, peak column
         self._last, self._cost = _time.monotonic(), 0.0
         self._save()  # exists (valid, no frames yet) from the start
 
+    @property
+    def n(self) -> int:
+        return self.rows.n
+
     def write(self, index: int, time: float, frame: np.ndarray | None, sal: np.ndarray) -> None:
-        if self.n == len(self.rows):
-            self.rows = np.concatenate([self.rows, np.zeros_like(self.rows)])
         r, c = np.unravel_index(int(sal.argmax()), sal.shape)
-        self.rows[self.n] = (index, time, float(sal.mean()), r, c)
-        self.n += 1
+        self.rows.append((index, time, float(sal.mean()), r, c))
         if _time.monotonic() - self._last >= max(self.interval_s, 20 * self._cost):
             self._save()
 
+    @staticmethod
+    def _frame(row: np.ndarray) -> dict[str, Any]:
+        i, t, m, r, c = row
+        return {"frame": int(i), "time": round(float(t), 6), "mean": float(m), "peak": [int(r), int(c)]}
+
     @property
     def frames(self) -> list[dict[str, Any]]:
-        return [
-            {"frame": int(i), "time": round(float(t), 6), "mean": float(m), "peak": [int(r), int(c)]}
-            for i, t, m, r, c in self.rows[: self.n]
-        ]
+        return [self._frame(row) for chunk in self.rows.chunks() for row in chunk]
 
     def _save(self) -> None:
         t0 = _time.monotonic()
-        atomic_write(self.path, json.dumps({"settings": self.settings, "frames": self.frames}, indent=1, default=str))
+        tmp = _tmp_name(self.path)
+        try:
+            with open(tmp, "w") as f:  # the layout json.dumps(indent=1) gives, frame by frame
+                head = json.dumps({"settings": self.settings}, indent=1, default=str)
+                f.write(head[:-2] + ',\n "frames": [')
+                first = True
+                for chunk in self.rows.chunks():
+                    for row in chunk:
+                        text = json.dumps(self._frame(row), indent=1).replace("\n", "\n  ")
+                        f.write(("\n  " if first else ",\n  ") + text)
+                        first = False
+                f.write("\n ]\n}" if not first else "]\n}")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
         self._last = _time.monotonic()
         self._cost = self._last - t0
 
     def close(self) -> None:
         self._save()
+        self.rows.close()
