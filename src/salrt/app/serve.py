@@ -168,9 +168,7 @@ def bind_repository(
             continue
         batched = cfg.max_batch_size > 0
         scalars = {t.name for t in cfg.input if t.HasField("reshape") and not list(t.reshape.shape)}
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        session = ort.InferenceSession(str(repo / name / entry["file"]), opts, providers=["CPUExecutionProvider"])
+        session = _session(ort, repo / name / entry["file"])
         inputs = [Tensor(name=t.name, dtype=_NP[_dtype(t.data_type)], shape=tuple(t.dims)) for t in cfg.input]
         outputs = [Tensor(name=t.name, dtype=_NP[_dtype(t.data_type)], shape=tuple(t.dims)) for t in cfg.output]
         if batched and cfg.HasField("dynamic_batching"):
@@ -206,9 +204,7 @@ def _bind_window(triton: Any, repo: Path, name: str, entry: dict[str, Any], cfg:
     state = cfg.sequence_batching.state[0]
     slots = max(cfg.max_batch_size, 1) * max((g.count for g in cfg.instance_group), default=1)
     store = WindowStore(tuple(state.dims), slots, cfg.sequence_batching.max_sequence_idle_microseconds / 1e6)
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session = ort.InferenceSession(str(repo / name / entry["file"]), opts, providers=["CPUExecutionProvider"])
+    session = _session(ort, repo / name / entry["file"])
     inputs = [Tensor(name=t.name, dtype=_NP[_dtype(t.data_type)], shape=(-1, *t.dims)) for t in cfg.input]
     outputs = [Tensor(name=t.name, dtype=_NP[_dtype(t.data_type)], shape=(-1, *t.dims)) for t in cfg.output]
     store.start_sweeper()
@@ -217,6 +213,13 @@ def _bind_window(triton: Any, repo: Path, name: str, entry: dict[str, Any], cfg:
                 config=ModelConfig(batching=False))  # fmt: skip
     log(f"salrt serve: {name} (frames once: {slots} stream slots, windows released after "
         f"{store.idle_s:g} s idle)")  # fmt: skip
+
+
+def _session(ort: Any, path: Path) -> Any:
+    """An onnxruntime CPU session with every graph optimisation, as each served model runs."""
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
 def _dtype(code: int) -> str:

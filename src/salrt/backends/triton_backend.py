@@ -276,33 +276,18 @@ class TritonBackend(NumpyArrays, GraphBackend):
         values = {FRAMES: np.ascontiguousarray(frames[None]), **feed}
 
         def request() -> np.ndarray:
-            inputs = []
-            for k, v in values.items():
-                x = self._mod.InferInput(k, list(v.shape), _DTYPES[str(v.dtype)])
-                x.set_data_from_numpy(v)
-                inputs.append(x)
             params = {"salrt_stream": str(st.sequence), "salrt_start": bool(start), "salrt_end": bool(end)}
-            kw: dict[str, Any] = {"sequence_id": st.sequence, "sequence_start": start, "sequence_end": end}
-            req = [self._mod.InferRequestedOutput(out_name)]
             try:
-                if self.protocol == "grpc":
-                    res = self.client.infer(
-                        name, inputs, outputs=req, client_timeout=self.timeout_s, parameters=params, **kw
-                    )
-                else:
-                    res = self.client.infer(
-                        name, inputs, outputs=req, timeout=int(self.timeout_s * 1e6), parameters=params, **kw
-                    )
+                return self._infer(
+                    name, values, [out_name], parameters=params,
+                    sequence_id=st.sequence, sequence_start=start, sequence_end=end,
+                )[out_name]  # fmt: skip
             except self._mod_exc() as exc:
                 if not start and _lost_sequence(exc):
                     raise _SequenceLost(str(exc)) from None
                 raise
-            return res.as_numpy(out_name)
 
         out = self._call_server(request)
-        self.requests += 1
-        self.sent += sum(v.nbytes for v in values.values())
-        self.received += out.nbytes
         st.pixels = None if end else px
         return out
 
@@ -312,18 +297,16 @@ class TritonBackend(NumpyArrays, GraphBackend):
         st = self.streams.pop(stream, None)
         if st is None or st.pixels is None or self.window is None:
             return
+        ins = self.manifest["graphs"][self.servable_graph]["inputs"]
         feed = {
-            k: np.zeros(self.manifest["graphs"][self.servable_graph]["inputs"][k]["shape"][1:], v)[None]
-            for k, v in self._end_inputs().items()
+            k: np.zeros((1, *v["shape"][1:]), np.int64 if v["dtype"] == "int64" else self.float)
+            for k, v in ins.items()
+            if k != "video"
         }
         try:
             self._window_request(st, st.pixels[-1:], feed, start=False, px=None, end=True)
-        except (SalrtError, _SequenceLost):  # already gone: the server dropped it on its own
+        except SalrtError:  # already gone (_SequenceLost included): the server dropped it on its own
             pass
-
-    def _end_inputs(self) -> dict[str, Any]:
-        ins = self.manifest["graphs"][self.servable_graph]["inputs"]
-        return {k: (np.int64 if v["dtype"] == "int64" else self.float) for k, v in ins.items() if k != "video"}
 
     def wire_bytes(self) -> dict[str, int]:
         return {"sent": self.sent, "received": self.received, "requests": self.requests}
@@ -353,25 +336,28 @@ class TritonBackend(NumpyArrays, GraphBackend):
             raise SalrtError(f"{self.url}: the server has no model for the {graph} graph")
         outputs = self.graph_outputs[graph]
 
-        def request() -> dict[str, np.ndarray]:
-            inputs = []
-            self.requests += 1
-            for k, v in feed.items():
-                self.sent += v.nbytes
-                arr = v.reshape(len(v), 1) if v.ndim == 1 else v  # per-item scalars travel as (B, 1)
-                x = self._mod.InferInput(k, list(arr.shape), _DTYPES[str(arr.dtype)])
-                x.set_data_from_numpy(np.ascontiguousarray(arr))
-                inputs.append(x)
-            req = [self._mod.InferRequestedOutput(o) for o in outputs]
-            if self.protocol == "grpc":
-                res = self.client.infer(name, inputs, outputs=req, client_timeout=self.timeout_s)
-            else:
-                res = self.client.infer(name, inputs, outputs=req, timeout=int(self.timeout_s * 1e6))
-            got = {o: res.as_numpy(o) for o in outputs}
-            self.received += sum(v.nbytes for v in got.values())
-            return got
+        # per-item scalars travel as (B, 1)
+        values = {k: v.reshape(len(v), 1) if v.ndim == 1 else v for k, v in feed.items()}
+        return self._call_server(lambda: self._infer(name, values, outputs))
 
-        return self._call_server(request)
+    def _infer(self, name: str, values: dict[str, np.ndarray], outputs: list[str], **extra: Any) -> dict[str, Any]:
+        """One request to model ``name`` (both protocols); ``extra``: sequence flags, parameters.
+        Counts the tensor bytes sent (each attempt) and received."""
+        inputs = []
+        self.requests += 1
+        for k, v in values.items():
+            self.sent += v.nbytes
+            x = self._mod.InferInput(k, list(v.shape), _DTYPES[str(v.dtype)])
+            x.set_data_from_numpy(np.ascontiguousarray(v))
+            inputs.append(x)
+        req = [self._mod.InferRequestedOutput(o) for o in outputs]
+        if self.protocol == "grpc":
+            res = self.client.infer(name, inputs, outputs=req, client_timeout=self.timeout_s, **extra)
+        else:
+            res = self.client.infer(name, inputs, outputs=req, timeout=int(self.timeout_s * 1e6), **extra)
+        got = {o: res.as_numpy(o) for o in outputs}
+        self.received += sum(v.nbytes for v in got.values())
+        return got
 
     def close(self) -> None:
         try:
@@ -414,6 +400,11 @@ def overlap_frames(held: np.ndarray, clip: np.ndarray) -> int | None:
 
 
 def _reason(exc: BaseException | None) -> str:
+    """One line for a failed request: a salrt error raised on the server (``salrt serve``, under
+    PyTriton's traceback) by its own message, anything else by its first 300 characters."""
     if exc is None:
         return "unknown error"
-    return one_line(exc, 300) or type(exc).__name__
+    import re
+
+    found = re.findall(r"salrt\.errors\.\w+: (.+?)(?:\\n|\n|$)", str(exc))
+    return found[-1] if found else one_line(exc, 300) or type(exc).__name__

@@ -101,6 +101,22 @@ def _tensor(name: str, spec: dict[str, Any], fixed_batch: int | None) -> str:
     )
 
 
+def _head(name: str, platform: str, max_batch: int, graph: dict[str, Any], fixed: int | None) -> list[str]:
+    """The lines every model's config starts with: name, platform, batching, inputs, outputs."""
+    return [
+        f"name: {_pbtxt_string(name)}",
+        f"platform: {_pbtxt_string(platform)}",
+        f"max_batch_size: {max_batch}",
+        "version_policy: { latest: { num_versions: 1 } }",
+        "input [",
+        ",\n".join(_tensor(k, v, fixed) for k, v in graph["inputs"].items()),
+        "]",
+        "output [",
+        ",\n".join(_tensor(k, v, fixed) for k, v in graph["outputs"].items()),
+        "]",
+    ]
+
+
 def config_text(
     name: str,
     platform: str,
@@ -115,18 +131,7 @@ def config_text(
     """The ``config.pbtxt`` of one model (protobuf text format of Triton's ``ModelConfig``)."""
     max_batch, preferred = _batching(manifest)
     fixed = None if max_batch > 0 else manifest["batch"]["min"]
-    lines = [
-        f"name: {_pbtxt_string(name)}",
-        f"platform: {_pbtxt_string(platform)}",
-        f"max_batch_size: {max_batch}",
-        "version_policy: { latest: { num_versions: 1 } }",
-        "input [",
-        ",\n".join(_tensor(k, v, fixed) for k, v in graph["inputs"].items()),
-        "]",
-        "output [",
-        ",\n".join(_tensor(k, v, fixed) for k, v in graph["outputs"].items()),
-        "]",
-    ]
+    lines = _head(name, platform, max_batch, graph, fixed)
     if preferred is not None:
         lines.append(
             f"dynamic_batching {{ preferred_batch_size: [ {preferred} ] max_queue_delay_microseconds: {queue_delay_us} }}"
@@ -162,16 +167,7 @@ def window_config_text(
     t, h, w = entry["window"]["frames"], *entry["window"]["size"]
     dims = f"[ {t}, {h}, {w}, 3 ]"
     lines = [
-        f"name: {_pbtxt_string(name)}",
-        'platform: "onnxruntime_onnx"',
-        f"max_batch_size: {max_batch}",
-        "version_policy: { latest: { num_versions: 1 } }",
-        "input [",
-        ",\n".join(_tensor(k, v, None) for k, v in entry["inputs"].items()),
-        "]",
-        "output [",
-        ",\n".join(_tensor(k, v, None) for k, v in entry["outputs"].items()),
-        "]",
+        *_head(name, "onnxruntime_onnx", max_batch, entry, None),
         "sequence_batching {",
         f"  max_sequence_idle_microseconds: {int(idle_s * 1e6)}",
         "  direct { }",

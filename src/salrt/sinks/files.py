@@ -20,7 +20,7 @@ import logging
 import os
 import re
 import time as _time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -90,16 +90,24 @@ def _tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp")
 
 
-def atomic_write(path: Path, data: bytes | str, sync: bool = True) -> None:
-    """Write ``data`` to ``path`` via a temporary file and a rename: ``path`` is never half-written."""
+def atomic_write(path: Path, data: bytes | str | Iterable[str], sync: bool = True) -> None:
+    """Write ``data`` (or its pieces, as they come: large files in flat memory) to ``path`` via a
+    temporary file and a rename: ``path`` is never half-written."""
     path = Path(path)
     tmp = _tmp_name(path)
-    with open(tmp, "wb") as f:
-        f.write(data.encode() if isinstance(data, str) else data)
-        if sync:
-            f.flush()
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
+    pieces = [data] if isinstance(data, (bytes, str)) else data
+    try:
+        with open(tmp, "wb") as f:
+            for piece in pieces:
+                f.write(piece.encode() if isinstance(piece, str) else piece)
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # no temporary file left behind (a full disk, an interrupt)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def png_bytes(gray: np.ndarray) -> bytes:
@@ -540,27 +548,20 @@ class JsonSidecar:
 
     def _save(self) -> None:
         t0 = _time.monotonic()
-        tmp = _tmp_name(self.path)
-        try:
-            with open(tmp, "w") as f:  # the layout json.dumps(indent=1) gives, frame by frame
-                head = json.dumps({"settings": self.settings}, indent=1, default=str)
-                f.write(head[:-2] + ',\n "frames": [')
-                first = True
-                for chunk in self.rows.chunks():
-                    for row in chunk:
-                        text = json.dumps(self._frame(row), indent=1).replace("\n", "\n  ")
-                        f.write(("\n  " if first else ",\n  ") + text)
-                        first = False
-                f.write("\n ]\n}" if not first else "]\n}")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        atomic_write(self.path, self._json())
         self._last = _time.monotonic()
         self._cost = self._last - t0
+
+    def _json(self) -> Iterator[str]:
+        """The layout ``json.dumps(indent=1)`` gives, frame by frame."""
+        head = json.dumps({"settings": self.settings}, indent=1, default=str)
+        yield head[:-2] + ',\n "frames": ['
+        first = True
+        for chunk in self.rows.chunks():
+            for row in chunk:
+                yield ("\n  " if first else ",\n  ") + json.dumps(self._frame(row), indent=1).replace("\n", "\n  ")
+                first = False
+        yield "\n ]\n}" if not first else "]\n}"
 
     def close(self) -> None:
         self._save()
