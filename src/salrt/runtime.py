@@ -181,6 +181,9 @@ class Runtime:
         # a streaming model's state per input (owned by the model thread)
         self.streaming = bool(getattr(backend, "streaming", False))
         self.states = StreamStates(backend.state_shapes(1) if self.streaming else {}, options.stride, len(self.sources))
+        # a backend that keeps each stream's window (Backend.sample_streams); duck-typed ones sample clips
+        self._by_stream = getattr(backend, "sample_streams", lambda streams, v, a, **kw: backend.sample(v, a, **kw))
+        self._end_stream = getattr(backend, "end_stream", lambda stream: None)
         self._t0 = time.perf_counter()
         self._cpu0 = time.process_time()
 
@@ -348,7 +351,7 @@ class Runtime:
                 self._flush(pending, rng)
                 pending = []
                 self.states.end(item[1])  # an ended input's state is freed
-                getattr(self.backend, "end_stream", lambda s: None)(item[1])  # and a server's window for it
+                self._end_stream(item[1])  # and a server's window for it
                 self.outs[item[1]].put(_END)
                 continue
             if item is not None and self.failed[item.source]:  # its input failed: nothing more is sampled
@@ -407,13 +410,7 @@ class Runtime:
                     for j in jobs
                 ]
             )
-        kw = dict(steps=self.opt.steps, noise=noise, **conditions)
-        by_stream = getattr(self.backend, "sample_streams", None)  # duck-typed backends may lack it
-        maps = (
-            by_stream([j.source for j in jobs], video, audio, **kw)
-            if by_stream
-            else self.backend.sample(video, audio, **kw)
-        )
+        maps = self._by_stream([j.source for j in jobs], video, audio, steps=self.opt.steps, noise=noise, **conditions)
         maps = to_numpy(maps)
         self.stats["model"].busy_s += time.perf_counter() - t
         self.stats["model"].count += len(jobs)
