@@ -122,7 +122,7 @@ def main() -> None:
             "|---|---|---|---|---|",
         ]
         for name, r in res["paths"].items():
-            lines.append(f"| {name} | {r['cc_vs_exact']:.5f} | {r['min_cc_vs_exact']:.5f} | {r['max_abs_vs_exact']:.1e} | "
+            lines.append(f"| {name} | {metrics.format_cc(r['cc_vs_exact'])} | {metrics.format_cc(r['min_cc_vs_exact'])} | {r['max_abs_vs_exact']:.1e} | "
                          f"{r['cc_vs_truth']:.4f} |")  # fmt: skip
         (out / "approx_trained.md").write_text("\n".join(lines) + "\n")
 

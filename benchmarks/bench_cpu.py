@@ -39,6 +39,7 @@ from salrt.backends.onnxruntime_backend import OnnxRuntimeBackend  # noqa: E402
 from salrt.backends.openvino_backend import OpenVinoBackend  # noqa: E402
 from salrt.export.onnx import export_onnx  # noqa: E402
 from salrt.hardware import cpu_isa, cpu_name, cpu_native_bf16  # noqa: E402
+from salrt.metrics import format_cc  # noqa: E402
 from salrt.models.synthetic import synthetic_inputs  # noqa: E402
 
 CLASSES = ("convolution", "matmul", "attention", "norm", "interpolation", "elementwise", "layout/copy")
@@ -523,7 +524,7 @@ def report(r: dict[str, Any]) -> str:
     ]
     for c in r["contenders"]:
         lines.append(f"| {c['contender']} | {c['kind']} | {c['median_s']:.2f} | {c['min_s']:.2f} | {c['max_s']:.2f} | "
-                     f"{c['speedup_vs_first']:.2f}x | {c['max_abs_vs_fp32']:.1e} | {c['cc_vs_fp32']:.5f} |")  # fmt: skip
+                     f"{c['speedup_vs_first']:.2f}x | {c['max_abs_vs_fp32']:.1e} | {format_cc(c['cc_vs_fp32'])} |")  # fmt: skip
     lines += [
         "",
         f"Measured peaks: fp32 GEMM {pk['gemm_gflops']:.0f} GFLOP/s, streaming bandwidth {pk['bandwidth_gbs']:.0f} GB/s. "

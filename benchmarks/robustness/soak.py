@@ -1,8 +1,10 @@
 """Soak of live streams with the model busy, every output on: RSS (total and anonymous), open
-file descriptors and threads of each ``salrt run`` process per minute, two processes at once:
+file descriptors and threads of each ``salrt run`` process per minute, the processes at once:
 
 - ``live``: ``--live`` on a looping MPEG-TS pipe at real-time pace (drops clips when behind);
-- ``backpressure``: the same pipe without ``--live`` at a stride the machine keeps up with (no drop).
+- ``backpressure``: the same pipe without ``--live`` at a stride the machine keeps up with (no drop);
+- ``live-no-release``: the control, ``live`` without handing freed heap memory back to the OS
+  (``--release-memory-s 0``; see :mod:`salrt.memory`).
 
     python benchmarks/robustness/soak.py --minutes 120 -o benchmarks/results/robustness/soak
 
@@ -28,9 +30,11 @@ from support.faults import looping_feeder, salrt_command  # noqa: E402
 
 from salrt.io import make_clip  # noqa: E402
 
-RUNS = {
-    "live": ["--live", "--stride", "1"],
-    "backpressure": ["--stride", "2"],
+RUNS = {  # name: (salrt run arguments, environment)
+    "live": (["--live", "--stride", "1"], {}),
+    "backpressure": (["--stride", "2"], {}),
+    # the control: the same live run without handing freed heap memory back (salrt.memory)
+    "live-no-release": (["--live", "--stride", "1", "--release-memory-s", "0"], {}),
 }
 
 
@@ -47,14 +51,16 @@ def resources(pid: int) -> dict[str, float]:
     }
 
 
-def one(name: str, extra: list[str], clip: Path, minutes: float, d: Path, rows: list[dict]) -> dict:
+def one(name: str, run: tuple[list[str], dict], clip: Path, minutes: float, d: Path, rows: list[dict]) -> dict:
+    extra, env = run
     feeder = subprocess.Popen(looping_feeder(clip, 4.0, minutes * 60), stdout=subprocess.PIPE)
     out = d / name
     p = subprocess.Popen(
         salrt_command(["-"], out, *extra, "--steps", "1"),
         stdin=feeder.stdout,
-        stderr=open(d / f"{name}.err", "w"),
+        stderr=open(f"{out}.err", "w"),
         stdout=subprocess.DEVNULL,
+        env={**os.environ, **env},
     )
     feeder.stdout.close()
     t0 = time.monotonic()
@@ -70,6 +76,7 @@ def one(name: str, extra: list[str], clip: Path, minutes: float, d: Path, rows: 
     media = stats["media"][0] or {}
     return {
         "args": extra,
+        "env": env,
         "returncode": p.returncode,
         "frames_out": stats["frames_out"][0],
         "dropped_clips": stats["dropped_clips"][0],
@@ -92,7 +99,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=120.0)
     ap.add_argument("-o", "--output", default="benchmarks/results/robustness/soak")
+    ap.add_argument("--runs", default=",".join(RUNS), help=f"which runs, comma-separated: {'; '.join(RUNS)}")
     args = ap.parse_args()
+    runs = {k: RUNS[k] for k in args.runs.split(",")}
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     res: dict = {
@@ -106,17 +115,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         clip = make_clip(d / "loop.ts", seed=3, seconds=4.0, width=96, height=64).path
-        rows: dict[str, list[dict]] = {k: [] for k in RUNS}
+        rows: dict[str, list[dict]] = {k: [] for k in runs}
         results: dict[str, dict] = {}
         threads = [
-            threading.Thread(target=lambda k=k: results.__setitem__(k, one(k, RUNS[k], clip, args.minutes, d, rows[k])))
-            for k in RUNS
+            threading.Thread(target=lambda k=k: results.__setitem__(k, one(k, runs[k], clip, args.minutes, d, rows[k])))
+            for k in runs
         ]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-    for k in RUNS:
+    for k in runs:
         r = results[k]
         r["per_minute"] = rows[k]
         r["rss_growth_after_10_min_pct"] = growth(rows[k], "rss_mb")
@@ -143,7 +152,7 @@ def markdown(res: dict) -> str:
         fds = [x["fds"] for x in rows] or [0]
         th = [x["threads"] for x in rows] or [0]
         lines.append(
-            f"| {k} (`{' '.join(r['args'])}`) | {rows[-1]['t_min'] if rows else 0:.0f} | {r['frames_out']} | "
+            f"| {k} (`{' '.join(r['args'])}`{''.join(f' {a}={b}' for a, b in r.get('env', {}).items())}) | {rows[-1]['t_min'] if rows else 0:.0f} | {r['frames_out']} | "
             f"{r['dropped_clips']} | {r['max_buffered_frames']} | {r['rss_growth_after_10_min_pct']}% | "
             f"{r['anon_growth_after_10_min_pct']}% | {min(fds)}-{max(fds)} | {min(th)}-{max(th)} | "
             f"{r['latency_ms']['p99']} |"

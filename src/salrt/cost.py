@@ -124,8 +124,22 @@ def paper_convention(
     return macs[0], float(sum(counted.values()))
 
 
+def flop_counter() -> FlopCounterMode:
+    """torch's ``FlopCounterMode`` that also counts attention where PyTorch runs it on CPU:
+    its registry has the CUDA kernels' ops but not ``_scaled_dot_product_flash_attention_for_cpu``,
+    which ``scaled_dot_product_attention`` dispatches to under inference mode on CPU (torch 2.13), so
+    a CPU run's attention would count 0 FLOPs."""
+    from torch.utils import flop_counter as fc
+
+    extra = {}
+    op = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    if op is not None:
+        extra[op] = lambda q, k, v, *args, out_shape=None, **kwargs: fc.sdpa_flop_count(q, k, v)
+    return FlopCounterMode(display=False, custom_mapping=extra)
+
+
 def _count(fn: Callable[[], object]) -> tuple[float, object]:
-    with FlopCounterMode(display=False) as fc:
+    with flop_counter() as fc:
         out = fn()
     return float(fc.get_total_flops()), out
 

@@ -91,6 +91,12 @@ def pearson(a: Any, b: Any) -> float:
     return float(np.corrcoef(x, y)[0, 1])
 
 
+def format_cc(value: float, places: int = 5) -> str:
+    """A correlation for a table, truncated (never rounded up to a threshold it misses: 0.998998
+    prints as 0.99899, not 0.99900)."""
+    return f"{np.floor(value * 10**places) / 10**places:.{places}f}"
+
+
 @_quiet
 def cc(pred: Any, gt_map: Any) -> float:
     """Pearson correlation between the prediction and the ground-truth density map."""

@@ -31,6 +31,7 @@ from salrt.errors import MediaError, RemoteError, SalrtError, UsageError
 from salrt.io.clips import shifted as _shifted
 from salrt.io.contract import InputContract
 from salrt.io.sources import Source, expected_frames, is_stream, open_source
+from salrt.memory import release_free_memory
 from salrt.stepping import StreamStates, waves
 
 __all__ = ["RunOptions", "RunStats", "Runtime", "Source", "expected_frames", "is_stream", "open_source", "stream"]
@@ -56,12 +57,13 @@ class RunOptions:
     captions: Any = None  # salrt.captions.Captions for text-conditioned models
     frame_budget_mb: float = 256.0  # source frames held for outputs (overlay) across all inputs
     stats_interval_s: float = 5.0  # rewrite of the statistics file during a run
+    release_memory_s: float = 30.0  # free C-heap pages handed back to the OS (salrt.memory; 0: never)
     hwaccel: str | None = None  # hardware video decoding (salrt.io.media.hwaccels()), software fallback
 
     def __post_init__(self) -> None:
         if self.batch < 1 or self.stride < 1 or (self.steps is not None and self.steps < 1):
             raise UsageError("batch, stride and steps must be >= 1")
-        for name in ("max_wait_ms", "retries", "backoff_s", "timeout_s", "frame_budget_mb"):
+        for name in ("max_wait_ms", "retries", "backoff_s", "timeout_s", "frame_budget_mb", "release_memory_s"):
             if getattr(self, name) < 0:
                 raise UsageError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.queue_clips < 1:
@@ -115,8 +117,7 @@ class _StageStats:
     the run)."""
 
     def __init__(self) -> None:
-        self.count = 0
-        self.busy_s = 0.0
+        self.count, self.busy_s = 0, 0.0
         self.depth_sum = self.depth_n = self.depth_max = 0
 
     def depth(self, d: int) -> None:
@@ -167,8 +168,8 @@ class Runtime:
         self.outs = [queue.Queue(maxsize=options.queue_clips * 2) for _ in self.sources]
         self.errors: list[str] = []
         self.warnings: list[str] = []
-        self.dropped = [0] * len(self.sources)
-        self.discarded = [0] * len(self.sources)  # clips not sampled because the run was stopped
+        # clips dropped (--live), and clips not sampled because the run was stopped
+        self.dropped, self.discarded = [0] * len(self.sources), [0] * len(self.sources)
         # inputs whose clips a model server could not sample after its retries: ended, others go on
         self.failed = [False] * len(self.sources)
         self.frames_out = [0] * len(self.sources)
@@ -178,14 +179,12 @@ class Runtime:
         self.gaps: list[list[float]] = [[] for _ in self.sources]  # seconds without data before each reconnect
         self.infos: list[Any] = [None] * len(self.sources)
         self.stats = {"decode": _StageStats(), "model": _StageStats(), "write": _StageStats()}
-        # a streaming model's state per input (owned by the model thread)
-        self.streaming = bool(getattr(backend, "streaming", False))
+        self.streaming = bool(getattr(backend, "streaming", False))  # its state per input: self.states
         self.states = StreamStates(backend.state_shapes(1) if self.streaming else {}, options.stride, len(self.sources))
         # a backend that keeps each stream's window (Backend.sample_streams); duck-typed ones sample clips
         self._by_stream = getattr(backend, "sample_streams", lambda streams, v, a, **kw: backend.sample(v, a, **kw))
         self._end_stream = getattr(backend, "end_stream", lambda stream: None)
-        self._t0 = time.perf_counter()
-        self._cpu0 = time.process_time()
+        self._t0, self._cpu0 = time.perf_counter(), time.process_time()
 
     # -- stages ------------------------------------------------------------------------------
     def _open(self, i: int) -> Any:
@@ -508,7 +507,7 @@ class Runtime:
         if handle_signals and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 old[sig] = signal.signal(sig, lambda *_: self.interrupt())
-        last_save = time.monotonic()
+        last_save = last_release = time.monotonic()
         try:
             for th in [*threads, model]:
                 th.start()
@@ -518,6 +517,9 @@ class Runtime:
                 if self.stats_path is not None and time.monotonic() - last_save >= self.opt.stats_interval_s:
                     last_save = time.monotonic()
                     self._save_stats(self.summary(False))
+                if self.opt.release_memory_s and time.monotonic() - last_release >= self.opt.release_memory_s:
+                    last_release = time.monotonic()
+                    release_free_memory()  # flat RSS over days: see salrt.memory
         finally:
             for sig, h in old.items():
                 signal.signal(sig, h)

@@ -57,7 +57,9 @@ def test_bench_tiny(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
             and r["speedup_vs_baseline"] > 0
             and r["frames_per_s"] == pytest.approx(4 * r["clips_per_s"])
         )
+        # FLOPs as each backend executed them: counted for torch and the exported graphs alike
         assert r["params"] > 0 and r["gflops_per_clip"] > 0 and 0 < r["fraction_of_matmul_peak"]
+        assert r["peak_memory_scope"] == "row" and 0 < r["peak_memory_mb"]
         tol = 1e-4 if r["precision"] == "fp32" else 0.1
         assert r["max_abs_vs_fp32"] < tol and r["cc_vs_fp32"] > 0.99
     skipped = {r["skipped"] for r in rows if "skipped" in r}

@@ -79,8 +79,10 @@ def test_versions_and_the_export_command(tmp_path: Path) -> None:
     base = ["export", "--config", "tiny", "--random-weights", "--format", "triton", "-o", str(repo), "--quiet"]
     assert main([*base, "--steps", "1", "--instances", "2", "--instance-kind", "cpu"]) == 0
     assert not list(repo.glob("*.onnx")) and not (repo / "manifest.json").exists()  # graphs moved into models
-    assert main([*base, "--steps", "1"]) == 0
+    assert main([*base, "--steps", "1", "--window-idle-s", "7.5"]) == 0
     assert sorted(p.name for p in (repo / "diffsal").iterdir() if p.is_dir()) == ["1", "2"]
+    window = _parse(repo / "diffsal_window" / "config.pbtxt")
+    assert window.sequence_batching.max_sequence_idle_microseconds == 7_500_000  # a vanished client's slot
     cfg = _parse(repo / "diffsal" / "config.pbtxt")
     assert cfg.max_batch_size == 1 and not cfg.HasField("dynamic_batching")  # a fixed batch-1 export
     assert cfg.version_policy.latest.num_versions == 1

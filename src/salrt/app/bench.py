@@ -23,7 +23,7 @@ import torch
 from salrt.backends.base import to_numpy
 from salrt.errors import UsageError
 from salrt.hardware import cpu_isa, cpu_name
-from salrt.metrics import pearson
+from salrt.metrics import format_cc, pearson
 from salrt.models.synthetic import synthetic_inputs
 from salrt.pipeline import load_weights
 from salrt.spec import RunSpec
@@ -82,10 +82,30 @@ def matmul_peak(device: str, dtype: torch.dtype, reps: int = 5) -> float:
     return 2 * n**3 / min(time_call(lambda: a @ b, device) for _ in range(reps)) / 1e12
 
 
+def reset_peak_memory(device: str) -> bool:
+    """Start a new peak-memory window; False where only the process's lifetime peak is known."""
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+        return True
+    try:  # Linux: "5" resets the process's peak RSS (VmHWM) to its current RSS
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
 def peak_memory_mb(device: str) -> float:
+    """Peak memory since :func:`reset_peak_memory`: the CUDA allocator's, or the process's peak
+    RSS on CPU (its lifetime peak where the window cannot be reset)."""
     if device.startswith("cuda"):
         return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process peak RSS
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # ----------------------------------------------------------------------------- configurations
@@ -196,26 +216,40 @@ class Bench:
             m = salrt_kernels.enable(m)
         return m
 
-    def _callable(self, c: Config) -> Callable[[tuple[torch.Tensor, ...]], Any]:
+    def _callable(self, c: Config) -> tuple[Callable[[tuple[torch.Tensor, ...]], Any], Callable[[Any], Any]]:
+        """``(fn, count)``: ``fn(inputs)`` samples one batch; ``count(inputs)`` does the same and
+        returns ``(maps, FLOPs executed or None)``, counted the way the configuration runs."""
         from salrt import backends
 
         if c.backend == "reference-style":
             if not hasattr(self.model, "reference_sample"):
                 raise UsageError(f"{self.model_name} has no public reference code to imitate")
-            return lambda x: self.model.reference_sample(x[0], x[1], x[2], c.steps)
+
+            def ref(x: Any) -> Any:
+                return self.model.reference_sample(x[0], x[1], x[2], c.steps)
+
+            return ref, lambda x: _torch_flops(lambda: ref(x))
         cls = backends.get(c.backend)
         spec = RunSpec(model=self.model_name, config=self.config_name, device=self.device, precision=c.precision)
         if cls.needs_weights:
             b = cls.open(spec, model=self.torch_model(c.precision, c.kernels), cuda_graphs=c.cuda_graphs)
-            return lambda x: b.sample(x[0], x[1], steps=c.steps, noise=x[2], **x[3])
-        d = self.export_for(cls, c)
-        b = cls.open(spec.replace(precision=c.precision if cls.precision_at_load else None), export_dir=str(d))
-        return lambda x: b.sample(
-            *(to_numpy(t) for t in x[:2]),
-            steps=c.steps,
-            noise=to_numpy(x[2]),
-            **{k: v.cpu().numpy() for k, v in x[3].items()},
-        )
+
+            def fn(x: Any) -> Any:
+                return b.sample(x[0], x[1], steps=c.steps, noise=x[2], **x[3])
+
+        else:
+            d = self.export_for(cls, c)
+            b = cls.open(spec.replace(precision=c.precision if cls.precision_at_load else None), export_dir=str(d))
+
+            def fn(x: Any) -> Any:
+                return b.sample(
+                    *(to_numpy(t) for t in x[:2]),
+                    steps=c.steps,
+                    noise=to_numpy(x[2]),
+                    **{k: v.cpu().numpy() for k, v in x[3].items()},
+                )
+
+        return fn, lambda x: b.count_flops(lambda: fn(x))
 
     def export_for(self, cls: Any, c: Config) -> Path:
         """The export ``cls`` runs at ``c``'s precision, batch and steps, made once into the cache
@@ -241,12 +275,13 @@ class Bench:
         from salrt.cost import cost_report
 
         try:
-            fn = self._callable(c)
             inputs = self.inputs(c.batch)
-            if self.device.startswith("cuda"):
-                torch.cuda.reset_peak_memory_stats()
+            per_row_peak = reset_peak_memory(self.device)  # this row's peak: loading and export included
+            fn, count = self._callable(c)
             for i in range(self.warmup):
                 fn(inputs[i % len(inputs)])
+            _sync(self.device)
+            _, flops = count(inputs[0])  # one untimed call, counted as this configuration executes it
             _sync(self.device)
             samples = []
             out0 = None
@@ -270,10 +305,12 @@ class Bench:
                 "frames_per_s": c.batch / lat * self.stride,
                 "params": int(sum(cost.params.values())),
                 "paper_gmacs": cost.paper_macs / 1e9,
-                "gflops_per_clip": cost.flops_per_clip / c.batch / 1e9,
-                "achieved_tflops": cost.flops_per_clip / lat / 1e12,
-                "fraction_of_matmul_peak": cost.flops_per_clip / lat / 1e12 / self.peak(c.precision),
+                "gflops_per_clip": None if flops is None else flops / c.batch / 1e9,
+                "eager_gflops_per_clip": cost.flops_per_clip / c.batch / 1e9,
+                "achieved_tflops": None if flops is None else flops / lat / 1e12,
+                "fraction_of_matmul_peak": None if flops is None else flops / lat / 1e12 / self.peak(c.precision),
                 "peak_memory_mb": peak_memory_mb(self.device),
+                "peak_memory_scope": "row" if per_row_peak else "process",
                 "max_abs_vs_fp32": float(np.abs(out0.astype(np.float64) - ref).max()),
                 "cc_vs_fp32": pearson(out0, ref),
             }
@@ -394,15 +431,27 @@ def end_to_end(
     }
 
 
+def _torch_flops(fn: Callable[[], Any]) -> tuple[Any, float | None]:
+    """``(fn(), FLOPs)`` as torch dispatches them (eager code outside any backend)."""
+    from salrt.cost import flop_counter
+
+    with flop_counter() as fc:
+        out = fn()
+    return out, float(fc.get_total_flops()) or None
+
+
 def markdown(result: dict[str, Any]) -> str:
-    """The headline table."""
+    """The headline table. GFLOPs are those the configuration executed (each backend counted as
+    it runs: torch's dispatcher, the exported graphs' nodes), TFLOP/s and the fraction of the
+    dense-GEMM rate torch measured in the same run follow from them; "peak MB" is each row's own
+    peak (loading included) where the OS lets the window be reset."""
     lines = [
         f"{result['model']} ({result['config']}) on {result['device']}: "
         f"{result['machine'].get('gpu') or result['machine']['cpu']}",
         "",
-        "| backend | precision | kernels | batch | steps | p50 ms | p95 ms | clips/s | TFLOP/s | % peak | "
-        "peak MB | max abs vs fp32 | CC vs fp32 | speed-up |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| backend | precision | kernels | batch | steps | p50 ms | p95 ms | clips/s | GFLOPs/clip executed | "
+        "TFLOP/s | % GEMM peak | peak MB | max abs vs fp32 | CC vs fp32 | speed-up |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["rows"]:
         passes = r.get("passes")
@@ -410,14 +459,20 @@ def markdown(result: dict[str, Any]) -> str:
         kern = r["kernels"] + ("" if r.get("cuda_graphs", True) else ", no CUDA graphs")
         head = f"| {r['backend']} | {r['precision']} | {kern} | {r['batch']} | {steps} |"
         if "skipped" in r:
-            lines.append(head + f" skipped: {r['skipped']} |" + " |" * 8)
+            lines.append(head + f" skipped: {r['skipped']} |" + " |" * 9)
             continue
         lat = r["latency_ms"]
         sp = r.get("speedup_vs_baseline")
+        counted = r.get("gflops_per_clip") is not None
+        flops = (
+            f"{r['gflops_per_clip']:.1f} | {r['achieved_tflops']:.3f} | {100 * r['fraction_of_matmul_peak']:.1f}"
+            if counted
+            else "not counted | - | -"
+        )
+        peak = f"{r['peak_memory_mb']:.0f}" + (" (process)" if r.get("peak_memory_scope") == "process" else "")
         lines.append(
-            head + f" {lat['p50']:.1f} | {lat['p95']:.1f} | {r['clips_per_s']:.3f} | "
-            f"{r['achieved_tflops']:.3f} | {100 * r['fraction_of_matmul_peak']:.1f} | {r['peak_memory_mb']:.0f} | "
-            f"{r['max_abs_vs_fp32']:.1e} | {r['cc_vs_fp32']:.5f} | {'baseline' if sp is None else f'{sp:.2f}x'} |"
+            head + f" {lat['p50']:.1f} | {lat['p95']:.1f} | {r['clips_per_s']:.3f} | {flops} | {peak} | "
+            f"{r['max_abs_vs_fp32']:.1e} | {format_cc(r['cc_vs_fp32'])} | {'baseline' if sp is None else f'{sp:.2f}x'} |"
         )
     if result.get("end_to_end"):
         e = result["end_to_end"]
@@ -436,25 +491,22 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def cross_model(results: dict[str, dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
-    """One table over models: parameters, cost in both conventions, torch fp32 latency and throughput
-    at batch 1 (the first step count), next to the figures each paper reports."""
+    """One table over models: parameters, cost in both conventions, and for each backend run (fp32,
+    batch 1, the first step count) its p50 latency and the GFLOPs it executed, next to the figures
+    each paper reports."""
     from salrt.cost import cost_report, paper_comparison
     from salrt.models import MODELS
 
-    rows = []
+    rows, backends = [], []
     for name, res in results.items():
-        r = next(
-            (
-                x
-                for x in res["rows"]
-                if x["backend"] == _eager(res["device"])
-                and x["precision"] == "fp32"
-                and x["kernels"] == "torch"
-                and "skipped" not in x
-            ),
-            None,
-        )
-        steps = r["steps"] if r else 4
+        runs = {}
+        for x in res["rows"]:
+            if x["precision"] == "fp32" and x["batch"] == 1 and "skipped" not in x and x["backend"] not in runs:
+                runs[x["backend"]] = {"p50_s": x["latency_ms"]["p50"] / 1e3, "gflops": x.get("gflops_per_clip")}
+                if x["backend"] not in backends:
+                    backends.append(x["backend"])
+        done = [x for x in res["rows"] if "skipped" not in x]
+        steps = done[0]["steps"] if done else 4
         cost = cost_report(MODELS[name][1].preset(res["config"]), batch=1, steps=steps, model=name)
         rows.append(
             {
@@ -462,32 +514,40 @@ def cross_model(results: dict[str, dict[str, Any]]) -> tuple[str, list[dict[str,
                 "params_m": sum(cost.params.values()) / 1e6,
                 "thop_params_m": cost.paper_params / 1e6,
                 "thop_gmacs": cost.paper_macs / 1e9,
-                "gflops_per_clip": cost.flops_per_clip / 1e9,
-                "steps": steps,
-                "p50_ms": r["latency_ms"]["p50"] if r else None,
-                "clips_per_s": r["clips_per_s"] if r else None,
+                "eager_gflops_per_clip": cost.flops_per_clip / 1e9,
+                "steps": steps if done and done[0].get("passes") else None,  # None: a one-pass model
+                "backends": runs,
                 "paper": paper_comparison(name, cost, preset=res["config"]),
             }
         )
     first = next(iter(results.values()))
     lines = [
         f"Models at their papers' input sizes on {first['device']}: {first['machine'].get('gpu') or first['machine']['cpu']} "
-        f"({first['machine']['cpu_threads']} threads), torch fp32 eager, batch 1, random weights",
+        f"({first['machine']['cpu_threads']} threads), fp32, batch 1, random weights. GFLOPs per clip as each backend "
+        "executed them (torch: its dispatcher's count; exported graphs: their nodes at the shapes run).",
         "",
-        "| model | params (M) | thop params (M) | thop GMACs | full GFLOPs / clip | steps | p50 ms | clips/s | paper reports |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | params (M) | thop params (M) | thop GMACs | steps | "
+        + " | ".join(f"{b} p50 s | {b} GFLOPs" for b in backends)
+        + " | paper reports (salrt's difference) |",
+        "|---|---|---|---|---|" + "---|---|" * len(backends) + "---|",
     ]
     for r in rows:
         paper = (
-            "; ".join(f"{p['quantity']} {p['paper']:g} {p['unit']} ({p['difference_pct']:+.2f}%)" for p in r["paper"])
+            ", ".join(f"{p['paper']:g} {p['unit']} ({p['difference_pct']:+.2f}%)" for p in r["paper"])
             or "no cost figures"
         )
         if first["config"] != "paper":
             paper = f"(not comparable: {first['config']} config)"
-        lat = f"{r['p50_ms']:.0f} | {r['clips_per_s']:.3f}" if r["p50_ms"] is not None else "- | -"
+        cells = []
+        for b in backends:
+            x = r["backends"].get(b)
+            g = None if x is None else x["gflops"]
+            cells.append(
+                "- | -" if x is None else f"{x['p50_s']:.2f} | " + ("not counted" if g is None else f"{g:.1f}")
+            )
         lines.append(
             f"| {r['model']} | {r['params_m']:.2f} | {r['thop_params_m']:.2f} | {r['thop_gmacs']:.2f} | "
-            f"{r['gflops_per_clip']:.1f} | {r['steps'] or '-'} | {lat} | {paper} |"
+            f"{r['steps'] or '1 pass'} | " + " | ".join(cells) + f" | {paper} |"
         )
     return "\n".join(lines) + "\n", rows
 

@@ -21,7 +21,8 @@ class ExportSettings:
     """``format`` (:data:`FORMATS`), the graphs' ``precision``, a fixed ``batch`` or a
     ``dynamic_batch`` range ``MIN:OPT:MAX``, ``opset``, ``steps`` unrolled in the sampler,
     ``simplify`` (None: onnxsim when installed), TensorRT's ``workspace_gib``, and the Triton
-    repository's ``version``, ``instances``, ``instance_kind`` and ``queue_delay_us``."""
+    repository's ``version``, ``instances``, ``instance_kind``, ``queue_delay_us`` and
+    ``window_idle_s`` (how long the server keeps a silent stream's frame window)."""
 
     format: str = "onnx"
     precision: str = "fp32"
@@ -35,6 +36,7 @@ class ExportSettings:
     instances: int = 1
     instance_kind: str = "auto"
     queue_delay_us: int = 2000
+    window_idle_s: float = 60.0
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -110,6 +112,7 @@ def triton_repository(
             instances=settings.instances,
             kind=settings.instance_kind,
             queue_delay_us=settings.queue_delay_us,
+            window_idle_s=settings.window_idle_s,
         )
     finally:
         if staged is not None:

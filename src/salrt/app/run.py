@@ -20,7 +20,8 @@ class RunSettings:
     ``batch`` (clips per model call across inputs) within ``max_wait_ms``, ``live`` (drop the
     oldest clips when behind), ``source_size`` (maps at the source resolution); ``audio`` (a
     separate audio file for the single input), ``fps`` and ``input_format`` (FFmpeg's);
-    ``hwaccel``: hardware video decoding (e.g. ``"cuda"``: NVDEC), software when unavailable."""
+    ``hwaccel``: hardware video decoding (e.g. ``"cuda"``: NVDEC), software when unavailable;
+    ``release_memory_s``: how often freed heap memory goes back to the OS (:mod:`salrt.memory`)."""
 
     outputs: tuple[str, ...] = ("overlay", "npz")
     stride: int = 1
@@ -32,6 +33,7 @@ class RunSettings:
     fps: float | None = None
     input_format: str | None = None
     hwaccel: str | None = None
+    release_memory_s: float = 30.0
 
     def __post_init__(self) -> None:
         from salrt.sinks import SINKS
@@ -125,6 +127,7 @@ def run(
         retries=spec.retries,
         seed=spec.seed,
         max_wait_ms=settings.max_wait_ms,
+        release_memory_s=settings.release_memory_s,
         timeout_s=spec.timeout_s,
         hwaccel=settings.hwaccel,
     )

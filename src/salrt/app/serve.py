@@ -22,6 +22,7 @@ import numpy as np
 
 from salrt.errors import SalrtError, require
 from salrt.export.triton import check_repository, parse_config
+from salrt.memory import release_every
 
 _NP = {"TYPE_FP32": np.float32, "TYPE_FP16": np.float16, "TYPE_INT64": np.int64, "TYPE_UINT8": np.uint8}
 
@@ -283,6 +284,7 @@ def serve(
         exit_timeout_secs=5,
     )
     triton = Triton(config=config)
+    releasing = release_every(30.0)  # flat RSS over days of requests (salrt.memory)
     try:
         bind_repository(triton, repository, model, log)  # before the server starts: configs are final
         triton.run()
@@ -291,6 +293,7 @@ def serve(
             ready()
         triton.serve()
     finally:
+        releasing.set()
         triton.stop()
 
 

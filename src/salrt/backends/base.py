@@ -144,6 +144,11 @@ class Backend:
     def end_stream(self, stream: int) -> None:
         """Stream ``stream`` has ended (or restarts from a gap): free what is kept for it."""
 
+    def count_flops(self, fn: Any) -> tuple[Any, float | None]:
+        """``(fn(), FLOPs)``: the FLOPs this backend executed during ``fn`` (a call of its
+        :meth:`sample`), counted as it executes them, or None where it cannot count them."""
+        return fn(), None
+
     def wire_bytes(self) -> dict[str, int]:
         """Bytes sent to and received from a model server so far (empty for a local backend)."""
         return {}

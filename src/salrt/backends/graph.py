@@ -47,6 +47,8 @@ class GraphBackend(Backend):
             else None
         )
         self.batch_range = (m["batch"]["min"], m["batch"]["max"])
+        self._flops: float | None = None  # the FLOPs count of count_flops while it runs
+        self._graph_flops: dict[tuple[Any, ...], float | None] = {}  # per graph and input shapes
 
     # -- the loop's denoiser protocol -----------------------------------------------------------
     def encode(self, video: Any, audio: Any, **conditions: Any) -> dict[str, Any]:
@@ -130,16 +132,49 @@ class GraphBackend(Backend):
         feats = self.encode(video, audio, **cond)
         return self._clip(ddim_loop(self, self.scheduler, feats, self._float(x_T), steps))
 
+    def count_flops(self, fn: Any) -> tuple[Any, float | None]:
+        """FLOPs of the exported graphs each call ran, at the shapes it ran them (padded batches
+        and unrolled samplers included), counted from the ONNX graphs
+        (:func:`salrt.export.flops.onnx_flops`); None when a graph's file is not at hand."""
+        self._flops = 0.0
+        try:
+            out = fn()
+            return out, self._flops
+        finally:
+            self._flops = None
+
+    def _tally(self, graph: str, feed: dict[str, Any]) -> None:
+        """Add one run of ``graph`` on ``feed`` to the count :meth:`count_flops` keeps."""
+        if self._flops is None:
+            return
+        shapes = {k: tuple(v.shape) for k, v in feed.items()}
+        key = (graph, tuple(sorted(shapes.items())))
+        cache = self._graph_flops
+        if key not in cache:
+            directory = getattr(self, "dir", None)
+            try:
+                from salrt.export.flops import onnx_flops
+
+                cache[key] = (
+                    onnx_flops(directory / self.manifest["graphs"][graph]["file"], shapes) if directory else None
+                )
+            except (ImportError, SalrtError):  # onnx not installed, or a graph the inference cannot follow
+                cache[key] = None
+        self._flops = None if cache[key] is None else self._flops + cache[key]
+
     def _call(self, graph: str, feed: dict[str, Any]) -> dict[str, Any]:
         lo, hi = self.batch_range
         b = len(next(iter(feed.values())))
         if lo <= b <= hi:
+            self._tally(graph, feed)
             return self._run(graph, feed)
         if b > hi:  # in chunks of the largest batch the export takes
             parts = [self._call(graph, {k: v[i : i + hi] for k, v in feed.items()}) for i in range(0, b, hi)]
             return {k: self._cat([p[k] for p in parts]) for k in parts[0]}
         rows = [*range(b)] + [b - 1] * (lo - b)  # padded to the smallest batch the export takes
-        out = self._run(graph, {k: v[rows] for k, v in feed.items()})
+        padded = {k: v[rows] for k, v in feed.items()}
+        self._tally(graph, padded)
+        out = self._run(graph, padded)
         return {k: v[:b] for k, v in out.items()}
 
     def _feed(self, graph: str, values: dict[str, Any]) -> dict[str, Any]:

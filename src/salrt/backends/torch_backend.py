@@ -62,6 +62,7 @@ class TorchBackend(Backend):
         self.model = model.eval()
         self.cuda_graphs = cuda_graphs  # on CUDA: each clip one graph replay (encoders included)
         self.graph_encoders = graph_encoders
+        self.compiled = compile
         self._graphs: dict[tuple[int, int], Any] = {}
         import torch
 
@@ -120,6 +121,18 @@ class TorchBackend(Backend):
             generator=gen,
             **cond,
         )
+
+    def count_flops(self, fn: Any) -> tuple[Any, float | None]:
+        """FLOPs as torch dispatches them (:func:`salrt.cost.flop_counter`: matmuls, convolutions,
+        attention). Compiled code and CUDA graph replays bypass the dispatcher: not counted (None)."""
+        from salrt.cost import flop_counter
+
+        if self.compiled:
+            return fn(), None
+        with flop_counter() as fc:
+            out = fn()
+        total = float(fc.get_total_flops())
+        return out, total or None  # 0: the call replayed a captured graph
 
     @property
     def streaming(self) -> bool:

@@ -32,6 +32,10 @@ def add_parser(sub: Any) -> None:
         "--instance-kind", choices=("auto", "gpu", "cpu"), default="auto", help="--format triton: where ONNX models run"
     )
     p.add_argument("--queue-delay-us", type=C.NONNEG_INT, default=2000, help="--format triton: dynamic batching delay")
+    p.add_argument(
+        "--window-idle-s", type=C.POS_FLOAT, default=60.0,
+        help="--format triton: seconds the server keeps a silent stream's frame window",
+    )  # fmt: skip
     C.quiet_arg(p)
     p.set_defaults(func=handle)
 
@@ -46,7 +50,7 @@ def handle(args: argparse.Namespace) -> int:
         format=args.format, precision=args.precision, batch=args.batch, dynamic_batch=args.dynamic_batch,
         opset=args.opset, steps=args.steps, simplify=False if args.no_simplify else None,
         workspace_gib=args.workspace_gib, version=args.version, instances=args.instances,
-        instance_kind=args.instance_kind, queue_delay_us=args.queue_delay_us,
+        instance_kind=args.instance_kind, queue_delay_us=args.queue_delay_us, window_idle_s=args.window_idle_s,
     )  # fmt: skip
     if args.format == "triton" and args.export_dir:  # a model repository from an existing export
         return say_repository(app.triton_repository(args.export_dir, args.output, settings), args.output)

@@ -29,6 +29,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--batch", type=C.POS_INT, default=1, help="clips per model call (across inputs)")
     p.add_argument("--max-wait-ms", type=C.NONNEG_FLOAT, default=20.0, help="latency budget for filling a batch")
     p.add_argument("--live", action="store_true", help="bounded latency: drop the oldest clips when behind")
+    p.add_argument(
+        "--release-memory-s", type=C.NONNEG_FLOAT, default=30.0,
+        help="seconds between handing freed heap memory back to the OS (flat RSS on long runs; 0: never)",
+    )  # fmt: skip
     p.add_argument("--outputs", default="overlay,npz", help="comma-separated: overlay,png,npy,npz (JSON always)")
     p.add_argument("--source-size", action="store_true", help="PNG/npy/npz maps at the source resolution")
     C.quiet_arg(p)
@@ -44,6 +48,7 @@ def run_settings(args: argparse.Namespace) -> Any:
         stride=args.stride,
         batch=args.batch,
         max_wait_ms=args.max_wait_ms,
+        release_memory_s=args.release_memory_s,
         live=args.live,
         source_size=args.source_size,
         hwaccel=args.hwaccel,
