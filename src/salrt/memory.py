@@ -18,6 +18,7 @@ import ctypes
 import ctypes.util
 import functools
 import threading
+from pathlib import Path
 from typing import Any
 
 
@@ -47,3 +48,35 @@ def release_every(interval_s: float) -> threading.Event:
 
     threading.Thread(target=loop, name="salrt-release-memory", daemon=True).start()
     return stop
+
+
+def reset_peak_memory(device: str) -> bool:
+    """Start a new peak-memory window; False where only the process's lifetime peak is known."""
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()
+        return True
+    try:  # Linux: "5" resets the process's peak RSS (VmHWM) to its current RSS
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_memory_mb(device: str) -> float:
+    """Peak memory since :func:`reset_peak_memory`: the CUDA allocator's, or the process's peak
+    RSS on CPU (its lifetime peak where the window cannot be reset)."""
+    if device.startswith("cuda"):
+        import torch
+
+        return torch.cuda.max_memory_allocated() / 2**20
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource  # POSIX only, like the fallback it serves
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

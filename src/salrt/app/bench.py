@@ -11,7 +11,6 @@ import copy
 import dataclasses
 import json
 import platform
-import resource
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -23,6 +22,7 @@ import torch
 from salrt.backends.base import to_numpy
 from salrt.errors import UsageError
 from salrt.hardware import cpu_isa, cpu_name
+from salrt.memory import peak_memory_mb, reset_peak_memory
 from salrt.metrics import format_cc, pearson
 from salrt.models.synthetic import synthetic_inputs
 from salrt.pipeline import load_weights
@@ -80,32 +80,6 @@ def matmul_peak(device: str, dtype: torch.dtype, reps: int = 5) -> float:
     a @ b
     _sync(device)
     return 2 * n**3 / min(time_call(lambda: a @ b, device) for _ in range(reps)) / 1e12
-
-
-def reset_peak_memory(device: str) -> bool:
-    """Start a new peak-memory window; False where only the process's lifetime peak is known."""
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
-        return True
-    try:  # Linux: "5" resets the process's peak RSS (VmHWM) to its current RSS
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
-def peak_memory_mb(device: str) -> float:
-    """Peak memory since :func:`reset_peak_memory`: the CUDA allocator's, or the process's peak
-    RSS on CPU (its lifetime peak where the window cannot be reset)."""
-    if device.startswith("cuda"):
-        return torch.cuda.max_memory_allocated() / 2**20
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # ----------------------------------------------------------------------------- configurations
