@@ -138,10 +138,17 @@ def flop_counter() -> FlopCounterMode:
     return FlopCounterMode(display=False, custom_mapping=extra)
 
 
-def _count(fn: Callable[[], object]) -> tuple[float, object]:
+def executed_flops(fn: Callable[[], object]) -> tuple[object, float | None]:
+    """``(fn(), FLOPs)`` torch dispatched during ``fn`` (:func:`flop_counter`); None when it
+    dispatched none (compiled code, a replayed CUDA graph)."""
     with flop_counter() as fc:
         out = fn()
-    return float(fc.get_total_flops()), out
+    return out, float(fc.get_total_flops()) or None
+
+
+def _count(fn: Callable[[], object]) -> tuple[float, object]:
+    out, flops = executed_flops(fn)
+    return flops or 0.0, out
 
 
 def full_flops(

@@ -31,7 +31,7 @@ from salrt.errors import MediaError, RemoteError, SalrtError, UsageError
 from salrt.io.clips import shifted as _shifted
 from salrt.io.contract import InputContract
 from salrt.io.sources import Source, expected_frames, is_stream, open_source
-from salrt.memory import release_free_memory
+from salrt.memory import release_every
 from salrt.stepping import StreamStates, waves
 
 __all__ = ["RunOptions", "RunStats", "Runtime", "Source", "expected_frames", "is_stream", "open_source", "stream"]
@@ -507,7 +507,8 @@ class Runtime:
         if handle_signals and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 old[sig] = signal.signal(sig, lambda *_: self.interrupt())
-        last_save = last_release = time.monotonic()
+        last_save = time.monotonic()
+        releasing = release_every(self.opt.release_memory_s) if self.opt.release_memory_s else None
         try:
             for th in [*threads, model]:
                 th.start()
@@ -517,10 +518,9 @@ class Runtime:
                 if self.stats_path is not None and time.monotonic() - last_save >= self.opt.stats_interval_s:
                     last_save = time.monotonic()
                     self._save_stats(self.summary(False))
-                if self.opt.release_memory_s and time.monotonic() - last_release >= self.opt.release_memory_s:
-                    last_release = time.monotonic()
-                    release_free_memory()  # flat RSS over days: see salrt.memory
         finally:
+            if releasing is not None:
+                releasing.set()
             for sig, h in old.items():
                 signal.signal(sig, h)
         result = self.summary(self.interrupted)

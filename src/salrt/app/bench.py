@@ -202,7 +202,9 @@ class Bench:
             def ref(x: Any) -> Any:
                 return self.model.reference_sample(x[0], x[1], x[2], c.steps)
 
-            return ref, lambda x: _torch_flops(lambda: ref(x))
+            from salrt.cost import executed_flops
+
+            return ref, lambda x: executed_flops(lambda: ref(x))
         cls = backends.get(c.backend)
         spec = RunSpec(model=self.model_name, config=self.config_name, device=self.device, precision=c.precision)
         if cls.needs_weights:
@@ -403,15 +405,6 @@ def end_to_end(
         "clips_per_s": s["clips_per_s"],
         "latency_ms": s["latency_ms"],
     }
-
-
-def _torch_flops(fn: Callable[[], Any]) -> tuple[Any, float | None]:
-    """``(fn(), FLOPs)`` as torch dispatches them (eager code outside any backend)."""
-    from salrt.cost import flop_counter
-
-    with flop_counter() as fc:
-        out = fn()
-    return out, float(fc.get_total_flops()) or None
 
 
 def markdown(result: dict[str, Any]) -> str:

@@ -125,14 +125,9 @@ class TorchBackend(Backend):
     def count_flops(self, fn: Any) -> tuple[Any, float | None]:
         """FLOPs as torch dispatches them (:func:`salrt.cost.flop_counter`: matmuls, convolutions,
         attention). Compiled code and CUDA graph replays bypass the dispatcher: not counted (None)."""
-        from salrt.cost import flop_counter
+        from salrt.cost import executed_flops
 
-        if self.compiled:
-            return fn(), None
-        with flop_counter() as fc:
-            out = fn()
-        total = float(fc.get_total_flops())
-        return out, total or None  # 0: the call replayed a captured graph
+        return (fn(), None) if self.compiled else executed_flops(fn)
 
     @property
     def streaming(self) -> bool:
